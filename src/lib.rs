@@ -1,0 +1,1 @@
+//! connvault: keeps the connections a product needs to its customers' data sources.
