@@ -1,1 +1,211 @@
-//! host
+//! Loads, verifies and calls connvault provider plugins.
+//!
+//! [`PluginHost::load_dir`] lists a directory for `*connvault_plugin_*`
+//! shared objects and loads each one that passes every check (see
+//! [`verify`]); a file that fails is skipped with one log line naming it and
+//! the reason, and the rest still load. Calls go through [`Plugin::call`]:
+//! each runs on one of the plugin's own worker threads, under a per-plugin and
+//! a global permit and a deadline, so a hung plugin holds at most its own
+//! workers and callers get `DEADLINE_EXCEEDED` on time.
+//!
+//! ```no_run
+//! # async fn run() {
+//! use std::time::Duration;
+//! use connvault_plugin_host::{HostOptions, PluginHost, ProviderClient};
+//! use connvault_plugin_abi::pb;
+//!
+//! let host = PluginHost::load_dir("/usr/lib/connvault/plugins".as_ref(), &HostOptions::default());
+//! if let Some((plugin, source)) = host.find("POSTGRESQL") {
+//!     let request = pb::ValidateRequest {
+//!         connection: Some(pb::ConnectionSpec { data_source: source.id.clone(), ..Default::default() }),
+//!         ..Default::default()
+//!     };
+//!     let answer = plugin.validate(&request, Duration::from_secs(1)).await;
+//!     println!("{answer:?}");
+//! }
+//! # }
+//! ```
+
+mod describe;
+mod error;
+mod plugin;
+pub mod verify;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use connvault_plugin_abi::{Method, pb};
+use tokio::sync::Semaphore;
+
+pub use error::{CallError, LoadError};
+pub use plugin::{Plugin, PluginStats, ProviderClient};
+
+/// How plugins are loaded and called.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// Expected SHA-256 (hex) by file name. A file with a pin must match it.
+    pub pins: BTreeMap<String, String>,
+    /// Refuse files with no pin (outside development).
+    pub require_pins: bool,
+    /// Worker threads (and so concurrent calls) per thread-safe plugin.
+    pub workers_per_plugin: usize,
+    /// Concurrent calls across all plugins.
+    pub global_permits: usize,
+    /// Largest response accepted from `test`, `discover`, `render`, `validate`.
+    pub output_limit: usize,
+    /// Largest `describe` response accepted.
+    pub describe_limit: usize,
+    /// How long `init` and `describe` may take at load.
+    pub load_timeout: Duration,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        Self {
+            pins: BTreeMap::new(),
+            require_pins: false,
+            workers_per_plugin: 8,
+            global_permits: 64,
+            output_limit: 4 << 20,
+            describe_limit: 1 << 20,
+            load_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A plugin file that was not loaded, and why.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it was refused.
+    pub error: LoadError,
+}
+
+/// The loaded plugins and an index of the data sources they serve.
+#[derive(Debug, Default)]
+pub struct PluginHost {
+    plugins: Vec<Arc<Plugin>>,
+    by_name: HashMap<String, (usize, usize)>,
+    refused: Vec<Refusal>,
+}
+
+/// Whether a file name looks like a plugin: `*connvault_plugin_*` with the
+/// platform's shared-library suffix.
+pub fn is_plugin_file_name(name: &str) -> bool {
+    name.contains("connvault_plugin_") && name.ends_with(std::env::consts::DLL_SUFFIX)
+}
+
+impl PluginHost {
+    /// Loads every plugin in `dir`. A missing directory loads nothing (and says so).
+    pub fn load_dir(dir: &Path, options: &HostOptions) -> PluginHost {
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|path| {
+                    path.file_name()
+                        .and_then(|name| name.to_str())
+                        .is_some_and(is_plugin_file_name)
+                })
+                .collect(),
+            Err(error) => {
+                tracing::warn!(dir = %dir.display(), %error, "cannot list the plugin directory; no plugins loaded");
+                Vec::new()
+            }
+        };
+        files.sort();
+        Self::load_files(&files, options)
+    }
+
+    /// Loads the given plugin files, in order.
+    pub fn load_files(files: &[PathBuf], options: &HostOptions) -> PluginHost {
+        let global = Arc::new(Semaphore::new(options.global_permits.max(1)));
+        let mut host = PluginHost::default();
+        for path in files {
+            let pin = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .and_then(|name| options.pins.get(name))
+                .map(String::as_str);
+            let loaded = Plugin::load(path, pin, options, Arc::clone(&global))
+                .and_then(|plugin| host.register(plugin));
+            match loaded {
+                Ok(plugin) => tracing::info!(
+                    file = %path.display(),
+                    plugin = plugin.name(),
+                    version = plugin.version(),
+                    sha256 = plugin.sha256(),
+                    data_sources = plugin.description().data_sources.len(),
+                    "loaded plugin"
+                ),
+                Err(error) => {
+                    tracing::warn!(file = %path.display(), reason = %error, "refused plugin");
+                    host.refused.push(Refusal {
+                        path: path.clone(),
+                        error,
+                    });
+                }
+            }
+        }
+        host
+    }
+
+    fn register(&mut self, plugin: Arc<Plugin>) -> Result<Arc<Plugin>, LoadError> {
+        let names: Vec<(String, usize)> = plugin
+            .description()
+            .data_sources
+            .iter()
+            .enumerate()
+            .flat_map(|(index, source)| {
+                std::iter::once(&source.id)
+                    .chain(&source.aliases)
+                    .map(move |name| (name.to_ascii_lowercase(), index))
+            })
+            .collect();
+        for (name, _) in &names {
+            if let Some((other, _)) = self.by_name.get(name) {
+                return Err(LoadError::DuplicateDataSource {
+                    id: name.clone(),
+                    other: self.plugins[*other].name().to_owned(),
+                });
+            }
+        }
+        let plugin_index = self.plugins.len();
+        for (name, source_index) in names {
+            self.by_name.insert(name, (plugin_index, source_index));
+        }
+        self.plugins.push(Arc::clone(&plugin));
+        Ok(plugin)
+    }
+
+    /// The loaded plugins, in load order.
+    pub fn plugins(&self) -> &[Arc<Plugin>] {
+        &self.plugins
+    }
+
+    /// The files refused at load, with reasons.
+    pub fn refused(&self) -> &[Refusal] {
+        &self.refused
+    }
+
+    /// Finds a data source by id or alias, case-insensitively.
+    pub fn find(&self, name: &str) -> Option<(&Arc<Plugin>, &pb::DataSource)> {
+        let (plugin, source) = self.by_name.get(&name.to_ascii_lowercase())?;
+        let plugin = &self.plugins[*plugin];
+        Some((plugin, &plugin.description().data_sources[*source]))
+    }
+
+    /// Every data source served, with its plugin, in load order.
+    pub fn data_sources(&self) -> impl Iterator<Item = (&Arc<Plugin>, &pb::DataSource)> {
+        self.plugins.iter().flat_map(|plugin| {
+            plugin
+                .description()
+                .data_sources
+                .iter()
+                .map(move |source| (plugin, source))
+        })
+    }
+}

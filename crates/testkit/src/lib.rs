@@ -1,0 +1,138 @@
+//! Test support for connvault's own tests.
+//!
+//! `cargo test` does not build a `cdylib`-only crate unless something depends
+//! on it, so tests that load plugins build them with a separate `cargo build`
+//! invocation ([`build_plugins`]) and copy them into a temporary plugin
+//! directory under a plugin name ([`PluginDir`]).
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// The workspace root (where the root `Cargo.toml` is).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+/// The cargo target directory tests build into.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_root().join("target"),
+    }
+}
+
+static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+/// Builds the given workspace packages (cdylib plugins) in the dev profile and
+/// returns the directory holding their shared libraries.
+///
+/// Cargo's own lock serialises concurrent invocations from parallel test
+/// processes; a build that is already fresh returns in well under a second.
+pub fn build_plugins(packages: &[&str]) -> PathBuf {
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|poison| poison.into_inner());
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(workspace_root())
+        .arg("build")
+        .arg("--quiet")
+        .env("CARGO_TARGET_DIR", target_dir());
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    let status = command.status().expect("run cargo build for plugins");
+    assert!(status.success(), "cargo build of {packages:?} failed");
+    target_dir().join("debug")
+}
+
+/// The file name of a shared library: `lib{stem}.so` on Linux.
+pub fn dylib_name(stem: &str) -> String {
+    format!(
+        "{}{stem}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+/// A temporary plugin directory (mode 0755) that tests fill with plugin files.
+pub struct PluginDir {
+    dir: tempfile::TempDir,
+}
+
+impl Default for PluginDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PluginDir {
+    /// An empty directory.
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp plugin dir"),
+        }
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Copies `source` in as `libconnvault_plugin_{name}.so`, mode 0644; returns the new path.
+    pub fn add(&self, source: &Path, name: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let target = self
+            .dir
+            .path()
+            .join(dylib_name(&format!("connvault_plugin_{name}")));
+        std::fs::copy(source, &target).expect("copy plugin");
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644))
+            .expect("chmod plugin");
+        target
+    }
+
+    /// Writes `bytes` as `libconnvault_plugin_{name}.so`, mode 0644.
+    pub fn add_bytes(&self, bytes: &[u8], name: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let target = self
+            .dir
+            .path()
+            .join(dylib_name(&format!("connvault_plugin_{name}")));
+        std::fs::write(&target, bytes).expect("write plugin");
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644))
+            .expect("chmod plugin");
+        target
+    }
+}
+
+/// Compiles a C plugin with the system compiler (`-Wall -Werror -fvisibility=hidden`)
+/// against `include/connvault_plugin.h`; `defines` select variants. Returns the `.so` path.
+pub fn compile_c_plugin(source: &Path, out_dir: &Path, stem: &str, defines: &[&str]) -> PathBuf {
+    let out = out_dir.join(dylib_name(stem));
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let mut command = Command::new(cc);
+    command
+        .args(["-shared", "-fPIC", "-O1", "-Wall", "-Wextra", "-Werror"])
+        .arg("-fvisibility=hidden")
+        .arg("-I")
+        .arg(workspace_root().join("include"))
+        .arg("-o")
+        .arg(&out)
+        .arg(source);
+    for define in defines {
+        command.arg(format!("-D{define}"));
+    }
+    let output = command.output().expect("run the C compiler");
+    assert!(
+        output.status.success(),
+        "C plugin failed to compile: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out
+}
