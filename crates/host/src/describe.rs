@@ -27,14 +27,15 @@ pub fn check(describe: &pb::DescribeResponse) -> Result<(), String> {
     }
     let mut names = HashSet::new();
     for source in &describe.data_sources {
+        let mut own = HashSet::new();
         let id = &source.id;
         if !is_id(id, 64) || id.bytes().any(|byte| byte.is_ascii_uppercase()) {
-            return Err(format!(
-                "data source id {id:?} is not 1-64 of [a-z0-9_-]"
-            ));
+            return Err(format!("data source id {id:?} is not 1-64 of [a-z0-9_-]"));
         }
         if source.display_name.is_empty() || source.display_name.len() > 200 {
-            return Err(format!("data source {id}: display name must be 1-200 bytes"));
+            return Err(format!(
+                "data source {id}: display name must be 1-200 bytes"
+            ));
         }
         if source.description.len() > MAX_TEXT {
             return Err(format!("data source {id}: description is too long"));
@@ -48,7 +49,9 @@ pub fn check(describe: &pb::DescribeResponse) -> Result<(), String> {
                     "data source {id}: alias {name:?} is not 1-64 of [A-Za-z0-9_-]"
                 ));
             }
-            if !names.insert(name.to_ascii_lowercase()) {
+            let lower = name.to_ascii_lowercase();
+            // An alias may repeat its own id in another case ("POSTGRESQL").
+            if own.insert(lower.clone()) && !names.insert(lower) {
                 return Err(format!("data source name {name:?} appears twice"));
             }
         }
@@ -73,7 +76,9 @@ pub fn check(describe: &pb::DescribeResponse) -> Result<(), String> {
                 return Err(format!("data source {id}: field {name} appears twice"));
             }
             if pb::FieldType::try_from(field.r#type).is_err() {
-                return Err(format!("data source {id}: field {name} has an unknown type"));
+                return Err(format!(
+                    "data source {id}: field {name} has an unknown type"
+                ));
             }
             if field.description.len() > MAX_TEXT
                 || field.label.len() > 200

@@ -358,6 +358,27 @@ impl Plugin {
         request: &[u8],
         limit: usize,
     ) -> Result<Vec<u8>, CallError> {
+        self.invoke(method as u32, method.name(), request, limit)
+    }
+
+    /// Calls a raw method id on the current thread (for ids this host does not know).
+    pub fn call_raw(
+        &self,
+        method_id: u32,
+        request: &[u8],
+        limit: usize,
+    ) -> Result<Vec<u8>, CallError> {
+        let name = Method::from_raw(method_id).map_or("an unknown method", Method::name);
+        self.invoke(method_id, name, request, limit)
+    }
+
+    fn invoke(
+        &self,
+        method_id: u32,
+        method_name: &'static str,
+        request: &[u8],
+        limit: usize,
+    ) -> Result<Vec<u8>, CallError> {
         let mut buffer = SinkBuffer {
             bytes: Vec::new(),
             limit,
@@ -374,14 +395,13 @@ impl Plugin {
         let code = unsafe {
             (self.call_fn)(
                 self.instance.0,
-                method as u32,
+                method_id,
                 request.as_ptr(),
                 request.len(),
                 &sink,
             )
         };
         let plugin = || self.name.clone();
-        let method_name = method.name();
         if buffer.overflowed {
             return Err(CallError::OutputTooLarge {
                 plugin: plugin(),

@@ -84,8 +84,12 @@ fn host_machine() -> u16 {
 
 /// Checks the ELF header and that every loadable segment lies inside the file.
 pub fn check_elf(bytes: &[u8]) -> Result<(), LoadError> {
-    let elf = ElfBytes::<AnyEndian>::minimal_parse(bytes)
-        .map_err(|error| LoadError::BadElf(error.to_string()))?;
+    let elf = ElfBytes::<AnyEndian>::minimal_parse(bytes).map_err(|error| match error {
+        elf::ParseError::SliceReadError(_) => {
+            LoadError::BadElf(format!("truncated or corrupt file ({error})"))
+        }
+        error => LoadError::BadElf(error.to_string()),
+    })?;
     if elf.ehdr.e_type != ET_DYN {
         return Err(LoadError::BadElf("not a shared object (ET_DYN)".into()));
     }

@@ -229,7 +229,10 @@ fn checked<P: Provider>(
     let source = find_source(instance, &spec.data_source)?;
     let connection = check(source, spec, &[]).map_err(|violations| {
         let first = violations.0.into_iter().next().unwrap_or_default();
-        Failure::App(PluginError::invalid_argument(first.field, first.description))
+        Failure::App(PluginError::invalid_argument(
+            first.field,
+            first.description,
+        ))
     })?;
     let mut violations = Violations::default();
     instance.provider.validate(&connection, &mut violations);

@@ -35,7 +35,9 @@ static BUILD_LOCK: Mutex<()> = Mutex::new(());
 /// Cargo's own lock serialises concurrent invocations from parallel test
 /// processes; a build that is already fresh returns in well under a second.
 pub fn build_plugins(packages: &[&str]) -> PathBuf {
-    let _guard = BUILD_LOCK.lock().unwrap_or_else(|poison| poison.into_inner());
+    let _guard = BUILD_LOCK
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner());
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
