@@ -33,9 +33,9 @@ impl Violations {
 /// A connection whose config has been checked against its data source's schema,
 /// with defaults applied: what `test`, `discover` and `render` receive.
 #[derive(Debug)]
-pub struct Connection {
+pub struct Connection<'a> {
     /// The data source this connection is for.
-    pub data_source: pb::DataSource,
+    pub data_source: &'a pb::DataSource,
     /// Config with defaults applied and values normalised to the schema's types.
     pub config: BTreeMap<String, pb::Value>,
     secrets: BTreeMap<String, String>,
@@ -43,7 +43,7 @@ pub struct Connection {
     pub tls: pb::Tls,
 }
 
-impl Drop for Connection {
+impl Drop for Connection<'_> {
     fn drop(&mut self) {
         use zeroize::Zeroize;
         for value in self.secrets.values_mut() {
@@ -53,7 +53,7 @@ impl Drop for Connection {
     }
 }
 
-impl Connection {
+impl Connection<'_> {
     /// A config string (or the string form of an enum); `""` when unset.
     pub fn str(&self, name: &str) -> &str {
         match self.config.get(name).and_then(|value| value.kind.as_ref()) {
@@ -106,11 +106,11 @@ impl Connection {
 /// types, ranges, allowed values, patterns, lengths and TLS material.
 /// `secrets_present` lists secrets that are set but not sent (an update keeping
 /// stored secrets): they count as present for the required check.
-pub fn check(
-    source: &pb::DataSource,
+pub fn check<'a>(
+    source: &'a pb::DataSource,
     spec: pb::ConnectionSpec,
     secrets_present: &[String],
-) -> Result<Connection, Violations> {
+) -> Result<Connection<'a>, Violations> {
     let mut violations = Violations::default();
     let fields: BTreeMap<&str, &pb::Field> = source
         .fields
@@ -186,7 +186,7 @@ pub fn check(
 
     if violations.is_empty() {
         Ok(Connection {
-            data_source: source.clone(),
+            data_source: source,
             config,
             secrets: std::mem::take(&mut secrets),
             tls: tls.unwrap_or_default(),
@@ -302,14 +302,29 @@ fn check_string(field: &pb::Field, text: &str) -> Result<(), String> {
         return Err("must be a single line".to_owned());
     }
     if !field.pattern.is_empty() {
-        let anchored = format!("^(?:{})$", field.pattern);
-        match regex_lite::Regex::new(&anchored) {
-            Ok(regex) if regex.is_match(text) => {}
-            Ok(_) => return Err(format!("must match {}", field.pattern)),
-            Err(_) => return Err("has a pattern the provider got wrong".to_owned()),
+        match matches_pattern(&field.pattern, text) {
+            Some(true) => {}
+            Some(false) => return Err(format!("must match {}", field.pattern)),
+            None => return Err("has a pattern the provider got wrong".to_owned()),
         }
     }
     Ok(())
+}
+
+/// Whether `text` matches the whole of `pattern`; `None` if the pattern is invalid.
+/// Compiled patterns are kept: a schema has a handful and validation is hot.
+fn matches_pattern(pattern: &str, text: &str) -> Option<bool> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static COMPILED: OnceLock<Mutex<HashMap<String, Option<regex_lite::Regex>>>> = OnceLock::new();
+    let mut cache = COMPILED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner());
+    let regex = cache
+        .entry(pattern.to_owned())
+        .or_insert_with(|| regex_lite::Regex::new(&format!("^(?:{pattern})$")).ok());
+    regex.as_ref().map(|regex| regex.is_match(text))
 }
 
 fn check_tls(source: &pb::DataSource, tls: &Option<pb::Tls>, violations: &mut Violations) {

@@ -172,12 +172,12 @@ fn dispatch<P: Provider>(
                     violations: violations.0,
                     normalized_config: Default::default(),
                 },
-                Ok(connection) => {
+                Ok(mut connection) => {
                     let mut violations = Violations::default();
                     provider.validate(&connection, &mut violations);
                     pb::ValidateResponse {
                         violations: violations.0,
-                        normalized_config: connection.config.clone(),
+                        normalized_config: std::mem::take(&mut connection.config),
                     }
                 }
             };
@@ -224,7 +224,7 @@ fn find_source<'a, P>(instance: &'a Instance<P>, id: &str) -> Result<&'a pb::Dat
 fn checked<P: Provider>(
     instance: &Instance<P>,
     spec: Option<pb::ConnectionSpec>,
-) -> Result<Connection, Failure> {
+) -> Result<Connection<'_>, Failure> {
     let spec = spec.unwrap_or_default();
     let source = find_source(instance, &spec.data_source)?;
     let connection = check(source, spec, &[]).map_err(|violations| {

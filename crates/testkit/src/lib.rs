@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod servers;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -29,8 +31,10 @@ pub fn target_dir() -> PathBuf {
 
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
-/// Builds the given workspace packages (cdylib plugins) in the dev profile and
-/// returns the directory holding their shared libraries.
+/// Builds the given workspace packages (cdylib plugins) and returns the
+/// directory holding their shared libraries: in the dev profile for tests, in
+/// the release profile when the caller is optimised (benchmarks), so a
+/// benchmark never measures an unoptimised plugin.
 ///
 /// Cargo's own lock serialises concurrent invocations from parallel test
 /// processes; a build that is already fresh returns in well under a second.
@@ -48,9 +52,15 @@ pub fn build_plugins(packages: &[&str]) -> PathBuf {
     for package in packages {
         command.args(["-p", package]);
     }
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        command.arg("--release");
+        "release"
+    };
     let status = command.status().expect("run cargo build for plugins");
     assert!(status.success(), "cargo build of {packages:?} failed");
-    target_dir().join("debug")
+    target_dir().join(profile)
 }
 
 /// The file name of a shared library: `lib{stem}.so` on Linux.
