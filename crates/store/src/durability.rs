@@ -1,0 +1,219 @@
+//! Group commit: make writes durable with one flush for many writers.
+//!
+//! sled 0.34's `flush()` writes its log and calls `sync_file_range`, which
+//! survives a process kill but not a power cut (no `fsync`, the directory never
+//! synced; sled issues #1351 and #1452). A durable write therefore needs
+//! `flush()` followed by an `fsync` of the log file (and of new blob files and
+//! the directories that name them). That costs a disk round trip, so it is
+//! shared: a writer that finished its write registers; if no flush is running
+//! it becomes the flusher, otherwise it waits. A flush covers exactly the
+//! writers that registered before it *started*, so writers arriving while one
+//! flush runs are all acknowledged by the next one.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+use crate::{Result, StoreError};
+
+/// Files whose `fsync` completes sled's flush.
+struct SyncFiles {
+    dir: PathBuf,
+    /// A second handle on sled's log file `db`. `fsync` applies to the inode,
+    /// so syncing through our handle persists sled's writes. (sled's lock is a
+    /// `flock` on its own open file description; this handle does not touch it.)
+    log: File,
+    /// Blob files already synced; sled writes values too large for its log as
+    /// separate files under `blobs/` without syncing them.
+    synced_blobs: Mutex<HashSet<OsString>>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Number of flushes started; the running or last flush has this number.
+    started: u64,
+    /// Number of the last finished flush.
+    completed: u64,
+    /// Number of the last flush that succeeded.
+    last_ok: u64,
+    flushing: bool,
+    /// Set by the first failed flush. After a failed `fsync` the kernel may
+    /// have dropped dirty pages and a retry can falsely succeed (PostgreSQL's
+    /// "fsyncgate"), so every later durable write fails until restart.
+    failed: Option<String>,
+}
+
+/// The group-commit coordinator of one store.
+pub(crate) struct Durability {
+    files: Option<SyncFiles>,
+    state: Mutex<State>,
+    flushed: Condvar,
+    flushes: AtomicU64,
+    durable_writes: AtomicU64,
+}
+
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+impl Durability {
+    /// `durable == false` makes [`Durability::wait`] a no-op (benchmarks only).
+    pub(crate) fn new(dir: &Path, durable: bool) -> Result<Self> {
+        let files = if durable {
+            let log = File::open(dir.join("db"))?;
+            // Make the files sled created at open, and their names, durable.
+            log.sync_all()?;
+            if let Ok(conf) = File::open(dir.join("conf")) {
+                conf.sync_all()?;
+            }
+            sync_dir(&dir.join("blobs"))?;
+            sync_dir(dir)?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+            Some(SyncFiles {
+                dir: dir.to_path_buf(),
+                log,
+                synced_blobs: Mutex::new(HashSet::new()),
+            })
+        } else {
+            None
+        };
+        Ok(Self {
+            files,
+            state: Mutex::new(State::default()),
+            flushed: Condvar::new(),
+            flushes: AtomicU64::new(0),
+            durable_writes: AtomicU64::new(0),
+        })
+    }
+
+    /// Number of flushes (sled flush + fsync) run so far.
+    pub(crate) fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::Relaxed)
+    }
+
+    /// Number of writes acknowledged as durable so far.
+    pub(crate) fn durable_writes(&self) -> u64 {
+        self.durable_writes.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is plain counters, always consistent between statements:
+        // a panic elsewhere cannot leave it half-updated.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Returns once every write this thread completed before the call is
+    /// durable. Call it after the write, never while holding a lock a flusher
+    /// could need.
+    pub(crate) fn wait(&self, db: &sled::Db) -> Result<()> {
+        let Some(files) = &self.files else {
+            return Ok(());
+        };
+        let mut state = self.lock();
+        // A flush that starts from now on covers our write; one already
+        // running may have started before our write finished.
+        let target = state.started + 1;
+        loop {
+            if let Some(failed) = &state.failed {
+                return Err(StoreError::Durability(failed.clone()));
+            }
+            if state.completed >= target {
+                // Every flush is of the whole database: any successful flush
+                // numbered `target` or later covers us.
+                if state.last_ok >= target {
+                    self.durable_writes.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                continue; // `failed` is set: report it above.
+            }
+            if state.flushing {
+                state = self
+                    .flushed
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            // Become the flusher.
+            state.flushing = true;
+            state.started += 1;
+            let number = state.started;
+            drop(state);
+            let mut finish = FinishFlush {
+                durability: self,
+                number,
+                result: Err("flush panicked".to_owned()),
+            };
+            finish.result = self.flush(db, files).map_err(|e| e.to_string());
+            drop(finish);
+            state = self.lock();
+        }
+    }
+
+    fn flush(&self, db: &sled::Db, files: &SyncFiles) -> Result<()> {
+        db.flush()?;
+        files.log.sync_all()?;
+        self.sync_new_blobs(files)?;
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn sync_new_blobs(&self, files: &SyncFiles) -> Result<()> {
+        let blobs = files.dir.join("blobs");
+        let mut synced = files
+            .synced_blobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut present = HashSet::new();
+        let mut new = false;
+        for entry in std::fs::read_dir(&blobs)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if !synced.contains(&name) {
+                match File::open(entry.path()) {
+                    Ok(file) => file.sync_all()?,
+                    // sled garbage-collected it meanwhile.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                }
+                new = true;
+            }
+            present.insert(name);
+        }
+        if new {
+            sync_dir(&blobs)?;
+        }
+        *synced = present;
+        Ok(())
+    }
+}
+
+/// Publishes a flush's outcome and wakes the waiters, also if the flush
+/// panicked (sled can panic), so no writer waits forever.
+struct FinishFlush<'a> {
+    durability: &'a Durability,
+    number: u64,
+    result: std::result::Result<(), String>,
+}
+
+impl Drop for FinishFlush<'_> {
+    fn drop(&mut self) {
+        let mut state = self.durability.lock();
+        state.flushing = false;
+        state.completed = self.number;
+        match &self.result {
+            Ok(()) => state.last_ok = self.number,
+            Err(e) => {
+                if state.failed.is_none() {
+                    state.failed = Some(format!("flush to disk failed: {e}"));
+                }
+            }
+        }
+        drop(state);
+        self.durability.flushed.notify_all();
+    }
+}
