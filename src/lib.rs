@@ -1,1 +1,43 @@
-//! connvault: keeps the connections a product needs to its customers' data sources.
+//! connvault: keeps the connections a product needs to its customers' data
+//! sources — databases, warehouses, brokers, SaaS APIs — for many tenants.
+//!
+//! The server (`connvault serve`) exposes `connvault.v1` over gRPC. Provider
+//! logic lives in plugins ([`connvault_plugin_host`]); secrets are sealed with
+//! AES-256-GCM ([`connvault_crypto`]) and stored in sled
+//! ([`connvault_store`]). This library is the server's core, split from the
+//! binary so tests and benchmarks can drive it in-process.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod keys;
+pub mod middleware;
+pub mod names;
+pub mod server;
+
+/// Generated protobuf and gRPC code (modules mirror the proto packages).
+pub mod pb {
+    /// `connvault.*` packages.
+    #[allow(missing_docs, clippy::all)]
+    pub mod connvault {
+        /// The public API, `connvault.v1`.
+        pub mod v1 {
+            tonic::include_proto!("connvault.v1");
+        }
+        /// The on-disk record format.
+        pub mod storage {
+            /// `connvault.storage.v1`.
+            pub mod v1 {
+                tonic::include_proto!("connvault.storage.v1");
+            }
+        }
+    }
+    pub use connvault::storage::v1 as storage;
+    pub use connvault::v1;
+    /// The encoded descriptor set of every proto above, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("connvault_descriptor");
+}

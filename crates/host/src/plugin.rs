@@ -129,6 +129,17 @@ unsafe extern "C" fn sink_write(ctx: *mut c_void, bytes: *const u8, len: usize) 
     0
 }
 
+/// Cuts `text` to at most `max` bytes without splitting a character.
+fn truncate_on_char(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+}
+
 /// Reads a NUL-terminated string of at most 256 bytes.
 ///
 /// # Safety
@@ -418,14 +429,8 @@ impl Plugin {
                         method: method_name,
                     }
                 })?;
-                if error.message.len() > MAX_ERROR_MESSAGE {
-                    let mut end = MAX_ERROR_MESSAGE;
-                    while !error.message.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    error.message.truncate(end);
-                }
-                error.field.truncate(256);
+                truncate_on_char(&mut error.message, MAX_ERROR_MESSAGE);
+                truncate_on_char(&mut error.field, 256);
                 Err(CallError::Application {
                     plugin: plugin(),
                     error,

@@ -1,0 +1,123 @@
+//! The service's rules: what each RPC does, independent of gRPC plumbing.
+//!
+//! Handlers in [`crate::api`] decode a request and call one method here; the
+//! methods validate, call plugins, seal secrets and write to the store. Store
+//! calls are synchronous (sled) and run on the blocking pool.
+
+mod connections;
+mod data_sources;
+mod list;
+mod tenants;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use connvault_crypto::Keyring;
+use connvault_plugin_host::PluginHost;
+use connvault_store::Store;
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::error::ServiceError;
+
+pub use list::PAGE_SIZE_MAX;
+
+/// Shared state of a running server.
+pub struct App {
+    store: Arc<Store>,
+    keyring: Arc<Keyring>,
+    plugins: Arc<PluginHost>,
+    limits: Limits,
+}
+
+/// Time limits for plugin calls.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long `validate` may take.
+    pub validate: Duration,
+    /// Default test timeout.
+    pub test_default: Duration,
+    /// Longest test timeout a caller may ask for.
+    pub test_max: Duration,
+}
+
+impl Limits {
+    /// The limits a config sets.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            validate: Duration::from_millis(u64::from(config.validate_timeout_ms)),
+            test_default: Duration::from_millis(u64::from(config.test_timeout_ms)),
+            test_max: Duration::from_millis(u64::from(config.max_test_timeout_ms)),
+        }
+    }
+}
+
+impl App {
+    /// Builds the service state.
+    pub fn new(
+        store: Arc<Store>,
+        keyring: Keyring,
+        plugins: Arc<PluginHost>,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            store,
+            keyring: Arc::new(keyring),
+            plugins,
+            limits,
+        }
+    }
+
+    /// The loaded plugins.
+    pub fn plugins(&self) -> &PluginHost {
+        &self.plugins
+    }
+
+    /// Runs a store operation on the blocking pool.
+    async fn blocking<T, F>(&self, operation: F) -> Result<T, ServiceError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, connvault_store::StoreError> + Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || operation(&store))
+            .await
+            .map_err(|error| ServiceError::Internal(format!("store task failed: {error}")))?
+            .map_err(ServiceError::from)
+    }
+}
+
+/// An opaque etag derived from a stored value: it changes with every write.
+pub fn etag_of(value: &[u8]) -> String {
+    let digest = Sha256::digest(value);
+    format!("\"{}\"", hex::encode(&digest[..10]))
+}
+
+/// Checks labels: at most 64, keys 1-100 characters, values at most 2000.
+fn check_labels(
+    labels: &std::collections::HashMap<String, String>,
+    path: &str,
+    violations: &mut Vec<crate::error::Violation>,
+) {
+    use crate::error::Violation;
+    if labels.len() > 64 {
+        violations.push(Violation {
+            field: path.into(),
+            description: "must have at most 64 entries".into(),
+        });
+    }
+    for (key, value) in labels {
+        if key.is_empty() || key.chars().count() > 100 || key.chars().any(char::is_control) {
+            violations.push(Violation {
+                field: format!("{path}.{key}"),
+                description: "keys must be 1-100 characters without control characters".into(),
+            });
+        }
+        if value.chars().count() > 2000 {
+            violations.push(Violation {
+                field: format!("{path}.{key}"),
+                description: "values must be at most 2000 characters".into(),
+            });
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Tenants: create, get, list, delete.
+
+use connvault_store::{StoreError, TenantRecord};
+use prost::Message;
+
+use super::{App, check_labels, etag_of, list};
+use crate::convert::now;
+use crate::error::{ServiceError, Violation};
+use crate::names::{parse_tenant, tenant_name, valid_tenant_id};
+use crate::pb::storage::StoredTenant;
+use crate::pb::v1;
+
+fn decode(record: &TenantRecord) -> Result<v1::Tenant, ServiceError> {
+    let stored = StoredTenant::decode(record.value.as_slice()).map_err(|_| {
+        ServiceError::DataLoss(format!("tenant {} cannot be read", record.tenant_id))
+    })?;
+    let mut tenant = stored.tenant.unwrap_or_default();
+    tenant.etag = etag_of(&record.value);
+    Ok(tenant)
+}
+
+impl App {
+    /// Creates `tenants/{tenant_id}`.
+    pub async fn create_tenant(
+        &self,
+        tenant_id: String,
+        tenant: Option<v1::Tenant>,
+    ) -> Result<v1::Tenant, ServiceError> {
+        let tenant = tenant.unwrap_or_default();
+        let mut violations = Vec::new();
+        if !valid_tenant_id(&tenant_id) {
+            violations.push(Violation {
+                field: "tenant_id".into(),
+                description: "must be 1-64 of [A-Za-z0-9_-]".into(),
+            });
+        }
+        if tenant.display_name.chars().count() > 200 {
+            violations.push(Violation {
+                field: "tenant.display_name".into(),
+                description: "must be at most 200 characters".into(),
+            });
+        }
+        check_labels(&tenant.labels, "tenant.labels", &mut violations);
+        if !violations.is_empty() {
+            return Err(ServiceError::InvalidArgument(violations));
+        }
+        let time = now();
+        let stored = StoredTenant {
+            tenant: Some(v1::Tenant {
+                name: tenant_name(&tenant_id),
+                display_name: tenant.display_name,
+                labels: tenant.labels,
+                create_time: Some(time),
+                update_time: Some(time),
+                etag: String::new(),
+            }),
+            revision: 1,
+        };
+        let record = TenantRecord {
+            tenant_id: tenant_id.clone(),
+            value: stored.encode_to_vec(),
+        };
+        let result = record.clone();
+        self.blocking(move |store| store.create_tenant(&record))
+            .await
+            .map_err(|error| match error {
+                ServiceError::Store(StoreError::AlreadyExists) => {
+                    ServiceError::AlreadyExists(format!("tenants/{tenant_id} already exists"))
+                }
+                other => other,
+            })?;
+        tracing::info!(tenant = %result.tenant_id, "tenant created");
+        decode(&result)
+    }
+
+    /// Gets a tenant.
+    pub async fn get_tenant(&self, name: &str) -> Result<v1::Tenant, ServiceError> {
+        let tenant_id = parse_tenant(name, "name")?;
+        let record = self
+            .blocking(move |store| store.get_tenant(&tenant_id))
+            .await
+            .map_err(|error| not_found(error, name))?;
+        decode(&record)
+    }
+
+    /// Lists tenants in id order.
+    pub async fn list_tenants(
+        &self,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<v1::ListTenantsResponse, ServiceError> {
+        let size = list::page_size(page_size)?;
+        let after = list::decode_simple_token(page_token, "tenants")?;
+        let records = self
+            .blocking(move |store| store.list_tenants(after.as_deref(), size + 1))
+            .await?;
+        let more = records.len() > size;
+        let tenants = records
+            .iter()
+            .take(size)
+            .map(decode)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_page_token = match (more, records.get(size.saturating_sub(1))) {
+            (true, Some(last)) => list::encode_simple_token("tenants", &last.tenant_id),
+            _ => String::new(),
+        };
+        Ok(v1::ListTenantsResponse {
+            tenants,
+            next_page_token,
+        })
+    }
+
+    /// Deletes a tenant; with `force`, all its connections in the same durable step.
+    pub async fn delete_tenant(&self, name: &str, force: bool) -> Result<(), ServiceError> {
+        let tenant_id = parse_tenant(name, "name")?;
+        let id = tenant_id.clone();
+        let removed = self
+            .blocking(move |store| store.delete_tenant(&id, force))
+            .await
+            .map_err(|error| match error {
+                ServiceError::Store(StoreError::TenantNotEmpty { connections }) => {
+                    ServiceError::FailedPrecondition(format!(
+                        "{name} still has {connections} connection(s); delete them or pass force"
+                    ))
+                }
+                other => not_found(other, name),
+            })?;
+        tracing::info!(tenant = %tenant_id, connections_removed = removed, "tenant deleted");
+        Ok(())
+    }
+}
+
+/// Names the resource in a NOT_FOUND.
+pub(super) fn not_found(error: ServiceError, name: &str) -> ServiceError {
+    match error {
+        ServiceError::NotFound(_) => ServiceError::NotFound(name.to_owned()),
+        other => other,
+    }
+}

@@ -1,0 +1,75 @@
+//! Resource names (`tenants/{t}`, `tenants/{t}/connections/{id}`) and the rules for ids.
+
+use crate::error::ServiceError;
+
+/// Whether `id` is a valid tenant id: 1-64 of `[A-Za-z0-9_-]`.
+pub fn valid_tenant_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
+}
+
+/// `tenants/{tenant_id}`.
+pub fn tenant_name(tenant_id: &str) -> String {
+    format!("tenants/{tenant_id}")
+}
+
+/// `tenants/{tenant_id}/connections/{id}`.
+pub fn connection_name(tenant_id: &str, id: &str) -> String {
+    format!("tenants/{tenant_id}/connections/{id}")
+}
+
+/// Parses `tenants/{tenant_id}`; `field` names the request field for the error.
+pub fn parse_tenant(name: &str, field: &str) -> Result<String, ServiceError> {
+    match name.strip_prefix("tenants/") {
+        Some(id) if valid_tenant_id(id) => Ok(id.to_owned()),
+        _ => Err(ServiceError::invalid(
+            field,
+            "must be tenants/{tenant_id} with a tenant id of 1-64 of [A-Za-z0-9_-]",
+        )),
+    }
+}
+
+/// Parses `tenants/{tenant_id}/connections/{uuid}` into (tenant, id).
+pub fn parse_connection(name: &str, field: &str) -> Result<(String, String), ServiceError> {
+    let invalid = || {
+        ServiceError::invalid(
+            field,
+            "must be tenants/{tenant_id}/connections/{connection_id}",
+        )
+    };
+    let rest = name.strip_prefix("tenants/").ok_or_else(invalid)?;
+    let (tenant, id) = rest.split_once("/connections/").ok_or_else(invalid)?;
+    if !valid_tenant_id(tenant) || uuid::Uuid::try_parse(id).is_err() {
+        return Err(invalid());
+    }
+    Ok((tenant.to_owned(), id.to_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_and_reject() {
+        assert_eq!(
+            parse_tenant("tenants/acme_1-x", "name").unwrap(),
+            "acme_1-x"
+        );
+        for bad in [
+            "tenants/",
+            "tenant/a",
+            "tenants/a/b",
+            "tenants/a b",
+            &"x".repeat(70),
+        ] {
+            assert!(parse_tenant(bad, "name").is_err(), "{bad}");
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        let name = connection_name("a", &id);
+        assert_eq!(parse_connection(&name, "name").unwrap(), ("a".into(), id));
+        assert!(parse_connection("tenants/a/connections/not-a-uuid", "name").is_err());
+        assert!(parse_connection("tenants/a/connections/", "name").is_err());
+    }
+}
