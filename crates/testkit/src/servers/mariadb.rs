@@ -73,7 +73,10 @@ impl MariaDb {
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", data.display()))
                 .arg(format!("--socket={}", socket.display()))
-                .arg(format!("--pid-file={}", dir.path().join("mariadb.pid").display()))
+                .arg(format!(
+                    "--pid-file={}",
+                    dir.path().join("mariadb.pid").display()
+                ))
                 .arg(format!("--log-error={}", log.display()))
                 .arg(format!("--tmpdir={}", dir.path().display()))
                 .arg(format!("--port={port}"))
@@ -110,7 +113,10 @@ impl MariaDb {
                 Startup::PortTaken => continue,
             }
         }
-        panic!("mariadbd could not find a free port; log tail:\n{}", log_tail(&log, 20));
+        panic!(
+            "mariadbd could not find a free port; log tail:\n{}",
+            log_tail(&log, 20)
+        );
     }
 
     /// The loopback port it listens on.

@@ -35,7 +35,11 @@ pub struct TlsFiles {
 /// Finds an executable in PATH or in the places Debian installs server binaries.
 pub fn find_binary(name: &str) -> PathBuf {
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).map(|dir| dir.join(name)).collect())
+        .map(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(name))
+                .collect()
+        })
         .unwrap_or_default();
     // PostgreSQL's server binaries are not on PATH on Debian; prefer the newest major.
     if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
@@ -83,7 +87,10 @@ fn user_ids(user: &str) -> (u32, u32) {
             .args([flag, user])
             .output()
             .expect("run id");
-        assert!(output.status.success(), "there is no `{user}` user: install the server package");
+        assert!(
+            output.status.success(),
+            "there is no `{user}` user: install the server package"
+        );
         String::from_utf8_lossy(&output.stdout)
             .trim()
             .parse()
@@ -100,7 +107,11 @@ fn chown_to(path: &Path, user: &str) {
         .arg(path)
         .status()
         .expect("run chown");
-    assert!(status.success(), "chown {} to {user} failed", path.display());
+    assert!(
+        status.success(),
+        "chown {} to {user} failed",
+        path.display()
+    );
 }
 
 /// A command that runs `program` as `user` (when given) through `setpriv`, which execs

@@ -3,7 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use super::{Startup, TlsFiles, chown_to, command_as, find_binary, free_port, log_tail, running_as_root, wait_for_log};
+use super::{
+    Startup, TlsFiles, chown_to, command_as, find_binary, free_port, log_tail, running_as_root,
+    wait_for_log,
+};
 
 /// How to start a [`Postgres`].
 #[derive(Debug, Clone, Default)]
@@ -43,7 +46,14 @@ impl Postgres {
         let output = command_as(os_user, &find_binary("initdb"))
             .arg("-D")
             .arg(&data)
-            .args(["-U", USER, "--auth=scram-sha-256", "--encoding=UTF8", "--no-sync", "--locale=C"])
+            .args([
+                "-U",
+                USER,
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--no-sync",
+                "--locale=C",
+            ])
             .arg(format!("--pwfile={}", pwfile.display()))
             .env("LC_ALL", "C")
             .output()
@@ -104,7 +114,10 @@ impl Postgres {
                 Startup::PortTaken => continue,
             }
         }
-        panic!("postgres could not find a free port; log tail:\n{}", log_tail(&log, 20));
+        panic!(
+            "postgres could not find a free port; log tail:\n{}",
+            log_tail(&log, 20)
+        );
     }
 
     /// The loopback port it listens on.
@@ -130,7 +143,19 @@ impl Postgres {
     /// Runs SQL as the superuser in `database`.
     pub fn psql_in(&self, database: &str, sql: &str) -> String {
         let output = Command::new(find_binary("psql"))
-            .args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", USER, "-d", database])
+            .args([
+                "-X",
+                "-q",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                USER,
+                "-d",
+                database,
+            ])
             .arg("-p")
             .arg(self.port.to_string())
             .arg("-c")
@@ -177,7 +202,8 @@ fn append(path: &Path, text: &str) {
         .append(true)
         .open(path)
         .expect("open postgresql.conf");
-    file.write_all(text.as_bytes()).expect("append postgresql.conf");
+    file.write_all(text.as_bytes())
+        .expect("append postgresql.conf");
 }
 
 /// PostgreSQL refuses a key file readable by group or others.

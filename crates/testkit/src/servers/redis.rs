@@ -67,7 +67,12 @@ impl Redis {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("spawn redis-server");
-            match wait_for_log(&mut child, &log, "Ready to accept connections", "redis-server") {
+            match wait_for_log(
+                &mut child,
+                &log,
+                "Ready to accept connections",
+                "redis-server",
+            ) {
                 Startup::Ready => {
                     return Self {
                         dir,
@@ -79,7 +84,10 @@ impl Redis {
                 Startup::PortTaken => continue,
             }
         }
-        panic!("redis-server could not find a free port; log tail:\n{}", log_tail(&log, 20));
+        panic!(
+            "redis-server could not find a free port; log tail:\n{}",
+            log_tail(&log, 20)
+        );
     }
 
     /// The loopback port it listens on.

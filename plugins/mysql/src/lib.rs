@@ -1,0 +1,141 @@
+//! The connvault provider for MySQL and the MariaDB family (`mysql`, aliases
+//! `MYSQL`, `RDS_MYSQL`, `GAUSSDB_MYSQL`, `gaussdb-mysql`, `mariadb`).
+//!
+//! Tests a connection stage by stage (resolve, TCP connect, TLS, login, a
+//! `SELECT VERSION()` probe), discovers databases, tables and columns through
+//! `information_schema`, and renders a `mysql://` URI, a JDBC URL, a Go-style
+//! DSN and environment variables.
+//!
+//! ```
+//! use connvault_plugin_sdk::{check, pb, Provider};
+//! use connvault_plugin_mysql::MySql;
+//! let source = MySql.data_sources().remove(0);
+//! let mut spec = pb::ConnectionSpec::default();
+//! spec.config.insert("host".into(), pb::Value { kind: Some(pb::value::Kind::StringValue("db.example".into())) });
+//! spec.config.insert("user".into(), pb::Value { kind: Some(pb::value::Kind::StringValue("app".into())) });
+//! let connection = check(&source, spec, &[]).unwrap();
+//! assert_eq!(MySql.render(&connection, false).unwrap().uri, "mysql://app@db.example:3306/");
+//! ```
+
+mod discover;
+mod net;
+mod render;
+mod session;
+
+use connvault_plugin_sdk::pb::{self, Stage};
+use connvault_plugin_sdk::{
+    Connection, Deadline, PluginError, Provider, TestReport, Violations, export_provider, schema,
+};
+
+/// The MySQL port when none is configured.
+pub const DEFAULT_PORT: u16 = 3306;
+
+/// The MySQL / MariaDB provider.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MySql;
+
+impl Provider for MySql {
+    fn data_sources(&self) -> Vec<pb::DataSource> {
+        vec![
+            schema::data_source("mysql", "MySQL / MariaDB")
+                .aliases(&["MYSQL", "RDS_MYSQL", "GAUSSDB_MYSQL", "gaussdb-mysql", "mariadb"])
+                .description(
+                    "A MySQL-protocol server: MySQL, MariaDB, Amazon RDS for MySQL, GaussDB(for MySQL).",
+                )
+                .supports_tls()
+                .field(
+                    schema::string("host")
+                        .required()
+                        .label("Host")
+                        .pattern("[A-Za-z0-9._:%-]+")
+                        .max_length(253)
+                        .description("Host name or IP address of the server."),
+                )
+                .field(
+                    schema::int("port")
+                        .label("Port")
+                        .range(1, 65535)
+                        .default_value(DEFAULT_PORT)
+                        .description("TCP port the server listens on."),
+                )
+                .field(
+                    schema::string("database")
+                        .label("Database")
+                        .max_length(64)
+                        .description("Default database (optional)."),
+                )
+                .field(
+                    schema::string("user")
+                        .required()
+                        .label("User")
+                        .group("Authentication")
+                        .max_length(80)
+                        .description("Account to log in as."),
+                )
+                .field(
+                    schema::secret("password")
+                        .label("Password")
+                        .max_length(1024)
+                        .description("Password of the account."),
+                )
+                .secret_bound(&["host", "port", "user"])
+                .build(),
+        ]
+    }
+
+    fn validate(&self, connection: &Connection, violations: &mut Violations) {
+        let host = connection.str("host");
+        let pasted_port = host
+            .split_once(':')
+            .is_some_and(|(_, port)| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()));
+        if pasted_port {
+            violations.add("config.host", "give the host only: put the port in `port`");
+        }
+        let tls = &connection.tls;
+        let material = !tls.ca_pem.is_empty()
+            || !tls.client_cert_pem.is_empty()
+            || !tls.server_name.is_empty();
+        if connection.tls_mode() == pb::TlsMode::Disable && material {
+            violations.add(
+                "tls.mode",
+                "TLS material or a server name is set but TLS is disabled: choose a TLS mode",
+            );
+        }
+    }
+
+    fn test(
+        &self,
+        connection: &Connection,
+        deadline: Deadline,
+    ) -> Result<pb::TestResponse, PluginError> {
+        let mut report = TestReport::new();
+        let mut conn = session::open(connection, deadline, &mut report);
+        let version = report.stage(Stage::Probe, || {
+            session::probe(net::prior(conn.as_mut())?, deadline)
+        });
+        if let Some(version) = version {
+            report.server_version(version);
+        }
+        session::close(conn, deadline);
+        Ok(report.finish())
+    }
+
+    fn discover(
+        &self,
+        connection: &Connection,
+        request: &pb::DiscoverRequest,
+        deadline: Deadline,
+    ) -> Result<pb::DiscoverResponse, PluginError> {
+        discover::run(connection, request, deadline)
+    }
+
+    fn render(
+        &self,
+        connection: &Connection,
+        include_secrets: bool,
+    ) -> Result<pb::RenderResponse, PluginError> {
+        Ok(render::render(connection, include_secrets))
+    }
+}
+
+export_provider!(MySql);

@@ -1,0 +1,324 @@
+//! The MySQL provider against real, throwaway MariaDB servers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use connvault_plugin_mysql::MySql;
+use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, StageStatus, TlsMode};
+use connvault_plugin_sdk::{Deadline, Provider, block_on};
+use connvault_testkit::servers::{self, MariaDb, MariaDbOptions, TestCa};
+use mysql_async::prelude::Queryable;
+
+/// A table's name, kind and columns (name, type, nullable, position).
+type TableSummary = (String, String, Vec<(String, String, bool, u32)>);
+
+fn test(spec: pb::ConnectionSpec) -> pb::TestResponse {
+    MySql
+        .test(&connection(spec), Deadline::from_millis(5000))
+        .unwrap()
+}
+
+#[test]
+fn plain_server_stages_and_failure_categories() {
+    let db = MariaDb::start(MariaDbOptions::default());
+
+    let ok = test(local(db.port(), db.user(), db.password()));
+    assert!(ok.success, "{ok:#?}");
+    for stage in [
+        Stage::Resolve,
+        Stage::Connect,
+        Stage::Authenticate,
+        Stage::Probe,
+    ] {
+        assert_eq!(
+            stage_status(&ok, stage),
+            Some(StageStatus::Ok),
+            "{stage:?} in {ok:#?}"
+        );
+    }
+    assert_eq!(stage_status(&ok, Stage::Tls), Some(StageStatus::Skipped));
+    assert!(
+        ok.server_version.contains("MariaDB"),
+        "{}",
+        ok.server_version
+    );
+    eprintln!("mysql: successful test took {} us", ok.duration_us);
+
+    let canary = "CANARY-pw-7f3a";
+    let wrong = test(local(db.port(), db.user(), canary));
+    assert_eq!(category(&wrong), ErrorCategory::Auth, "{wrong:#?}");
+    assert_eq!(
+        stage_status(&wrong, Stage::Authenticate),
+        Some(StageStatus::Failed)
+    );
+    assert_eq!(
+        stage_status(&wrong, Stage::Probe),
+        Some(StageStatus::Skipped)
+    );
+    assert!(!format!("{wrong:?}").contains(canary));
+
+    for mode in [TlsMode::Require, TlsMode::VerifyFull] {
+        let mut tls_required = local(db.port(), db.user(), db.password());
+        tls_required.tls = Some(pb::Tls {
+            mode: mode as i32,
+            ..Default::default()
+        });
+        let no_tls = test(tls_required);
+        assert_eq!(
+            category(&no_tls),
+            ErrorCategory::Tls,
+            "{mode:?}: {no_tls:#?}"
+        );
+        assert_eq!(stage_status(&no_tls, Stage::Tls), Some(StageStatus::Failed));
+    }
+
+    let mut prefer = local(db.port(), db.user(), db.password());
+    prefer.tls = Some(pb::Tls {
+        mode: TlsMode::Prefer as i32,
+        ..Default::default()
+    });
+    assert!(test(prefer).success);
+
+    db.sql("CREATE DATABASE private; CREATE USER 'limited'@'%' IDENTIFIED BY 'limited-pw';");
+    let mut no_access = local(db.port(), "limited", "limited-pw");
+    no_access.config.insert("database".into(), s("private"));
+    let denied = test(no_access);
+    assert_eq!(category(&denied), ErrorCategory::Permission, "{denied:#?}");
+}
+
+#[test]
+fn unresolvable_host_is_dns() {
+    let mut spec = local(3306, "u", "CANARY-pw-7f3a");
+    spec.config.insert("host".into(), s("nonexistent.invalid"));
+    let response = test(spec);
+    assert_eq!(category(&response), ErrorCategory::Dns, "{response:#?}");
+    assert_eq!(
+        stage_status(&response, Stage::Resolve),
+        Some(StageStatus::Failed)
+    );
+    assert_eq!(
+        stage_status(&response, Stage::Authenticate),
+        Some(StageStatus::Skipped)
+    );
+    assert!(!format!("{response:?}").contains("CANARY"));
+}
+
+#[test]
+fn closed_port_is_unreachable() {
+    let response = test(local(closed_port(), "u", "CANARY-pw-7f3a"));
+    assert_eq!(
+        category(&response),
+        ErrorCategory::Unreachable,
+        "{response:#?}"
+    );
+    assert_eq!(
+        stage_status(&response, Stage::Connect),
+        Some(StageStatus::Failed)
+    );
+    assert!(!format!("{response:?}").contains("CANARY"));
+}
+
+#[test]
+fn silent_server_times_out_within_the_deadline() {
+    let port = silent_server();
+    let started = Instant::now();
+    let response = MySql
+        .test(
+            &connection(local(port, "u", "CANARY-pw-7f3a")),
+            Deadline::from_millis(800),
+        )
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(category(&response), ErrorCategory::Timeout, "{response:#?}");
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    assert!(!format!("{response:?}").contains("CANARY"));
+}
+
+#[test]
+fn tls_modes_against_a_tls_server() {
+    let ca = TestCa::new();
+    let db = MariaDb::start(MariaDbOptions {
+        tls: Some(ca.server_files()),
+    });
+    let with_tls = |mode: TlsMode, host: &str, ca_pem: &str| {
+        let mut spec = local(db.port(), db.user(), db.password());
+        spec.config.insert("host".into(), s(host));
+        spec.tls = Some(pb::Tls {
+            mode: mode as i32,
+            ca_pem: ca_pem.to_owned(),
+            ..Default::default()
+        });
+        test(spec)
+    };
+    for (mode, host) in [
+        (TlsMode::Require, "127.0.0.1"),
+        (TlsMode::VerifyCa, "127.0.0.1"),
+        (TlsMode::VerifyFull, "localhost"),
+    ] {
+        let response = with_tls(mode, host, &ca.ca_pem);
+        assert!(response.success, "{mode:?} {host}: {response:#?}");
+        assert_eq!(stage_status(&response, Stage::Tls), Some(StageStatus::Ok));
+    }
+    let untrusted = with_tls(TlsMode::VerifyFull, "localhost", &TestCa::new().ca_pem);
+    assert_eq!(category(&untrusted), ErrorCategory::Tls, "{untrusted:#?}");
+}
+
+#[test]
+fn discover_returns_exactly_the_seeded_catalog() {
+    let db = MariaDb::start(MariaDbOptions::default());
+    db.sql(
+        "CREATE DATABASE shop; \
+         CREATE TABLE shop.customers (id int PRIMARY KEY, name varchar(100) NOT NULL, email varchar(200)); \
+         CREATE TABLE shop.orders (id bigint NOT NULL, customer_id int, total decimal(10,2)); \
+         CREATE VIEW shop.big_orders AS SELECT id, total FROM shop.orders WHERE total > 100;",
+    );
+    let connection = connection(local(db.port(), db.user(), db.password()));
+    let found = MySql
+        .discover(
+            &connection,
+            &pb::DiscoverRequest {
+                include_columns: true,
+                ..Default::default()
+            },
+            Deadline::from_millis(5000),
+        )
+        .unwrap();
+    assert!(!found.truncated);
+    let summary: Vec<(String, Vec<TableSummary>)> = found
+        .schemas
+        .iter()
+        .map(|schema| {
+            (
+                schema.name.clone(),
+                schema
+                    .tables
+                    .iter()
+                    .map(|table| {
+                        (
+                            table.name.clone(),
+                            table.kind.clone(),
+                            table
+                                .columns
+                                .iter()
+                                .map(|c| {
+                                    (c.name.clone(), c.data_type.clone(), c.nullable, c.position)
+                                })
+                                .collect(),
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let col = |name: &str, ty: &str, nullable: bool, position: u32| {
+        (name.to_owned(), ty.to_owned(), nullable, position)
+    };
+    assert_eq!(
+        summary,
+        vec![(
+            "shop".to_owned(),
+            vec![
+                (
+                    "big_orders".to_owned(),
+                    "view".to_owned(),
+                    vec![
+                        col("id", "bigint(20)", false, 1),
+                        col("total", "decimal(10,2)", true, 2)
+                    ]
+                ),
+                (
+                    "customers".to_owned(),
+                    "table".to_owned(),
+                    vec![
+                        col("id", "int(11)", false, 1),
+                        col("name", "varchar(100)", false, 2),
+                        col("email", "varchar(200)", true, 3)
+                    ]
+                ),
+                (
+                    "orders".to_owned(),
+                    "table".to_owned(),
+                    vec![
+                        col("id", "bigint(20)", false, 1),
+                        col("customer_id", "int(11)", true, 2),
+                        col("total", "decimal(10,2)", true, 3)
+                    ]
+                ),
+            ]
+        )]
+    );
+
+    let bounded = MySql
+        .discover(
+            &connection,
+            &pb::DiscoverRequest {
+                schema_filter: "sh*".into(),
+                table_filter: "*o*".into(),
+                max_tables: 1,
+                max_columns_per_table: 1,
+                include_columns: true,
+                ..Default::default()
+            },
+            Deadline::from_millis(5000),
+        )
+        .unwrap();
+    assert!(bounded.truncated);
+    assert_eq!(bounded.schemas[0].tables.len(), 1);
+    assert_eq!(bounded.schemas[0].tables[0].name, "big_orders");
+    assert_eq!(bounded.schemas[0].tables[0].columns.len(), 1);
+
+    let wrong = MySql
+        .discover(
+            &common::connection(local(db.port(), db.user(), "wrong")),
+            &pb::DiscoverRequest::default(),
+            Deadline::from_millis(5000),
+        )
+        .unwrap_err();
+    assert_eq!(wrong.0.code, connvault_plugin_sdk::code::UNAUTHENTICATED);
+}
+
+#[test]
+fn rendered_strings_work_with_real_clients() {
+    let db = MariaDb::start(MariaDbOptions::default());
+    db.sql("CREATE DATABASE app;");
+    let mut spec = local(db.port(), db.user(), db.password());
+    spec.config.insert("database".into(), s("app"));
+    let rendered = MySql.render(&connection(spec), true).unwrap();
+
+    // The Rust driver accepts the URI (password with `@`, `:`, `/`, `%` and a space).
+    let uri = rendered.uri.clone();
+    let (user, database) = block_on(async move {
+        let opts = mysql_async::Opts::from_url(&uri).unwrap();
+        let mut conn = mysql_async::Conn::new(opts).await.unwrap();
+        let row: Option<(String, String)> = conn
+            .query_first("SELECT CURRENT_USER(), DATABASE()")
+            .await
+            .unwrap();
+        conn.disconnect().await.unwrap();
+        row.unwrap()
+    })
+    .unwrap();
+    assert_eq!(user, format!("{}@%", db.user()));
+    assert_eq!(database, "app");
+
+    // The mariadb command-line client takes the environment variables.
+    let output = Command::new(servers::find_binary("mariadb"))
+        .args(["--no-defaults", "--protocol=TCP", "-N", "-B", "-u"])
+        .arg(&rendered.env["MYSQL_USER"])
+        .arg(&rendered.env["MYSQL_DATABASE"])
+        .args(["-e", "SELECT DATABASE()"])
+        .env_clear()
+        .envs(&rendered.env)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "mariadb: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "app");
+}

@@ -1,0 +1,183 @@
+//! The connvault provider for PostgreSQL (`postgresql`, aliases `POSTGRESQL`, `RDS_POSTGRES`).
+//!
+//! Tests a connection stage by stage (resolve, TCP connect, TLS, SCRAM/MD5
+//! authentication, a probe query, schema `USAGE`), discovers schemas, tables
+//! and columns from the catalog, and renders a `postgresql://` URI, a JDBC URL,
+//! a libpq key/value string and `PG*` environment variables.
+//!
+//! ```
+//! use connvault_plugin_sdk::{check, pb, Provider};
+//! use connvault_plugin_postgres::Postgres;
+//! let source = Postgres.data_sources().remove(0);
+//! let mut spec = pb::ConnectionSpec::default();
+//! spec.config.insert("host".into(), pb::Value { kind: Some(pb::value::Kind::StringValue("db.example".into())) });
+//! spec.config.insert("user".into(), pb::Value { kind: Some(pb::value::Kind::StringValue("app".into())) });
+//! let connection = check(&source, spec, &[]).unwrap();
+//! let rendered = Postgres.render(&connection, false).unwrap();
+//! assert_eq!(rendered.uri, "postgresql://app@db.example:5432/postgres?sslmode=disable");
+//! ```
+
+mod discover;
+mod net;
+mod render;
+mod session;
+mod tls;
+
+use connvault_plugin_sdk::pb::{self, Stage};
+use connvault_plugin_sdk::{
+    Connection, Deadline, PluginError, Provider, TestReport, Violations, export_provider, schema,
+};
+
+/// The PostgreSQL port when none is configured.
+pub const DEFAULT_PORT: u16 = 5432;
+
+/// The PostgreSQL provider.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Postgres;
+
+impl Provider for Postgres {
+    fn data_sources(&self) -> Vec<pb::DataSource> {
+        vec![
+            schema::data_source("postgresql", "PostgreSQL")
+                .aliases(&["POSTGRESQL", "RDS_POSTGRES"])
+                .description(
+                    "A PostgreSQL server, or a managed one such as Amazon RDS for PostgreSQL.",
+                )
+                .supports_tls()
+                .field(
+                    schema::string("host")
+                        .required()
+                        .label("Host")
+                        .pattern("[A-Za-z0-9._:%-]+")
+                        .max_length(253)
+                        .description("Host name or IP address of the server."),
+                )
+                .field(
+                    schema::int("port")
+                        .label("Port")
+                        .range(1, 65535)
+                        .default_value(DEFAULT_PORT)
+                        .description("TCP port the server listens on."),
+                )
+                .field(
+                    schema::string("database")
+                        .label("Database")
+                        .default_value("postgres")
+                        .max_length(63)
+                        .description("Database to connect to."),
+                )
+                .field(
+                    schema::string("schema")
+                        .label("Schema")
+                        .default_value("public")
+                        .max_length(63)
+                        .description(
+                            "Schema the connection works in; the test checks USAGE on it.",
+                        ),
+                )
+                .field(
+                    schema::string("user")
+                        .required()
+                        .label("User")
+                        .group("Authentication")
+                        .max_length(63)
+                        .description("Role to log in as."),
+                )
+                .field(
+                    schema::secret("password")
+                        .label("Password")
+                        .max_length(1024)
+                        .description("Password of the role (SCRAM-SHA-256 or MD5 authentication)."),
+                )
+                .field(
+                    schema::string("application_name")
+                        .label("Application name")
+                        .group("Advanced")
+                        .max_length(63)
+                        .description("Shown in pg_stat_activity."),
+                )
+                .field(
+                    schema::int("connect_timeout")
+                        .label("Connect timeout (s)")
+                        .group("Advanced")
+                        .range(1, 300)
+                        .default_value(10)
+                        .description("Longest wait for resolving, connecting, TLS and login."),
+                )
+                .secret_bound(&["host", "port", "user", "database"])
+                .build(),
+        ]
+    }
+
+    fn validate(&self, connection: &Connection, violations: &mut Violations) {
+        validate_host(connection.str("host"), violations);
+        validate_tls(connection, violations);
+    }
+
+    fn test(
+        &self,
+        connection: &Connection,
+        deadline: Deadline,
+    ) -> Result<pb::TestResponse, PluginError> {
+        let mut report = TestReport::new();
+        let client = session::open(connection, deadline, &mut report);
+        let version = report.stage(Stage::Probe, || {
+            session::probe(net::prior(client.as_ref())?, deadline)
+        });
+        if let Some(version) = version {
+            report.server_version(version);
+        }
+        report.stage(Stage::Authorize, || {
+            session::schema_usage(
+                net::prior(client.as_ref())?,
+                connection.str("schema"),
+                deadline,
+            )
+        });
+        Ok(report.finish())
+    }
+
+    fn discover(
+        &self,
+        connection: &Connection,
+        request: &pb::DiscoverRequest,
+        deadline: Deadline,
+    ) -> Result<pb::DiscoverResponse, PluginError> {
+        discover::run(connection, request, deadline)
+    }
+
+    fn render(
+        &self,
+        connection: &Connection,
+        include_secrets: bool,
+    ) -> Result<pb::RenderResponse, PluginError> {
+        Ok(render::render(connection, include_secrets))
+    }
+}
+
+/// Cross-field host rules the schema's pattern cannot express.
+fn validate_host(host: &str, violations: &mut Violations) {
+    // `db:5432` is a common paste; an IPv6 literal has more than one colon.
+    let pasted_port = host
+        .split_once(':')
+        .is_some_and(|(_, port)| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()));
+    if pasted_port {
+        violations.add("config.host", "give the host only: put the port in `port`");
+    }
+}
+
+/// TLS material must match the mode and parse.
+fn validate_tls(connection: &Connection, violations: &mut Violations) {
+    let tls = &connection.tls;
+    let material =
+        !tls.ca_pem.is_empty() || !tls.client_cert_pem.is_empty() || !tls.server_name.is_empty();
+    if connection.tls_mode() == pb::TlsMode::Disable && material {
+        violations.add(
+            "tls.mode",
+            "TLS material or a server name is set but TLS is disabled: choose a TLS mode",
+        );
+    }
+    tls::check_pem(tls, violations);
+}
+
+export_provider!(Postgres);

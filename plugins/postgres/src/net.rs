@@ -1,0 +1,134 @@
+//! Deadline-bounded network steps shared by the stages of a connection test.
+//!
+//! Every stage runs on the plugin's private runtime under the time left on
+//! the host's deadline, so a server that accepts TCP and never answers costs
+//! at most the deadline, reported as TIMEOUT rather than a hang.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use connvault_plugin_sdk::pb::ErrorCategory;
+use connvault_plugin_sdk::{Deadline, PluginError, StageError, block_on, code};
+use tokio::net::TcpStream;
+
+/// Runs `future` to completion unless `deadline` passes first (then TIMEOUT).
+pub fn bounded<T>(
+    deadline: Deadline,
+    what: &str,
+    future: impl Future<Output = Result<T, StageError>>,
+) -> Result<T, StageError> {
+    let remaining = deadline.remaining();
+    if remaining.is_zero() {
+        return Err(timed_out(what));
+    }
+    // The timer must be created inside the runtime, hence the async block.
+    match block_on(async move { tokio::time::timeout(remaining, future).await }) {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(_elapsed)) => Err(timed_out(what)),
+        Err(error) => Err(StageError::new(ErrorCategory::Internal, error.0.message)),
+    }
+}
+
+/// The TIMEOUT error for a step that did not finish in time.
+pub fn timed_out(what: &str) -> StageError {
+    StageError::new(
+        ErrorCategory::Timeout,
+        format!("{what} did not finish before the deadline"),
+    )
+}
+
+/// Resolves `host` (a name or an address literal) to socket addresses.
+pub async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, StageError> {
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|error| {
+            StageError::new(
+                ErrorCategory::Dns,
+                format!("could not resolve host {host:?}: {error}"),
+            )
+        })?
+        .collect();
+    if addresses.is_empty() {
+        return Err(StageError::new(
+            ErrorCategory::Dns,
+            format!("host {host:?} resolved to no address"),
+        ));
+    }
+    Ok(addresses)
+}
+
+/// Connects to the first of `addresses` that accepts a TCP connection.
+pub async fn connect(addresses: &[SocketAddr]) -> Result<TcpStream, StageError> {
+    let mut last = String::from("no address to connect to");
+    for address in addresses {
+        match TcpStream::connect(address).await {
+            Ok(stream) => {
+                // Small request/response exchanges: do not wait for Nagle.
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(error) => last = format!("could not connect to {address}: {error}"),
+        }
+    }
+    Err(StageError::new(ErrorCategory::Unreachable, last))
+}
+
+/// The result of the previous stage; the report runs a stage only when every earlier one succeeded.
+pub fn prior<T>(value: Option<T>) -> Result<T, StageError> {
+    value.ok_or_else(|| StageError::new(ErrorCategory::Internal, "an earlier stage failed"))
+}
+
+/// Turns a failed stage into the error a non-test call (discover) returns.
+pub fn plugin_error(error: StageError) -> PluginError {
+    let (code, retryable) = match error.category {
+        ErrorCategory::Dns | ErrorCategory::Unreachable => (code::UNAVAILABLE, true),
+        ErrorCategory::Timeout => (code::DEADLINE_EXCEEDED, true),
+        ErrorCategory::Auth => (code::UNAUTHENTICATED, false),
+        ErrorCategory::Permission => (code::PERMISSION_DENIED, false),
+        ErrorCategory::Config => (code::INVALID_ARGUMENT, false),
+        ErrorCategory::Tls | ErrorCategory::Protocol => (code::FAILED_PRECONDITION, false),
+        _ => (code::INTERNAL, false),
+    };
+    let mut plugin_error = PluginError::new(code, error.message);
+    plugin_error.0.retryable = retryable;
+    plugin_error
+}
+
+/// A TCP port from config, which the schema has already range-checked.
+pub fn port(value: Option<i64>, default: u16) -> u16 {
+    value
+        .and_then(|port| u16::try_from(port).ok())
+        .unwrap_or(default)
+}
+
+/// Translates a discover glob (`*`, `?`) into a SQL `LIKE` pattern escaped with `\`.
+pub fn glob_to_like(glob: &str) -> String {
+    if glob.is_empty() {
+        return "%".to_owned();
+    }
+    let mut like = String::with_capacity(glob.len());
+    for character in glob.chars() {
+        match character {
+            '*' => like.push('%'),
+            '?' => like.push('_'),
+            '%' | '_' | '\\' => {
+                like.push('\\');
+                like.push(character);
+            }
+            other => like.push(other),
+        }
+    }
+    like
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_become_escaped_like_patterns() {
+        assert_eq!(glob_to_like(""), "%");
+        assert_eq!(glob_to_like("or*"), "or%");
+        assert_eq!(glob_to_like("a_b?"), "a\\_b_");
+    }
+}

@@ -1,0 +1,220 @@
+//! Opening a session stage by stage: resolve, connect, TLS, authenticate.
+//!
+//! The TLS stage is done here rather than inside tokio-postgres so that it is
+//! reported (and timed) on its own: we send PostgreSQL's `SSLRequest`, read the
+//! one-byte answer, run the rustls handshake, then hand the encrypted stream to
+//! `connect_raw` with TLS turned off in the driver.
+
+use std::time::Duration;
+
+use connvault_plugin_sdk::pb::{ErrorCategory, Stage, TlsMode};
+use connvault_plugin_sdk::{Connection, Deadline, StageError, TestReport};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{Client, NoTls};
+
+use crate::{DEFAULT_PORT, net, tls};
+
+/// A byte stream the driver can speak over: plain TCP or TLS over TCP.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// `SSLRequest`: length 8, then the magic request code 80877103.
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+/// Runs resolve, connect, TLS and authenticate; `None` once a stage failed.
+///
+/// Stages after a failure are still passed to the report, which records them
+/// as skipped without running them, so a client always sees the whole list.
+pub fn open(
+    connection: &Connection,
+    deadline: Deadline,
+    report: &mut TestReport,
+) -> Option<Client> {
+    let deadline = login_deadline(connection, deadline);
+    let host = connection.str("host");
+    let port = net::port(connection.int("port"), DEFAULT_PORT);
+    let addresses = report.stage(Stage::Resolve, || {
+        net::bounded(deadline, "resolving the host", net::resolve(host, port))
+    });
+    let stream = report.stage(Stage::Connect, || {
+        net::bounded(
+            deadline,
+            "connecting",
+            net::connect(&net::prior(addresses)?),
+        )
+    });
+    let mode = connection.tls_mode();
+    let stream: Option<Box<dyn Io>> = if mode == TlsMode::Disable {
+        report.skip(Stage::Tls, "TLS is disabled for this connection");
+        stream.map(|stream| Box::new(stream) as Box<dyn Io>)
+    } else {
+        report.stage(Stage::Tls, || {
+            let stream = net::prior(stream)?;
+            net::bounded(
+                deadline,
+                "the TLS handshake",
+                start_tls(stream, connection, mode),
+            )
+        })
+    };
+    report.stage(Stage::Authenticate, || {
+        let stream = net::prior(stream)?;
+        net::bounded(deadline, "logging in", authenticate(stream, connection))
+    })
+}
+
+/// The host's deadline, shortened to `connect_timeout` for the login stages.
+fn login_deadline(connection: &Connection, deadline: Deadline) -> Deadline {
+    let configured = connection
+        .int("connect_timeout")
+        .and_then(|seconds| u64::try_from(seconds).ok())
+        .map_or(deadline.remaining(), Duration::from_secs);
+    let bound = deadline.remaining().min(configured);
+    // Deadline::from_millis(0) means "the host default": never ask for 0.
+    Deadline::from_millis(u32::try_from(bound.as_millis()).unwrap_or(u32::MAX).max(1))
+}
+
+async fn start_tls(
+    mut stream: TcpStream,
+    connection: &Connection<'_>,
+    mode: TlsMode,
+) -> Result<Box<dyn Io>, StageError> {
+    let config = tls::client_config(&connection.tls, mode)?;
+    let name = tls::server_name(&connection.tls, connection.str("host"))?;
+    let protocol = |error: std::io::Error| {
+        StageError::new(
+            ErrorCategory::Protocol,
+            format!("asking the server for TLS failed: {error}"),
+        )
+    };
+    stream.write_all(&SSL_REQUEST).await.map_err(protocol)?;
+    let answer = stream.read_u8().await.map_err(protocol)?;
+    match answer {
+        b'S' => {
+            let connector = tokio_rustls::TlsConnector::from(config);
+            let encrypted = connector
+                .connect(name, stream)
+                .await
+                .map_err(|error| tls::handshake_error(&error))?;
+            Ok(Box::new(encrypted))
+        }
+        // `prefer` falls back to plain text on the same socket, as libpq does.
+        b'N' if mode == TlsMode::Prefer => Ok(Box::new(stream)),
+        b'N' => Err(StageError::new(
+            ErrorCategory::Tls,
+            "the server does not accept TLS connections, but TLS is required",
+        )),
+        other => Err(StageError::new(
+            ErrorCategory::Protocol,
+            format!(
+                "unexpected answer {other:#04x} to a TLS request: is this a PostgreSQL server?"
+            ),
+        )),
+    }
+}
+
+async fn authenticate(
+    stream: Box<dyn Io>,
+    connection: &Connection<'_>,
+) -> Result<Client, StageError> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .user(connection.str("user"))
+        .dbname(connection.str("database"))
+        // TLS, if any, is already in place underneath.
+        .ssl_mode(SslMode::Disable);
+    if let Some(password) = connection.secret("password") {
+        config.password(password);
+    }
+    let application_name = connection.str("application_name");
+    if !application_name.is_empty() {
+        config.application_name(application_name);
+    }
+    let (client, driver) = config
+        .connect_raw(stream, NoTls)
+        .await
+        .map_err(|error| classify(&error, "logging in"))?;
+    // The driver future owns the socket; it ends when `client` is dropped.
+    tokio::spawn(async move {
+        let _ = driver.await;
+    });
+    Ok(client)
+}
+
+/// `SELECT 1`, then the server's version.
+pub fn probe(client: &Client, deadline: Deadline) -> Result<String, StageError> {
+    net::bounded(deadline, "the probe query", async {
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|error| classify(&error, "SELECT 1"))?;
+        let row = client
+            .query_one("SELECT current_setting('server_version')", &[])
+            .await
+            .map_err(|error| classify(&error, "reading the server version"))?;
+        row.try_get::<_, String>(0)
+            .map_err(|error| classify(&error, "reading the server version"))
+    })
+}
+
+/// Whether the user may use `schema` (PostgreSQL's `USAGE` privilege).
+pub fn schema_usage(client: &Client, schema: &str, deadline: Deadline) -> Result<(), StageError> {
+    net::bounded(deadline, "the schema privilege check", async {
+        let rows = client
+            .query(
+                "SELECT has_schema_privilege(oid, 'USAGE') FROM pg_catalog.pg_namespace WHERE nspname = $1",
+                &[&schema],
+            )
+            .await
+            .map_err(|error| classify(&error, "checking schema privileges"))?;
+        let Some(row) = rows.first() else {
+            return Err(StageError::new(
+                ErrorCategory::Config,
+                format!("schema {schema:?} does not exist"),
+            ));
+        };
+        let usage: bool = row
+            .try_get(0)
+            .map_err(|error| classify(&error, "checking schema privileges"))?;
+        if usage {
+            Ok(())
+        } else {
+            Err(StageError::new(
+                ErrorCategory::Permission,
+                format!("the user lacks USAGE on schema {schema:?}"),
+            ))
+        }
+    })
+}
+
+/// Maps a driver error to a category; messages come from the server or the driver, never the password.
+pub fn classify(error: &tokio_postgres::Error, doing: &str) -> StageError {
+    if let Some(db) = error.as_db_error() {
+        let sqlstate = db.code().code();
+        let category = match sqlstate {
+            // invalid_password, invalid_authorization_specification (pg_hba, unknown role)
+            "28P01" | "28000" => ErrorCategory::Auth,
+            "42501" => ErrorCategory::Permission,
+            // unknown database, unknown schema
+            "3D000" | "3F000" => ErrorCategory::Config,
+            // too many connections, starting up or shutting down
+            "53300" | "57P03" => ErrorCategory::Unreachable,
+            _ => ErrorCategory::Protocol,
+        };
+        return StageError::new(
+            category,
+            format!("{doing} failed: {} (SQLSTATE {sqlstate})", db.message()),
+        );
+    }
+    let text = error.to_string();
+    let category = if text.contains("password missing") {
+        ErrorCategory::Auth
+    } else if std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>()) {
+        ErrorCategory::Unreachable
+    } else {
+        ErrorCategory::Protocol
+    };
+    StageError::new(category, format!("{doing} failed: {text}"))
+}

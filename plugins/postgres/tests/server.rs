@@ -1,0 +1,386 @@
+//! The PostgreSQL provider against real, throwaway PostgreSQL servers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use connvault_plugin_postgres::Postgres;
+use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, StageStatus, TlsMode};
+use connvault_plugin_sdk::{Deadline, Provider};
+use connvault_testkit::servers::{self, PgOptions, TestCa};
+
+/// A table's name, kind and columns (name, type, nullable, position).
+type TableSummary = (String, String, Vec<(String, String, bool, u32)>);
+
+fn test(spec: pb::ConnectionSpec) -> pb::TestResponse {
+    Postgres
+        .test(&connection(spec), Deadline::from_millis(5000))
+        .unwrap()
+}
+
+#[test]
+fn plain_server_stages_and_failure_categories() {
+    let pg = servers::Postgres::start(PgOptions::default());
+
+    let ok = test(local(pg.port(), pg.user(), pg.password()));
+    assert!(ok.success, "{ok:#?}");
+    for stage in [
+        Stage::Resolve,
+        Stage::Connect,
+        Stage::Authenticate,
+        Stage::Probe,
+        Stage::Authorize,
+    ] {
+        assert_eq!(
+            stage_status(&ok, stage),
+            Some(StageStatus::Ok),
+            "{stage:?} in {ok:#?}"
+        );
+    }
+    assert_eq!(stage_status(&ok, Stage::Tls), Some(StageStatus::Skipped));
+    assert!(
+        ok.server_version.starts_with(char::is_numeric),
+        "{}",
+        ok.server_version
+    );
+    eprintln!("postgresql: successful test took {} us", ok.duration_us);
+
+    let canary = "CANARY-pw-7f3a";
+    let wrong = test(local(pg.port(), pg.user(), canary));
+    assert_eq!(category(&wrong), ErrorCategory::Auth, "{wrong:#?}");
+    assert_eq!(
+        stage_status(&wrong, Stage::Authenticate),
+        Some(StageStatus::Failed)
+    );
+    assert!(!format!("{wrong:?}").contains(canary));
+    assert!(
+        !pg.log().contains(canary),
+        "the password reached the server log"
+    );
+
+    let mut tls_required = local(pg.port(), pg.user(), pg.password());
+    tls_required.tls = Some(pb::Tls {
+        mode: TlsMode::Require as i32,
+        ..Default::default()
+    });
+    let no_tls = test(tls_required);
+    assert_eq!(category(&no_tls), ErrorCategory::Tls, "{no_tls:#?}");
+    assert_eq!(stage_status(&no_tls, Stage::Tls), Some(StageStatus::Failed));
+
+    // `prefer` falls back to plain text on a server without TLS.
+    let mut prefer = local(pg.port(), pg.user(), pg.password());
+    prefer.tls = Some(pb::Tls {
+        mode: TlsMode::Prefer as i32,
+        ..Default::default()
+    });
+    assert!(test(prefer).success);
+
+    pg.psql(
+        "CREATE ROLE limited LOGIN PASSWORD 'limited-pw'; CREATE SCHEMA hidden; \
+         REVOKE ALL ON SCHEMA hidden FROM PUBLIC;",
+    );
+    let mut no_usage = local(pg.port(), "limited", "limited-pw");
+    no_usage.config.insert("schema".into(), s("hidden"));
+    let denied = test(no_usage);
+    assert_eq!(category(&denied), ErrorCategory::Permission, "{denied:#?}");
+    assert_eq!(
+        stage_status(&denied, Stage::Authorize),
+        Some(StageStatus::Failed)
+    );
+
+    let mut missing_db = local(pg.port(), pg.user(), pg.password());
+    missing_db.config.insert("database".into(), s("nope"));
+    assert_eq!(category(&test(missing_db)), ErrorCategory::Config);
+}
+
+#[test]
+fn unresolvable_host_is_dns() {
+    let mut spec = local(5432, "u", "CANARY-pw-7f3a");
+    spec.config.insert("host".into(), s("nonexistent.invalid"));
+    let response = test(spec);
+    assert_eq!(category(&response), ErrorCategory::Dns, "{response:#?}");
+    assert_eq!(
+        stage_status(&response, Stage::Resolve),
+        Some(StageStatus::Failed)
+    );
+    assert_eq!(
+        stage_status(&response, Stage::Connect),
+        Some(StageStatus::Skipped)
+    );
+    assert!(!format!("{response:?}").contains("CANARY"));
+}
+
+#[test]
+fn closed_port_is_unreachable() {
+    let response = test(local(closed_port(), "u", "CANARY-pw-7f3a"));
+    assert_eq!(
+        category(&response),
+        ErrorCategory::Unreachable,
+        "{response:#?}"
+    );
+    assert_eq!(
+        stage_status(&response, Stage::Connect),
+        Some(StageStatus::Failed)
+    );
+    assert!(!format!("{response:?}").contains("CANARY"));
+}
+
+#[test]
+fn silent_server_times_out_within_the_deadline() {
+    let port = silent_server();
+    for mode in [TlsMode::Disable, TlsMode::Require] {
+        let mut spec = local(port, "u", "CANARY-pw-7f3a");
+        spec.tls = Some(pb::Tls {
+            mode: mode as i32,
+            ..Default::default()
+        });
+        let started = Instant::now();
+        let response = Postgres
+            .test(&connection(spec), Deadline::from_millis(800))
+            .unwrap();
+        let took = started.elapsed();
+        assert_eq!(category(&response), ErrorCategory::Timeout, "{response:#?}");
+        assert!(took < Duration::from_millis(1500), "took {took:?}");
+        assert!(!format!("{response:?}").contains("CANARY"));
+    }
+}
+
+#[test]
+fn tls_modes_against_a_tls_server() {
+    let ca = TestCa::new();
+    let pg = servers::Postgres::start(PgOptions {
+        tls: Some(ca.server_files()),
+    });
+    let with_tls = |mode: TlsMode, host: &str, tls: pb::Tls| {
+        let mut spec = local(pg.port(), pg.user(), pg.password());
+        spec.config.insert("host".into(), s(host));
+        spec.tls = Some(pb::Tls {
+            mode: mode as i32,
+            ..tls
+        });
+        test(spec)
+    };
+    let trusted = pb::Tls {
+        ca_pem: ca.ca_pem.clone(),
+        ..Default::default()
+    };
+
+    for (mode, host) in [
+        (TlsMode::Require, "127.0.0.1"),
+        (TlsMode::VerifyCa, "127.0.0.1"),
+        (TlsMode::VerifyFull, "127.0.0.1"),
+        (TlsMode::VerifyFull, "localhost"),
+    ] {
+        let response = with_tls(mode, host, trusted.clone());
+        assert!(response.success, "{mode:?} {host}: {response:#?}");
+        assert_eq!(stage_status(&response, Stage::Tls), Some(StageStatus::Ok));
+    }
+
+    // verify-ca ignores the name; verify-full does not.
+    let other_name = pb::Tls {
+        server_name: "db.example.com".into(),
+        ..trusted.clone()
+    };
+    assert!(with_tls(TlsMode::VerifyCa, "127.0.0.1", other_name.clone()).success);
+    let mismatch = with_tls(TlsMode::VerifyFull, "127.0.0.1", other_name);
+    assert_eq!(category(&mismatch), ErrorCategory::Tls, "{mismatch:#?}");
+
+    // A CA that did not sign the server's certificate.
+    let stranger = pb::Tls {
+        ca_pem: TestCa::new().ca_pem,
+        ..Default::default()
+    };
+    let untrusted = with_tls(TlsMode::VerifyFull, "localhost", stranger);
+    assert_eq!(category(&untrusted), ErrorCategory::Tls, "{untrusted:#?}");
+    assert_eq!(
+        stage_status(&untrusted, Stage::Tls),
+        Some(StageStatus::Failed)
+    );
+
+    // A client certificate, required by pg_hba for one role.
+    pg.psql("CREATE ROLE certuser LOGIN");
+    pg.psql("SELECT 1");
+    let hba = pg.psql("SHOW hba_file");
+    let hba_text = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!("hostssl all certuser 127.0.0.1/32 cert\n{hba_text}"),
+    )
+    .unwrap();
+    pg.psql("SELECT pg_reload_conf()");
+    let client = ca.client("certuser");
+    let mut spec = local(pg.port(), "certuser", "unused");
+    spec.secrets.clear();
+    spec.config.insert("host".into(), s("localhost"));
+    spec.tls = Some(pb::Tls {
+        mode: TlsMode::VerifyFull as i32,
+        ca_pem: ca.ca_pem.clone(),
+        client_cert_pem: client.cert_pem,
+        client_key_pem: client.key_pem,
+        ..Default::default()
+    });
+    // pg_reload_conf is asynchronous: give the postmaster a moment.
+    std::thread::sleep(Duration::from_millis(300));
+    let response = test(spec);
+    assert!(response.success, "client certificate: {response:#?}");
+}
+
+#[test]
+fn discover_returns_exactly_the_seeded_catalog() {
+    let pg = servers::Postgres::start(PgOptions::default());
+    pg.psql(
+        "CREATE SCHEMA shop; \
+         CREATE TABLE shop.customers (id integer PRIMARY KEY, name text NOT NULL, email varchar(200)); \
+         CREATE TABLE shop.orders (id bigint NOT NULL, customer_id integer, total numeric(10,2)); \
+         CREATE VIEW shop.big_orders AS SELECT id, total FROM shop.orders WHERE total > 100;",
+    );
+    let connection = connection(local(pg.port(), pg.user(), pg.password()));
+    let request = pb::DiscoverRequest {
+        schema_filter: "shop".into(),
+        include_columns: true,
+        ..Default::default()
+    };
+    let found = Postgres
+        .discover(&connection, &request, Deadline::from_millis(5000))
+        .unwrap();
+    assert!(!found.truncated);
+    assert_eq!(found.schemas.len(), 1);
+    let shop = &found.schemas[0];
+    assert_eq!(shop.name, "shop");
+    let summary: Vec<TableSummary> = shop
+        .tables
+        .iter()
+        .map(|table| {
+            (
+                table.name.clone(),
+                table.kind.clone(),
+                table
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.clone(), c.data_type.clone(), c.nullable, c.position))
+                    .collect(),
+            )
+        })
+        .collect();
+    let col = |name: &str, ty: &str, nullable: bool, position: u32| {
+        (name.to_owned(), ty.to_owned(), nullable, position)
+    };
+    assert_eq!(
+        summary,
+        vec![
+            (
+                "big_orders".to_owned(),
+                "view".to_owned(),
+                vec![
+                    col("id", "bigint", true, 1),
+                    col("total", "numeric(10,2)", true, 2)
+                ]
+            ),
+            (
+                "customers".to_owned(),
+                "table".to_owned(),
+                vec![
+                    col("id", "integer", false, 1),
+                    col("name", "text", false, 2),
+                    col("email", "character varying(200)", true, 3)
+                ]
+            ),
+            (
+                "orders".to_owned(),
+                "table".to_owned(),
+                vec![
+                    col("id", "bigint", false, 1),
+                    col("customer_id", "integer", true, 2),
+                    col("total", "numeric(10,2)", true, 3)
+                ]
+            ),
+        ]
+    );
+
+    // All schemas the user can use: public and shop, nothing from the catalog.
+    let all = Postgres
+        .discover(
+            &connection,
+            &pb::DiscoverRequest::default(),
+            Deadline::from_millis(5000),
+        )
+        .unwrap();
+    let names: Vec<&str> = all
+        .schemas
+        .iter()
+        .map(|schema| schema.name.as_str())
+        .collect();
+    assert_eq!(names, ["public", "shop"]);
+
+    // Limits cut the catalog and say so.
+    let bounded = Postgres
+        .discover(
+            &connection,
+            &pb::DiscoverRequest {
+                schema_filter: "sh*".into(),
+                table_filter: "*o*".into(),
+                max_tables: 1,
+                max_columns_per_table: 1,
+                include_columns: true,
+                ..Default::default()
+            },
+            Deadline::from_millis(5000),
+        )
+        .unwrap();
+    assert!(bounded.truncated);
+    assert_eq!(bounded.schemas[0].tables.len(), 1);
+    assert_eq!(bounded.schemas[0].tables[0].name, "big_orders");
+    assert_eq!(bounded.schemas[0].tables[0].columns.len(), 1);
+
+    // Discover reports a wrong password as UNAUTHENTICATED.
+    let wrong = Postgres
+        .discover(
+            &common::connection(local(pg.port(), pg.user(), "wrong")),
+            &request,
+            Deadline::from_millis(5000),
+        )
+        .unwrap_err();
+    assert_eq!(wrong.0.code, connvault_plugin_sdk::code::UNAUTHENTICATED);
+}
+
+#[test]
+fn rendered_strings_work_with_psql() {
+    let pg = servers::Postgres::start(PgOptions::default());
+    pg.psql("CREATE SCHEMA app; CREATE TABLE app.marker (x int);");
+    let mut spec = local(pg.port(), pg.user(), pg.password());
+    spec.config.insert("schema".into(), s("app"));
+    spec.config
+        .insert("application_name".into(), s("connvault test"));
+    let rendered = Postgres.render(&connection(spec), true).unwrap();
+    let psql = servers::find_binary("psql");
+    let query = "SELECT current_user || '|' || current_setting('application_name') || '|' || (SELECT count(*) FROM marker)";
+    let expected = format!("{}|connvault test|0", pg.user());
+
+    for target in [&rendered.uri, &rendered.dsn] {
+        let output = Command::new(&psql)
+            .args(["-X", "-At", "-d", target, "-c", query])
+            .env_remove("PGPASSWORD")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "psql {target}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), expected);
+    }
+    let output = Command::new(&psql)
+        .args(["-X", "-At", "-c", query])
+        .envs(&rendered.env)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "psql with env: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), expected);
+}

@@ -1,0 +1,146 @@
+//! The connvault provider for Redis (`redis`).
+//!
+//! Tests a connection stage by stage (resolve, TCP connect, TLS, `AUTH`,
+//! `PING` and the version from `INFO server`), summarises the keyspace per
+//! database, and renders a `redis://` or `rediss://` URI.
+//!
+//! ```
+//! use connvault_plugin_sdk::{check, pb, Provider};
+//! use connvault_plugin_redis::Redis;
+//! let source = Redis.data_sources().remove(0);
+//! let mut spec = pb::ConnectionSpec::default();
+//! spec.config.insert("host".into(), pb::Value { kind: Some(pb::value::Kind::StringValue("cache.example".into())) });
+//! let connection = check(&source, spec, &[]).unwrap();
+//! assert_eq!(Redis.render(&connection, false).unwrap().uri, "redis://cache.example:6379/0");
+//! ```
+
+mod net;
+mod render;
+mod session;
+mod tls;
+
+use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage};
+use connvault_plugin_sdk::{
+    Connection, Deadline, PluginError, Provider, StageError, TestReport, Violations,
+    export_provider, schema,
+};
+
+/// The Redis port when none is configured.
+pub const DEFAULT_PORT: u16 = 6379;
+
+/// The Redis provider.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Redis;
+
+impl Provider for Redis {
+    fn data_sources(&self) -> Vec<pb::DataSource> {
+        vec![
+            schema::data_source("redis", "Redis")
+                .description("A Redis (or Redis-compatible) server.")
+                .supports_tls()
+                .field(
+                    schema::string("host")
+                        .required()
+                        .label("Host")
+                        .pattern("[A-Za-z0-9._:%-]+")
+                        .max_length(253)
+                        .description("Host name or IP address of the server."),
+                )
+                .field(
+                    schema::int("port")
+                        .label("Port")
+                        .range(1, 65535)
+                        .default_value(DEFAULT_PORT)
+                        .description("TCP port the server listens on."),
+                )
+                .field(
+                    schema::int("database")
+                        .label("Database index")
+                        .range(0, 65535)
+                        .default_value(0)
+                        .description("Logical database selected after login."),
+                )
+                .field(
+                    schema::string("username")
+                        .label("Username")
+                        .group("Authentication")
+                        .max_length(256)
+                        .description("ACL user (Redis 6+); empty means the default user."),
+                )
+                .field(
+                    schema::secret("password")
+                        .label("Password")
+                        .max_length(1024)
+                        .description("Password of the ACL user, or `requirepass`."),
+                )
+                .secret_bound(&["host", "port", "username"])
+                .build(),
+        ]
+    }
+
+    fn validate(&self, connection: &Connection, violations: &mut Violations) {
+        let host = connection.str("host");
+        let pasted_port = host
+            .split_once(':')
+            .is_some_and(|(_, port)| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()));
+        if pasted_port {
+            violations.add("config.host", "give the host only: put the port in `port`");
+        }
+        if !connection.str("username").is_empty() && connection.secret("password").is_none() {
+            violations.add("secrets.password", "an ACL username needs a password");
+        }
+        let tls = &connection.tls;
+        let material = !tls.ca_pem.is_empty()
+            || !tls.client_cert_pem.is_empty()
+            || !tls.server_name.is_empty();
+        if connection.tls_mode() == pb::TlsMode::Disable && material {
+            violations.add(
+                "tls.mode",
+                "TLS material or a server name is set but TLS is disabled: choose a TLS mode",
+            );
+        }
+        tls::check_pem(tls, violations);
+    }
+
+    fn test(
+        &self,
+        connection: &Connection,
+        deadline: Deadline,
+    ) -> Result<pb::TestResponse, PluginError> {
+        let mut report = TestReport::new();
+        let mut conn = session::open(connection, deadline, &mut report);
+        let version = report.stage(Stage::Probe, || {
+            session::probe(net::prior(conn.as_mut())?, deadline)
+        });
+        if let Some(version) = version {
+            report.server_version(version);
+        }
+        Ok(report.finish())
+    }
+
+    fn discover(
+        &self,
+        connection: &Connection,
+        request: &pb::DiscoverRequest,
+        deadline: Deadline,
+    ) -> Result<pb::DiscoverResponse, PluginError> {
+        let mut report = TestReport::new();
+        let Some(mut conn) = session::open(connection, deadline, &mut report) else {
+            let failed = report.finish();
+            let category =
+                ErrorCategory::try_from(failed.error_category).unwrap_or(ErrorCategory::Internal);
+            return Err(net::plugin_error(StageError::new(category, failed.message)));
+        };
+        session::keyspace(&mut conn, request, deadline).map_err(net::plugin_error)
+    }
+
+    fn render(
+        &self,
+        connection: &Connection,
+        include_secrets: bool,
+    ) -> Result<pb::RenderResponse, PluginError> {
+        Ok(render::render(connection, include_secrets))
+    }
+}
+
+export_provider!(Redis);

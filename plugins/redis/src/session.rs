@@ -1,0 +1,259 @@
+//! Opening a Redis session stage by stage: resolve, connect, TLS, AUTH.
+//!
+//! TLS is done here with rustls so that it is its own stage; the encrypted (or
+//! plain) stream is then handed to redis-rs, whose connection setup sends
+//! `AUTH` and `SELECT`.
+
+use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, TlsMode};
+use connvault_plugin_sdk::{Connection, Deadline, StageError, TestReport};
+use redis::aio::MultiplexedConnection;
+use redis::{ErrorKind, ProtocolVersion, RedisConnectionInfo};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+use crate::{DEFAULT_PORT, net, tls};
+
+/// A byte stream redis-rs can speak over: plain TCP or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// Runs resolve, connect, TLS and authenticate; `None` once a stage failed.
+pub fn open(
+    connection: &Connection,
+    deadline: Deadline,
+    report: &mut TestReport,
+) -> Option<MultiplexedConnection> {
+    let host = connection.str("host");
+    let port = net::port(connection.int("port"), DEFAULT_PORT);
+    let addresses = report.stage(Stage::Resolve, || {
+        net::bounded(deadline, "resolving the host", net::resolve(host, port))
+    });
+    let stream = report.stage(Stage::Connect, || {
+        net::bounded(
+            deadline,
+            "connecting",
+            net::connect(&net::prior(addresses)?),
+        )
+    });
+    let mode = connection.tls_mode();
+    let stream: Option<Box<dyn Io>> = if mode == TlsMode::Disable {
+        report.skip(Stage::Tls, "TLS is disabled for this connection");
+        stream.map(|stream| Box::new(stream) as Box<dyn Io>)
+    } else {
+        report.stage(Stage::Tls, || {
+            let stream = net::prior(stream)?;
+            net::bounded(
+                deadline,
+                "the TLS handshake",
+                start_tls(stream, connection, mode),
+            )
+        })
+    };
+    report.stage(Stage::Authenticate, || {
+        let stream = net::prior(stream)?;
+        net::bounded(deadline, "logging in", authenticate(stream, connection))
+    })
+}
+
+async fn start_tls(
+    stream: TcpStream,
+    connection: &Connection<'_>,
+    mode: TlsMode,
+) -> Result<Box<dyn Io>, StageError> {
+    // Redis has no in-band TLS negotiation: `prefer` can only mean "try TLS".
+    let config = tls::client_config(&connection.tls, mode)?;
+    let name = tls::server_name(&connection.tls, connection.str("host"))?;
+    let peer = stream.peer_addr().ok();
+    let handshake = tokio_rustls::TlsConnector::from(config).connect(name, stream);
+    tokio::pin!(handshake);
+    let map = |outcome: std::io::Result<_>| match outcome {
+        Ok(encrypted) => Ok(Box::new(encrypted) as Box<dyn Io>),
+        Err(error) => Err(tls::handshake_error(&error)),
+    };
+    tokio::select! {
+        outcome = &mut handshake => return map(outcome),
+        () = tokio::time::sleep(PLAIN_CHECK_AFTER) => {}
+    }
+    // A plain-text Redis reads our ClientHello as an unfinished inline command
+    // and waits forever. Ask on a second socket whether the port speaks plain
+    // RESP, so the answer is "no TLS here" rather than a timeout.
+    let Some(peer) = peer else {
+        return map(handshake.await);
+    };
+    tokio::select! {
+        outcome = &mut handshake => map(outcome),
+        true = speaks_plain_resp(peer) => Err(StageError::new(
+            ErrorCategory::Tls,
+            "the server answers plain-text Redis on this port, but TLS is required",
+        )),
+    }
+}
+
+/// How long a TLS handshake may take before we check for a plain-text server.
+const PLAIN_CHECK_AFTER: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Whether `peer` answers `PING` in plain RESP (`+PONG` or an `-ERR`/`-NOAUTH`).
+async fn speaks_plain_resp(peer: std::net::SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut probe) = TcpStream::connect(peer).await else {
+        return false;
+    };
+    if probe.write_all(b"PING\r\n").await.is_err() {
+        return false;
+    }
+    matches!(probe.read_u8().await, Ok(b'+' | b'-'))
+}
+
+async fn authenticate(
+    stream: Box<dyn Io>,
+    connection: &Connection<'_>,
+) -> Result<MultiplexedConnection, StageError> {
+    let username = connection.str("username");
+    let info = RedisConnectionInfo {
+        db: connection.int("database").unwrap_or(0),
+        username: (!username.is_empty()).then(|| username.to_owned()),
+        password: connection.secret("password").map(str::to_owned),
+        protocol: ProtocolVersion::RESP2,
+    };
+    let (conn, driver) = MultiplexedConnection::new(&info, stream)
+        .await
+        .map_err(|error| classify(&error, "logging in"))?;
+    tokio::spawn(driver);
+    Ok(conn)
+}
+
+/// `PING`, then the version from `INFO server`.
+pub fn probe(conn: &mut MultiplexedConnection, deadline: Deadline) -> Result<String, StageError> {
+    net::bounded(deadline, "the probe", async {
+        let pong: String = redis::cmd("PING")
+            .query_async(conn)
+            .await
+            .map_err(|error| classify(&error, "PING"))?;
+        if pong != "PONG" {
+            return Err(StageError::new(
+                ErrorCategory::Protocol,
+                "PING did not answer PONG",
+            ));
+        }
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(conn)
+            .await
+            .map_err(|error| classify(&error, "INFO server"))?;
+        Ok(info_field(&info, "redis_version")
+            .unwrap_or("unknown")
+            .to_owned())
+    })
+}
+
+fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines().find_map(|line| {
+        line.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .map(str::trim)
+    })
+}
+
+/// Discovery for Redis: one schema per non-empty database (`db0`...) holding a
+/// `keyspace` entry whose row estimate is the key count.
+pub fn keyspace(
+    conn: &mut MultiplexedConnection,
+    request: &pb::DiscoverRequest,
+    deadline: Deadline,
+) -> Result<pb::DiscoverResponse, StageError> {
+    let info: String = net::bounded(deadline, "INFO keyspace", async {
+        redis::cmd("INFO")
+            .arg("keyspace")
+            .query_async(conn)
+            .await
+            .map_err(|error| classify(&error, "INFO keyspace"))
+    })?;
+    let max = if request.max_schemas == 0 {
+        100
+    } else {
+        request.max_schemas as usize
+    };
+    let mut schemas = Vec::new();
+    let mut truncated = false;
+    // Lines look like `db0:keys=3,expires=0,avg_ttl=0`.
+    for line in info.lines() {
+        let Some((name, stats)) = line.trim().split_once(':') else {
+            continue;
+        };
+        if !name.starts_with("db") || !glob_matches(&request.schema_filter, name) {
+            continue;
+        }
+        if schemas.len() == max {
+            truncated = true;
+            break;
+        }
+        let keys = stats
+            .split(',')
+            .find_map(|pair| pair.strip_prefix("keys="))
+            .and_then(|keys| keys.parse::<i64>().ok());
+        schemas.push(pb::Schema {
+            name: name.to_owned(),
+            tables: vec![pb::Table {
+                name: "keyspace".to_owned(),
+                kind: "keyspace".to_owned(),
+                estimated_rows: keys,
+                columns: Vec::new(),
+            }],
+        });
+    }
+    Ok(pb::DiscoverResponse { schemas, truncated })
+}
+
+/// Glob matching with `*` and `?`; an empty glob matches everything.
+fn glob_matches(glob: &str, text: &str) -> bool {
+    fn matches(glob: &[char], text: &[char]) -> bool {
+        match (glob.first(), text.first()) {
+            (None, None) => true,
+            (Some('*'), _) => {
+                matches(&glob[1..], text) || (!text.is_empty() && matches(glob, &text[1..]))
+            }
+            (Some('?'), Some(_)) => matches(&glob[1..], &text[1..]),
+            (Some(g), Some(t)) if g == t => matches(&glob[1..], &text[1..]),
+            _ => false,
+        }
+    }
+    if glob.is_empty() {
+        return true;
+    }
+    let glob: Vec<char> = glob.chars().collect();
+    let text: Vec<char> = text.chars().collect();
+    matches(&glob, &text)
+}
+
+/// Maps a redis-rs error to a category; Redis never echoes the password back.
+fn classify(error: &redis::RedisError, doing: &str) -> StageError {
+    let code = error.code().unwrap_or("");
+    let category = match error.kind() {
+        ErrorKind::AuthenticationFailed => ErrorCategory::Auth,
+        _ if code == "WRONGPASS" || code == "NOAUTH" => ErrorCategory::Auth,
+        _ if code == "NOPERM" => ErrorCategory::Permission,
+        ErrorKind::IoError => ErrorCategory::Unreachable,
+        _ if error.to_string().contains("DB index is out of range") => ErrorCategory::Config,
+        _ => ErrorCategory::Protocol,
+    };
+    StageError::new(category, format!("{doing} failed: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match() {
+        assert!(glob_matches("", "db0"));
+        assert!(glob_matches("db*", "db12"));
+        assert!(glob_matches("db?", "db1"));
+        assert!(!glob_matches("db?", "db12"));
+    }
+
+    #[test]
+    fn info_fields_are_found() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\n";
+        assert_eq!(info_field(info, "redis_version"), Some("7.0.15"));
+    }
+}

@@ -1,0 +1,86 @@
+//! Validation and rendering of Redis connections: pure, no server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use connvault_plugin_redis::Redis;
+use connvault_plugin_sdk::pb::{self, TlsMode};
+use connvault_plugin_sdk::{Provider, Violations, check};
+
+fn violations(spec: pb::ConnectionSpec) -> Vec<String> {
+    let mut found = match check(source(), spec, &[]) {
+        Ok(connection) => {
+            let mut violations = Violations::default();
+            Redis.validate(&connection, &mut violations);
+            violations.0
+        }
+        Err(violations) => violations.0,
+    };
+    found.sort_by(|a, b| a.field.cmp(&b.field));
+    let mut fields: Vec<String> = found.into_iter().map(|violation| violation.field).collect();
+    fields.dedup();
+    fields
+}
+
+#[test]
+fn every_bad_field_is_reported_at_once() {
+    let spec = spec(
+        vec![("port", i(0)), ("database", i(-1)), ("colour", s("blue"))],
+        None,
+    );
+    assert_eq!(
+        violations(spec),
+        [
+            "config.colour",
+            "config.database",
+            "config.host",
+            "config.port"
+        ]
+    );
+}
+
+#[test]
+fn cross_field_rules_are_reported_together() {
+    let mut spec = spec(
+        vec![("host", s("cache:6379")), ("username", s("app"))],
+        None,
+    );
+    spec.tls = Some(pb::Tls {
+        mode: TlsMode::Disable as i32,
+        server_name: "cache.example".into(),
+        ..Default::default()
+    });
+    assert_eq!(
+        violations(spec),
+        ["config.host", "secrets.password", "tls.mode"]
+    );
+}
+
+#[test]
+fn render_percent_encodes_and_redacts() {
+    let canary = "p@ss:w/rd CANARY";
+    let mut spec = spec(
+        vec![
+            ("host", s("cache.example")),
+            ("username", s("app")),
+            ("database", i(2)),
+        ],
+        Some(canary),
+    );
+    spec.tls = Some(pb::Tls {
+        mode: TlsMode::VerifyFull as i32,
+        ..Default::default()
+    });
+    let connection = connection(spec);
+    let shown = Redis.render(&connection, true).unwrap();
+    assert_eq!(
+        shown.uri,
+        "rediss://app:p%40ss%3Aw%2Frd%20CANARY@cache.example:6379/2"
+    );
+    assert_eq!(shown.env["REDISCLI_AUTH"], canary);
+
+    let hidden = Redis.render(&connection, false).unwrap();
+    assert!(!format!("{hidden:?}").contains("CANARY"));
+    assert_eq!(hidden.uri, "rediss://app:REDACTED@cache.example:6379/2");
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what the provider tests need to start throwaway servers:
+# PostgreSQL (initdb, postgres, pg_ctl, psql), MariaDB (mariadb-install-db,
+# mariadbd, mariadb), Redis (redis-server, redis-cli) and a C compiler.
+# Idempotent: on a machine that has them all it changes nothing.
+set -euo pipefail
+
+# PostgreSQL's server binaries live outside PATH on Debian.
+have() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  compgen -G "/usr/lib/postgresql/*/bin/$1" >/dev/null 2>&1 && return 0
+  [ -x "/usr/sbin/$1" ]
+}
+
+missing=()
+have initdb && have postgres && have pg_ctl && have psql || missing+=(postgresql postgresql-client)
+have mariadb-install-db && have mariadbd && have mariadb || missing+=(mariadb-server mariadb-client)
+have redis-server && have redis-cli || missing+=(redis-server redis-tools)
+have cc || missing+=(gcc libc6-dev)
+have setpriv || missing+=(util-linux)
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "test-deps: PostgreSQL, MariaDB, Redis and cc are installed; nothing to do"
+  exit 0
+fi
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  sudo=(sudo)
+fi
+echo "test-deps: installing ${missing[*]}"
+"${sudo[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+# The packages start system-wide services; the tests start their own servers.
+for service in postgresql mariadb redis-server; do
+  "${sudo[@]}" service "$service" stop >/dev/null 2>&1 || true
+done
+echo "test-deps: installed ${missing[*]}"
