@@ -46,6 +46,8 @@ pub struct Config {
     pub test_timeout_ms: u32,
     /// The longest a caller may ask a test to take, in milliseconds.
     pub max_test_timeout_ms: u32,
+    /// How long in-flight requests may run after a shutdown signal, in milliseconds.
+    pub shutdown_grace_ms: u64,
 }
 
 /// Plugin loading settings.
@@ -75,6 +77,7 @@ impl Default for Config {
             validate_timeout_ms: 2_000,
             test_timeout_ms: 10_000,
             max_test_timeout_ms: 60_000,
+            shutdown_grace_ms: 10_000,
         }
     }
 }
@@ -128,6 +131,9 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `connvault=debug` (RUST_LOG overrides).
     #[arg(long, env = "CONNVAULT_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// Milliseconds in-flight requests may run after SIGTERM [default: 10000].
+    #[arg(long, env = "CONNVAULT_SHUTDOWN_GRACE_MS")]
+    pub shutdown_grace_ms: Option<u64>,
 }
 
 impl Config {
@@ -155,6 +161,9 @@ impl Config {
         }
         if let Some(level) = &args.log_level {
             config.log_level = level.clone();
+        }
+        if let Some(grace) = args.shutdown_grace_ms {
+            config.shutdown_grace_ms = grace;
         }
         Ok(config)
     }

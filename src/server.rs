@@ -50,6 +50,9 @@ pub enum StartError {
     /// The gRPC server failed.
     #[error("server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    /// A start-up task died.
+    #[error("a start-up task failed: {0}")]
+    Task(String),
     /// Service set-up failed (reflection descriptors).
     #[error("cannot set up reflection: {0}")]
     Reflection(String),
@@ -80,7 +83,7 @@ pub async fn run(
     let options = StoreOptions::default().with_durable(config.durable);
     let store = tokio::task::spawn_blocking(move || Store::open(&store_path, options))
         .await
-        .map_err(|error| StartError::Store(StoreError::Backend(error.to_string())))?
+        .map_err(|error| StartError::Task(error.to_string()))?
         .map_err(|error| match error {
             error @ StoreError::Locked { .. } => StartError::Locked(error),
             other => StartError::Store(other),
@@ -109,7 +112,7 @@ pub async fn run(
         let store = Arc::clone(&store);
         tokio::task::spawn_blocking(move || keys::open_keyring(&store, master))
             .await
-            .map_err(|error| StartError::Store(StoreError::Backend(error.to_string())))??
+            .map_err(|error| StartError::Task(error.to_string()))??
     };
 
     let plugin_dir = config.plugin_dir();
@@ -124,7 +127,7 @@ pub async fn run(
     let dir = plugin_dir.clone();
     let plugins = tokio::task::spawn_blocking(move || PluginHost::load_dir(&dir, &host_options))
         .await
-        .map_err(|error| StartError::Store(StoreError::Backend(error.to_string())))?;
+        .map_err(|error| StartError::Task(error.to_string()))?;
     let loaded: Vec<String> = plugins
         .plugins()
         .iter()
@@ -179,27 +182,58 @@ pub async fn run(
     // A plain line on stdout for scripts and tests that start on port 0.
     println!("connvault listening on {addr}");
 
-    Server::builder()
-        .layer(RequestIdLayer)
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(v1::tenant_service_server::TenantServiceServer::new(
-            TenantApi(Arc::clone(&app)),
-        ))
-        .add_service(
-            v1::data_source_service_server::DataSourceServiceServer::new(DataSourceApi(
-                Arc::clone(&app),
-            )),
-        )
-        .add_service(v1::connection_service_server::ConnectionServiceServer::new(
-            ConnectionApi(Arc::clone(&app)),
-        ))
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
-        .await?;
-    tracing::info!("stopped: in-flight requests finished");
+    let (drain, drained) = tokio::sync::oneshot::channel::<()>();
+    let mut serving = tokio::spawn(
+        Server::builder()
+            .layer(RequestIdLayer)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(v1::tenant_service_server::TenantServiceServer::new(
+                TenantApi(Arc::clone(&app)),
+            ))
+            .add_service(
+                v1::data_source_service_server::DataSourceServiceServer::new(DataSourceApi(
+                    Arc::clone(&app),
+                )),
+            )
+            .add_service(v1::connection_service_server::ConnectionServiceServer::new(
+                ConnectionApi(Arc::clone(&app)),
+            ))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                async {
+                    let _ = drained.await;
+                },
+            ),
+    );
+    tokio::select! {
+        result = &mut serving => return finished(result),
+        () = shutdown => {}
+    }
+    let _ = drain.send(());
+    // hyper's graceful shutdown can wait forever on an idle HTTP/2 client
+    // (hyperium/hyper#4170): in-flight requests get a bounded grace period.
+    let grace = std::time::Duration::from_millis(config.shutdown_grace_ms);
+    match tokio::time::timeout(grace, &mut serving).await {
+        Ok(result) => finished(result)?,
+        Err(_) => {
+            serving.abort();
+            tracing::warn!(
+                ?grace,
+                "shutdown grace period over; closing the remaining connections"
+            );
+        }
+    }
+    tracing::info!("stopped");
     Ok(())
+}
+
+fn finished(
+    result: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>,
+) -> Result<(), StartError> {
+    match result {
+        Ok(outcome) => Ok(outcome?),
+        Err(error) => Err(StartError::Task(error.to_string())),
+    }
 }

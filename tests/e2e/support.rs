@@ -1,0 +1,300 @@
+//! Starts the real `connvault` binary on a free loopback port with a temp
+//! data directory and a plugin directory holding the fixture plugin.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use connvault::pb::v1;
+use connvault::pb::v1::connection_service_client::ConnectionServiceClient;
+use connvault::pb::v1::data_source_service_client::DataSourceServiceClient;
+use connvault::pb::v1::tenant_service_client::TenantServiceClient;
+use connvault_testkit::{PluginDir, build_plugins, dylib_name};
+use tonic::transport::Channel;
+
+/// The fixture plugin, built once per test process by a separate cargo invocation.
+pub fn fixture_so() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        build_plugins(&["connvault-fixture-testplugin"]).join(dylib_name("cvfixture_test"))
+    })
+    .clone()
+}
+
+/// How to start a server.
+pub struct Options {
+    /// Base64 master key; `None` runs with `--dev`.
+    pub master_key: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { master_key: None }
+    }
+}
+
+/// A running server and the directories it owns.
+pub struct Server {
+    child: Option<Child>,
+    pub addr: String,
+    pub data: tempfile::TempDir,
+    pub plugins: PluginDir,
+    pub log: PathBuf,
+    options: Options,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_with(options: Options) -> Server {
+        let plugins = PluginDir::new();
+        plugins.add(&fixture_so(), "fixture");
+        let data = tempfile::tempdir().unwrap();
+        let log = data.path().join("server.log");
+        let mut server = Server {
+            child: None,
+            addr: String::new(),
+            data,
+            plugins,
+            log,
+            options,
+        };
+        server
+            .spawn()
+            .unwrap_or_else(|error| panic!("server did not start: {error}"));
+        server
+    }
+
+    /// Starts the process on the same data directory; returns stderr on failure.
+    pub fn spawn(&mut self) -> Result<(), String> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_connvault"));
+        command
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(self.data.path().join("data"))
+            .arg("--plugin-dir")
+            .arg(self.plugins.path())
+            .args(["--log-level", "debug"])
+            .args(["--shutdown-grace-ms", "500"])
+            .env_remove("RUST_LOG")
+            .env_remove("CONNVAULT_MASTER_KEY")
+            .stdout(Stdio::piped())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.log)
+                    .unwrap(),
+            );
+        match &self.options.master_key {
+            Some(key) => {
+                command.env("CONNVAULT_MASTER_KEY", key);
+                // Outside --dev, plugins need pins; the fixture is pinned by the test config.
+                let sha = sha256_file(
+                    &self
+                        .plugins
+                        .path()
+                        .join(dylib_name("connvault_plugin_fixture")),
+                );
+                let config = self.data.path().join("connvault.toml");
+                std::fs::write(
+                    &config,
+                    format!(
+                        "[plugins.pins]\n\"{}\" = \"{sha}\"\n",
+                        dylib_name("connvault_plugin_fixture")
+                    ),
+                )
+                .unwrap();
+                command.arg("--config").arg(config);
+            }
+            None => {
+                command.arg("--dev");
+            }
+        }
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("connvault listening on ") {
+                    let _ = sender.send(addr.to_owned());
+                }
+            }
+        });
+        match receiver.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => {
+                self.addr = format!("http://{addr}");
+                self.child = Some(child);
+                Ok(())
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                Err(format!("exit {status:?}; log:\n{}", self.log_text()))
+            }
+        }
+    }
+
+    /// Stops the process with SIGTERM and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY-free: send SIGTERM through the kill command to keep tests free of unsafe.
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the process with SIGKILL: no shutdown, no flush.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn()
+            .unwrap_or_else(|error| panic!("server did not restart: {error}"));
+    }
+
+    /// Changes the master key used by the next `spawn`.
+    pub fn set_master_key(&mut self, key: &str) {
+        self.options.master_key = Some(key.to_owned());
+    }
+
+    /// Starts a second process on this server's data directory while the first runs.
+    pub fn spawn_second(&mut self) -> Result<(), String> {
+        let first = self.child.take();
+        let result = self.spawn();
+        let second = std::mem::replace(&mut self.child, first);
+        if let Some(mut child) = second {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        result
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data.path().join("data")
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.addr.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    pub async fn connections(&self) -> ConnectionServiceClient<Channel> {
+        ConnectionServiceClient::new(self.channel().await)
+    }
+
+    pub async fn tenants(&self) -> TenantServiceClient<Channel> {
+        TenantServiceClient::new(self.channel().await)
+    }
+
+    pub async fn data_sources(&self) -> DataSourceServiceClient<Channel> {
+        DataSourceServiceClient::new(self.channel().await)
+    }
+
+    pub async fn create_tenant(&self, id: &str) {
+        self.tenants()
+            .await
+            .create_tenant(v1::CreateTenantRequest {
+                tenant_id: id.into(),
+                tenant: Some(v1::Tenant {
+                    display_name: format!("Tenant {id}"),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// A `google.protobuf.Struct` from string pairs.
+pub fn config(pairs: &[(&str, &str)]) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: pairs
+            .iter()
+            .map(|(key, value)| {
+                (
+                    (*key).to_owned(),
+                    prost_types::Value {
+                        kind: Some(prost_types::value::Kind::StringValue((*value).to_owned())),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+/// A valid fixture connection.
+pub fn connection(display_name: &str, password: &str) -> v1::Connection {
+    v1::Connection {
+        display_name: display_name.into(),
+        data_source: "TESTDB".into(),
+        config: Some(config(&[
+            ("host", "db.example.com"),
+            ("user", "app"),
+            ("database", "orders"),
+        ])),
+        secrets: [("password".to_owned(), password.to_owned())]
+            .into_iter()
+            .collect(),
+        labels: [("env".to_owned(), "prod".to_owned())]
+            .into_iter()
+            .collect(),
+        product: "Reporting".into(),
+        ..Default::default()
+    }
+}
+
+pub async fn create(
+    client: &mut ConnectionServiceClient<Channel>,
+    tenant: &str,
+    connection: v1::Connection,
+) -> Result<v1::Connection, tonic::Status> {
+    client
+        .create_connection(v1::CreateConnectionRequest {
+            parent: format!("tenants/{tenant}"),
+            connection: Some(connection),
+            validate_only: false,
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// The field paths of an INVALID_ARGUMENT's BadRequest details.
+pub fn violations(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|bad| bad.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
