@@ -51,7 +51,8 @@ pub struct Plugin {
     version: String,
     path: PathBuf,
     sha256: String,
-    describe: pb::DescribeResponse,
+    /// Set once at load, after `describe` answered and passed its checks.
+    describe: std::sync::OnceLock<pb::DescribeResponse>,
     call_fn: CallFn,
     instance: Instance,
     options: HostOptions,
@@ -289,12 +290,12 @@ impl Plugin {
                 .map_err(LoadError::Io)?;
         }
 
-        let mut plugin = Plugin {
+        let plugin = Arc::new(Plugin {
             name: name.clone(),
             version,
             path: path.to_owned(),
             sha256: verified.sha256,
-            describe: pb::DescribeResponse::default(),
+            describe: std::sync::OnceLock::new(),
             call_fn,
             instance,
             options: options.clone(),
@@ -306,23 +307,40 @@ impl Plugin {
             _destroy: descriptor.destroy,
             _library: ManuallyDrop::new(library),
             _memfd: ManuallyDrop::new(memfd),
-        };
+        });
+        // `describe` runs on a worker like any call, so a plugin that hangs in
+        // it is refused after the load timeout instead of stalling start-up.
         let request = pb::DescribeRequest {
             host_abi_minor: abi::ABI_MINOR,
         }
         .encode_to_vec();
-        let mut describe: pb::DescribeResponse = plugin
-            .call_blocking(Method::Describe, &request, options.describe_limit)
-            .map_err(|error| LoadError::Describe(error.to_string()))
-            .and_then(|bytes| {
-                pb::DescribeResponse::decode(bytes.as_slice())
-                    .map_err(|_| LoadError::Describe("malformed response".into()))
-            })?;
+        let (sender, receiver) = mpsc::channel();
+        let job: Job = {
+            let plugin = Arc::clone(&plugin);
+            let limit = options.describe_limit;
+            Box::new(move || {
+                let _ = sender.send(plugin.call_blocking(Method::Describe, &request, limit));
+            })
+        };
+        plugin
+            .jobs
+            .lock()
+            .map_err(|_| LoadError::Describe("the worker queue is poisoned".into()))?
+            .send(job)
+            .map_err(|_| LoadError::Describe("the workers stopped".into()))?;
+        let bytes = receiver
+            .recv_timeout(options.load_timeout)
+            .map_err(|_| {
+                LoadError::Describe(format!("did not answer within {:?}", options.load_timeout))
+            })?
+            .map_err(|error| LoadError::Describe(error.to_string()))?;
+        let mut describe = pb::DescribeResponse::decode(bytes.as_slice())
+            .map_err(|_| LoadError::Describe("malformed response".into()))?;
         describe.name = name;
         describe.version = plugin.version.clone();
         crate::describe::check(&describe).map_err(LoadError::Describe)?;
-        plugin.describe = describe;
-        Ok(Arc::new(plugin))
+        let _ = plugin.describe.set(describe);
+        Ok(plugin)
     }
 
     /// The plugin's name from its descriptor.
@@ -347,7 +365,12 @@ impl Plugin {
 
     /// What the plugin said it serves, checked at load.
     pub fn description(&self) -> &pb::DescribeResponse {
-        &self.describe
+        static UNDESCRIBED: pb::DescribeResponse = pb::DescribeResponse {
+            name: String::new(),
+            version: String::new(),
+            data_sources: Vec::new(),
+        };
+        self.describe.get().unwrap_or(&UNDESCRIBED)
     }
 
     /// Call counters.

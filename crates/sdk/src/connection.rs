@@ -124,6 +124,8 @@ pub fn check<'a>(
         ..
     } = spec;
     let mut config = BTreeMap::new();
+    // Fields already reported bad are not reported again as missing.
+    let mut reported: Vec<String> = Vec::new();
 
     for (name, value) in raw_config {
         let path = format!("config.{name}");
@@ -138,7 +140,10 @@ pub fn check<'a>(
                     config.insert(name, value);
                 }
                 Ok(None) => {}
-                Err(problem) => violations.add(path, problem),
+                Err(problem) => {
+                    violations.add(path, problem);
+                    reported.push(name);
+                }
             },
         }
     }
@@ -166,7 +171,7 @@ pub fn check<'a>(
             }
             continue;
         }
-        if config.contains_key(&field.name) {
+        if config.contains_key(&field.name) || reported.contains(&field.name) {
             continue;
         }
         if let Some(default) = &field.default_value {
