@@ -48,6 +48,14 @@ pub struct Config {
     pub max_test_timeout_ms: u32,
     /// How long in-flight requests may run after a shutdown signal, in milliseconds.
     pub shutdown_grace_ms: u64,
+    /// Bearer-token verification.
+    pub auth: crate::auth::AuthConfig,
+    /// Also write audit events as JSON lines to this file.
+    pub audit_log: Option<PathBuf>,
+    /// How long discovered metadata stays cached, in seconds (0: never cached).
+    pub metadata_cache_ttl_secs: u64,
+    /// Default time a metadata discovery may take, in milliseconds.
+    pub discover_timeout_ms: u32,
 }
 
 /// Plugin loading settings.
@@ -78,6 +86,10 @@ impl Default for Config {
             test_timeout_ms: 10_000,
             max_test_timeout_ms: 60_000,
             shutdown_grace_ms: 10_000,
+            auth: crate::auth::AuthConfig::default(),
+            audit_log: None,
+            metadata_cache_ttl_secs: 300,
+            discover_timeout_ms: 30_000,
         }
     }
 }
@@ -134,6 +146,9 @@ pub struct ServeArgs {
     /// Milliseconds in-flight requests may run after SIGTERM [default: 10000].
     #[arg(long, env = "CONNVAULT_SHUTDOWN_GRACE_MS")]
     pub shutdown_grace_ms: Option<u64>,
+    /// Also write audit events as JSON lines to this file.
+    #[arg(long, env = "CONNVAULT_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
 }
 
 impl Config {
@@ -164,6 +179,9 @@ impl Config {
         }
         if let Some(grace) = args.shutdown_grace_ms {
             config.shutdown_grace_ms = grace;
+        }
+        if let Some(path) = &args.audit_log {
+            config.audit_log = Some(path.clone());
         }
         Ok(config)
     }

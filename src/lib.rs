@@ -10,8 +10,11 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod convert;
+pub mod dev;
 pub mod error;
 pub mod keys;
 pub mod middleware;

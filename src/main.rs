@@ -18,6 +18,28 @@ struct Cli {
 enum Command {
     /// Runs the gRPC server.
     Serve(ServeArgs),
+    /// Mints an HS256 bearer token with the configured secret (CONNVAULT_JWT_HS256_SECRET
+    /// or auth.hs256_secret_file), issuer and audience.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The principal (`sub`).
+    #[arg(long)]
+    sub: String,
+    /// A tenant the token may act in (repeat; `*` for every tenant, admin only).
+    #[arg(long = "tenant", required = true)]
+    tenants: Vec<String>,
+    /// A role (repeat).
+    #[arg(long = "role", value_enum, required = true)]
+    roles: Vec<connvault::auth::Role>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl: u64,
+    /// The config file holding `[auth]` settings.
+    #[arg(long, env = "CONNVAULT_CONFIG")]
+    config: Option<std::path::PathBuf>,
 }
 
 fn init_logging(config: &Config) {
@@ -50,6 +72,13 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested; finishing in-flight requests");
 }
 
+fn secret_env(name: &str) -> Option<SecretString> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.is_empty())
+        .map(SecretString::from)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -57,13 +86,43 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             let config = Config::load(&args).context("loading configuration")?;
             init_logging(&config);
-            let master_key = std::env::var("CONNVAULT_MASTER_KEY")
-                .ok()
-                .filter(|value| !value.is_empty())
-                .map(SecretString::from);
-            connvault::server::run(config, master_key, shutdown_signal())
+            let secrets = connvault::server::StartSecrets {
+                master_key: secret_env("CONNVAULT_MASTER_KEY"),
+                jwt_hs256: secret_env("CONNVAULT_JWT_HS256_SECRET"),
+            };
+            connvault::server::run(config, secrets, shutdown_signal())
                 .await
                 .context("connvault failed")?;
+        }
+        Command::Token(args) => {
+            let config = match &args.config {
+                Some(path) => Config::from_file(path).context("loading configuration")?,
+                None => Config::default(),
+            };
+            let secret = match (
+                secret_env("CONNVAULT_JWT_HS256_SECRET"),
+                &config.auth.hs256_secret_file,
+            ) {
+                (Some(secret), _) => secret,
+                (None, Some(path)) => SecretString::from(
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?
+                        .trim()
+                        .to_owned(),
+                ),
+                (None, None) => anyhow::bail!(
+                    "no signing secret: set CONNVAULT_JWT_HS256_SECRET or auth.hs256_secret_file"
+                ),
+            };
+            let minter = connvault::auth::Minter::new(&secret, &config.auth);
+            let token = minter.mint(
+                &args.sub,
+                &args.tenants,
+                &args.roles,
+                connvault::auth::unix_now(),
+                args.ttl,
+            )?;
+            println!("{token}");
         }
     }
     Ok(())

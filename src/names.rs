@@ -20,6 +20,14 @@ pub fn connection_name(tenant_id: &str, id: &str) -> String {
     format!("tenants/{tenant_id}/connections/{id}")
 }
 
+/// The tenant a resource name points into, read from the name alone (no lookup),
+/// or `None` when the name does not start with a valid `tenants/{id}`.
+pub fn tenant_of(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix("tenants/")?;
+    let tenant = rest.split('/').next()?;
+    valid_tenant_id(tenant).then_some(tenant)
+}
+
 /// Parses `tenants/{tenant_id}`; `field` names the request field for the error.
 pub fn parse_tenant(name: &str, field: &str) -> Result<String, ServiceError> {
     match name.strip_prefix("tenants/") {

@@ -11,8 +11,10 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
 
-use crate::api::{ConnectionApi, DataSourceApi, TenantApi};
+use crate::api::{AuditApi, ConnectionApi, DataSourceApi, Guard, TenantApi};
 use crate::app::{App, Limits};
+use crate::audit::AuditLog;
+use crate::auth::{self, AuthError, Verifier};
 use crate::config::Config;
 use crate::keys::{self, KeyError, KeySource};
 use crate::middleware::RequestIdLayer;
@@ -50,6 +52,17 @@ pub enum StartError {
     /// The gRPC server failed.
     #[error("server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    /// Token verification cannot be set up.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The audit log file cannot be opened.
+    #[error("cannot open the audit log {path}: {source}")]
+    AuditLog {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A start-up task died.
     #[error("a start-up task failed: {0}")]
     Task(String),
@@ -70,14 +83,23 @@ fn create_data_dir(path: &Path) -> Result<(), StartError> {
         })
 }
 
+/// Secrets the binary reads from its environment, passed in rather than read
+/// here so tests and embedders never touch the process environment.
+#[derive(Default)]
+pub struct StartSecrets {
+    /// `CONNVAULT_MASTER_KEY`: base64 of 32 bytes.
+    pub master_key: Option<SecretString>,
+    /// `CONNVAULT_JWT_HS256_SECRET`: the shared token-signing secret.
+    pub jwt_hs256: Option<SecretString>,
+}
+
 /// Prepares everything and serves until `shutdown` resolves; in-flight requests finish first.
-///
-/// `master_key_env` is the value of `CONNVAULT_MASTER_KEY`, read by the binary.
 pub async fn run(
     config: Config,
-    master_key_env: Option<SecretString>,
+    secrets: StartSecrets,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    let master_key_env = secrets.master_key;
     create_data_dir(&config.data_dir)?;
     let store_path = config.data_dir.join("store");
     let options = StoreOptions::default().with_durable(config.durable);
@@ -89,6 +111,7 @@ pub async fn run(
             other => StartError::Store(other),
         })?;
     let store = Arc::new(store);
+    let store_for_audit = Arc::clone(&store);
 
     let (master, source) = keys::load_master_key(
         master_key_env,
@@ -140,12 +163,70 @@ pub async fn run(
         .collect();
     tracing::info!(dir = %plugin_dir.display(), loaded = ?loaded, refused = ?refused, "plugins");
 
+    let hs256 = match (secrets.jwt_hs256, &config.auth.hs256_secret_file) {
+        (Some(secret), _) => Some(secret),
+        (None, Some(path)) => Some(SecretString::from(
+            std::fs::read_to_string(path)
+                .map_err(|error| {
+                    AuthError::Config(format!("cannot read {}: {error}", path.display()))
+                })?
+                .trim()
+                .to_owned(),
+        )),
+        (None, None) if config.dev => Some(crate::dev::secret(&config.data_dir)?),
+        (None, None) => None,
+    };
+    let keys = Arc::new(std::sync::RwLock::new(auth::load_keys(
+        &config.auth,
+        hs256.as_ref(),
+    )?));
+    let verifier = Arc::new(Verifier::new(&config.auth, Arc::clone(&keys)));
+    if let Some(jwks) = config.auth.jwks_file.clone() {
+        tokio::spawn(reload_keys_on_change(
+            jwks,
+            config.auth.clone(),
+            hs256.clone(),
+            keys,
+        ));
+    }
+
     let app = Arc::new(App::new(
         store,
         keyring,
         Arc::new(plugins),
         Limits::from_config(&config),
     ));
+
+    let audit = Arc::new(
+        AuditLog::open(
+            Arc::clone(&store_for_audit),
+            Arc::clone(app.keyring()),
+            config.audit_log.as_deref(),
+        )
+        .map_err(|source| StartError::AuditLog {
+            path: config.audit_log.clone().unwrap_or_default(),
+            source,
+        })?,
+    );
+    let guard = Arc::new(Guard::new(verifier, Arc::clone(&audit)));
+    if config.dev {
+        if app.get_tenant("tenants/dev").await.is_err()
+            && let Err(error) = app.create_tenant("dev".into(), None).await
+        {
+            tracing::warn!(%error, "could not create the dev tenant");
+        }
+        if let Some(secret) = hs256.as_ref() {
+            let tokens = crate::dev::tokens(&config.data_dir, secret, &config.auth)?;
+            println!(
+                "dev admin token (every tenant, every role):\n  {}",
+                tokens.admin
+            );
+            println!(
+                "dev token for tenants/dev (reader, writer, resolver):\n  {}",
+                tokens.dev
+            );
+        }
+    }
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -156,6 +237,9 @@ pub async fn run(
         .await;
     health_reporter
         .set_serving::<v1::data_source_service_server::DataSourceServiceServer<DataSourceApi>>()
+        .await;
+    health_reporter
+        .set_serving::<v1::audit_service_server::AuditServiceServer<AuditApi>>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -190,16 +274,21 @@ pub async fn run(
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(v1::tenant_service_server::TenantServiceServer::new(
-                TenantApi(Arc::clone(&app)),
+                TenantApi(Arc::clone(&app), Arc::clone(&guard)),
             ))
             .add_service(
                 v1::data_source_service_server::DataSourceServiceServer::new(DataSourceApi(
                     Arc::clone(&app),
+                    Arc::clone(&guard),
                 )),
             )
             .add_service(v1::connection_service_server::ConnectionServiceServer::new(
-                ConnectionApi(Arc::clone(&app)),
+                ConnectionApi(Arc::clone(&app), Arc::clone(&guard)),
             ))
+            .add_service(v1::audit_service_server::AuditServiceServer::new(AuditApi(
+                Arc::clone(&audit),
+                Arc::clone(&guard),
+            )))
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),
                 async {
@@ -235,5 +324,36 @@ fn finished(
     match result {
         Ok(outcome) => Ok(outcome?),
         Err(error) => Err(StartError::Task(error.to_string())),
+    }
+}
+
+/// Reloads the JWKS file when its modification time changes.
+async fn reload_keys_on_change(
+    path: std::path::PathBuf,
+    config: auth::AuthConfig,
+    hs256: Option<SecretString>,
+    keys: Arc<std::sync::RwLock<auth::KeySet>>,
+) {
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let mut seen = modified(&path);
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        ticker.tick().await;
+        let now = modified(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match auth::load_keys(&config, hs256.as_ref()) {
+            Ok(fresh) => {
+                if let Ok(mut current) = keys.write() {
+                    *current = fresh;
+                    tracing::info!(file = %path.display(), "reloaded token verification keys");
+                }
+            }
+            Err(error) => {
+                tracing::error!(file = %path.display(), %error, "JWKS reload failed; keeping the previous keys")
+            }
+        }
     }
 }

@@ -4,11 +4,16 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::Guard;
 use crate::app::App;
+use crate::auth::Role;
 use crate::pb::v1::{self, data_source_service_server::DataSourceService};
 
 /// Serves `DataSourceService`.
-pub struct DataSourceApi(pub Arc<App>);
+pub struct DataSourceApi(pub Arc<App>, pub Arc<Guard>);
+
+/// Any role may read what the plugins serve.
+const ANY_ROLE: &[Role] = &[Role::Reader, Role::Writer, Role::Resolver, Role::Admin];
 
 #[tonic::async_trait]
 impl DataSourceService for DataSourceApi {
@@ -16,6 +21,9 @@ impl DataSourceService for DataSourceApi {
         &self,
         request: Request<v1::ListDataSourcesRequest>,
     ) -> Result<Response<v1::ListDataSourcesResponse>, Status> {
+        self.1
+            .admit(&request, "ListDataSources", ANY_ROLE, None, "dataSources")
+            .await?;
         let request = request.into_inner();
         Ok(Response::new(self.0.list_data_sources(
             request.page_size,
@@ -27,8 +35,10 @@ impl DataSourceService for DataSourceApi {
         &self,
         request: Request<v1::GetDataSourceRequest>,
     ) -> Result<Response<v1::DataSource>, Status> {
-        Ok(Response::new(
-            self.0.get_data_source(&request.into_inner().name)?,
-        ))
+        let name = request.get_ref().name.clone();
+        self.1
+            .admit(&request, "GetDataSource", ANY_ROLE, None, &name)
+            .await?;
+        Ok(Response::new(self.0.get_data_source(&name)?))
     }
 }

@@ -4,11 +4,14 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::Guard;
 use crate::app::App;
+use crate::auth::Role;
+use crate::names::{tenant_name, tenant_of};
 use crate::pb::v1::{self, tenant_service_server::TenantService};
 
 /// Serves `TenantService`.
-pub struct TenantApi(pub Arc<App>);
+pub struct TenantApi(pub Arc<App>, pub Arc<Guard>);
 
 #[tonic::async_trait]
 impl TenantService for TenantApi {
@@ -16,41 +19,75 @@ impl TenantService for TenantApi {
         &self,
         request: Request<v1::CreateTenantRequest>,
     ) -> Result<Response<v1::Tenant>, Status> {
+        let id = request.get_ref().tenant_id.clone();
+        let name = tenant_name(&id);
+        let admitted = self
+            .1
+            .admit(&request, "CreateTenant", &[Role::Admin], Some(&id), &name)
+            .await?;
         let request = request.into_inner();
-        Ok(Response::new(
-            self.0
-                .create_tenant(request.tenant_id, request.tenant)
-                .await?,
-        ))
+        let result = self
+            .0
+            .create_tenant(request.tenant_id, request.tenant)
+            .await;
+        Ok(Response::new(self.1.finish(admitted, result).await?))
     }
 
     async fn get_tenant(
         &self,
         request: Request<v1::GetTenantRequest>,
     ) -> Result<Response<v1::Tenant>, Status> {
-        Ok(Response::new(
-            self.0.get_tenant(&request.into_inner().name).await?,
-        ))
+        let name = request.get_ref().name.clone();
+        self.1
+            .admit(
+                &request,
+                "GetTenant",
+                &[Role::Reader, Role::Admin],
+                tenant_of(&name),
+                &name,
+            )
+            .await?;
+        Ok(Response::new(self.0.get_tenant(&name).await?))
     }
 
     async fn list_tenants(
         &self,
         request: Request<v1::ListTenantsRequest>,
     ) -> Result<Response<v1::ListTenantsResponse>, Status> {
+        let admitted = self
+            .1
+            .admit(&request, "ListTenants", &[Role::Admin], None, "tenants")
+            .await?;
         let request = request.into_inner();
-        Ok(Response::new(
-            self.0
-                .list_tenants(request.page_size, &request.page_token)
-                .await?,
-        ))
+        let mut page = self
+            .0
+            .list_tenants(request.page_size, &request.page_token)
+            .await?;
+        // A tenant-scoped admin sees only its own tenants.
+        page.tenants.retain(|tenant| {
+            tenant_of(&tenant.name).is_some_and(|id| admitted.principal.may_enter(id))
+        });
+        Ok(Response::new(page))
     }
 
     async fn delete_tenant(
         &self,
         request: Request<v1::DeleteTenantRequest>,
     ) -> Result<Response<()>, Status> {
+        let name = request.get_ref().name.clone();
+        let admitted = self
+            .1
+            .admit(
+                &request,
+                "DeleteTenant",
+                &[Role::Admin],
+                tenant_of(&name),
+                &name,
+            )
+            .await?;
         let request = request.into_inner();
-        self.0.delete_tenant(&request.name, request.force).await?;
+        let result = self.0.delete_tenant(&request.name, request.force).await;
+        self.1.finish(admitted, result).await?;
         Ok(Response::new(()))
     }
 }

@@ -20,7 +20,7 @@ use crate::pb::storage::StoredConnection;
 use crate::pb::v1;
 
 /// The secret-map entry holding a TLS client key (no field name contains a dot).
-const TLS_KEY_SECRET: &str = "tls.client_key_pem";
+pub(super) const TLS_KEY_SECRET: &str = "tls.client_key_pem";
 /// The most secrets a connection may carry.
 const MAX_SECRETS: usize = 64;
 /// The longest secret value accepted.
@@ -37,7 +37,7 @@ fn aad<'a>(tenant: &'a str, id: &'a str) -> Aad<'a> {
 }
 
 /// A connection read from the store, with the bytes its etag and CAS use.
-struct Loaded {
+pub(super) struct Loaded {
     tenant: String,
     id: String,
     value: Vec<u8>,
@@ -121,7 +121,7 @@ fn to_secret_map(secrets: HashMap<String, String>, client_key: Option<String>) -
 }
 
 /// The plugin's view of a connection, secrets included (dropped right after the call).
-fn spec(
+pub(super) fn spec(
     source_id: &str,
     config: BTreeMap<String, plugin::Value>,
     secrets: &SecretMap,
@@ -155,7 +155,7 @@ fn prefixed(violations: Vec<plugin::FieldViolation>) -> ServiceError {
 }
 
 impl App {
-    fn find_source(&self, name: &str) -> Option<(Arc<Plugin>, plugin::DataSource)> {
+    pub(super) fn find_source(&self, name: &str) -> Option<(Arc<Plugin>, plugin::DataSource)> {
         self.plugins
             .find(name)
             .map(|(plugin, source)| (Arc::clone(plugin), source.clone()))
@@ -227,7 +227,7 @@ impl App {
             .map_err(|_| ServiceError::Internal("sealing failed".into()))
     }
 
-    fn open(&self, loaded: &Loaded) -> Result<SecretMap, ServiceError> {
+    pub(super) fn open(&self, loaded: &Loaded) -> Result<SecretMap, ServiceError> {
         let unreadable = || {
             tracing::error!(tenant = %loaded.tenant, connection = %loaded.id, "stored secrets failed to open (corrupt, moved or sealed under another key)");
             ServiceError::DataLoss(format!(
@@ -244,7 +244,7 @@ impl App {
             .map_err(|_| unreadable())
     }
 
-    async fn load(&self, name: &str, field: &str) -> Result<Loaded, ServiceError> {
+    pub(super) async fn load(&self, name: &str, field: &str) -> Result<Loaded, ServiceError> {
         let (tenant, id) = parse_connection(name, field)?;
         let (t, i) = (tenant.clone(), id.clone());
         let record = self
@@ -264,7 +264,7 @@ impl App {
         })
     }
 
-    fn view(&self, loaded: &Loaded) -> Result<v1::Connection, ServiceError> {
+    pub(super) fn view(&self, loaded: &Loaded) -> Result<v1::Connection, ServiceError> {
         let mut connection = loaded.connection().clone();
         connection.etag = etag_of(&loaded.value);
         Ok(connection)
@@ -553,7 +553,12 @@ impl App {
             sealed_secrets: self.seal(&loaded.tenant, &loaded.id, &secrets)?,
             revision: loaded.stored.revision + 1,
         };
-        self.write_back(&loaded, stored, &patch.name).await
+        let updated = self.write_back(&loaded, stored, &patch.name).await?;
+        if config_changed {
+            // The catalog was read through the old settings: drop it.
+            self.forget_metadata(&loaded.tenant, &loaded.id).await;
+        }
+        Ok(updated)
     }
 
     async fn write_back(
@@ -722,6 +727,27 @@ impl App {
                 "name or connection is required",
             )),
         }
+    }
+
+    /// A saved connection as its plugin sees it, secrets included (drop the
+    /// spec right after the call): for plugin calls on stored connections.
+    pub(super) async fn saved_spec(
+        &self,
+        name: &str,
+    ) -> Result<(Arc<Plugin>, plugin::ConnectionSpec), ServiceError> {
+        let loaded = self.load(name, "name").await?;
+        let secrets = self.open(&loaded)?;
+        let connection = loaded.connection();
+        let (plugin, source) = self.find_source(&connection.data_source).ok_or_else(|| {
+            ServiceError::FailedPrecondition(format!(
+                "no loaded plugin serves data source {}",
+                connection.data_source
+            ))
+        })?;
+        let config = config_from_struct(connection.config.as_ref(), "connection.config")
+            .map_err(ServiceError::InvalidArgument)?;
+        let spec = spec(&source.id, config, &secrets, connection.tls.as_ref());
+        Ok((plugin, spec))
     }
 
     /// Records a test result on a saved connection; a lost race is logged, not fatal.

@@ -6,7 +6,9 @@
 
 mod connections;
 mod data_sources;
+mod discover;
 mod list;
+mod resolve;
 mod tenants;
 
 use std::sync::Arc;
@@ -20,7 +22,10 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::error::ServiceError;
 
-pub use list::PAGE_SIZE_MAX;
+pub use list::{
+    PAGE_SIZE_MAX, decode_simple_token as decode_token, encode_simple_token as encode_token,
+    page_size,
+};
 
 /// Shared state of a running server.
 pub struct App {
@@ -28,6 +33,8 @@ pub struct App {
     keyring: Arc<Keyring>,
     plugins: Arc<PluginHost>,
     limits: Limits,
+    /// Metadata discovery: in-flight reads and cache invalidation.
+    metadata: Arc<discover::MetadataState>,
 }
 
 /// Time limits for plugin calls.
@@ -39,6 +46,10 @@ pub struct Limits {
     pub test_default: Duration,
     /// Longest test timeout a caller may ask for.
     pub test_max: Duration,
+    /// How long discovered metadata stays cached (zero: never cached).
+    pub metadata_ttl: Duration,
+    /// Default discover timeout (the longest is `test_max`).
+    pub discover_default: Duration,
 }
 
 impl Limits {
@@ -48,6 +59,8 @@ impl Limits {
             validate: Duration::from_millis(u64::from(config.validate_timeout_ms)),
             test_default: Duration::from_millis(u64::from(config.test_timeout_ms)),
             test_max: Duration::from_millis(u64::from(config.max_test_timeout_ms)),
+            metadata_ttl: Duration::from_secs(config.metadata_cache_ttl_secs),
+            discover_default: Duration::from_millis(u64::from(config.discover_timeout_ms)),
         }
     }
 }
@@ -65,7 +78,13 @@ impl App {
             keyring: Arc::new(keyring),
             plugins,
             limits,
+            metadata: Arc::default(),
         }
+    }
+
+    /// The keyring secrets are sealed with (the audit log derives its HMAC key from it).
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.keyring
     }
 
     /// The loaded plugins.

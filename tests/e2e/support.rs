@@ -12,7 +12,60 @@ use connvault::pb::v1::connection_service_client::ConnectionServiceClient;
 use connvault::pb::v1::data_source_service_client::DataSourceServiceClient;
 use connvault::pb::v1::tenant_service_client::TenantServiceClient;
 use connvault_testkit::{PluginDir, build_plugins, dylib_name};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// The HS256 secret test servers verify tokens with.
+pub const TOKEN_SECRET: &str = "connvault-e2e-token-secret-0123456789abcdef";
+/// The issuer and audience test servers require.
+pub const ISSUER: &str = "connvault-test";
+pub const AUDIENCE: &str = "connvault";
+
+/// Attaches `authorization: Bearer <token>` to every request.
+#[derive(Clone)]
+pub struct Bearer(pub Option<String>);
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        Ok(request)
+    }
+}
+
+/// A channel that sends a bearer token.
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// Mints a test token.
+pub fn token(subject: &str, tenants: &[&str], roles: &[connvault::auth::Role]) -> String {
+    let config = connvault::auth::AuthConfig {
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
+        ..Default::default()
+    };
+    let secret = secrecy::SecretString::from(TOKEN_SECRET.to_owned());
+    let tenants: Vec<String> = tenants.iter().map(|t| (*t).to_owned()).collect();
+    connvault::auth::Minter::new(&secret, &config)
+        .mint(subject, &tenants, roles, connvault::auth::unix_now(), 3600)
+        .unwrap()
+}
+
+/// A token for every tenant and every role: what the pre-auth tests act as.
+pub fn operator_token() -> String {
+    use connvault::auth::Role;
+    token(
+        "operator",
+        &["*"],
+        &[Role::Admin, Role::Reader, Role::Writer, Role::Resolver],
+    )
+}
 
 /// The fixture plugin, built once per test process by a separate cargo invocation.
 pub fn fixture_so() -> PathBuf {
@@ -69,6 +122,33 @@ impl Server {
         server
     }
 
+    /// Starts a dev-mode server whose plugin directory also holds first-party
+    /// plugins, each given as (cargo package, library stem, plugin name), e.g.
+    /// `("connvault-plugin-postgres", "connvault_plugin_postgres", "postgres")`.
+    pub fn start_with_plugins(extra: &[(&str, &str, &str)]) -> Server {
+        let plugins = PluginDir::new();
+        plugins.add(&fixture_so(), "fixture");
+        let packages: Vec<&str> = extra.iter().map(|(package, _, _)| *package).collect();
+        let built = build_plugins(&packages);
+        for (_, stem, name) in extra {
+            plugins.add(&built.join(dylib_name(stem)), name);
+        }
+        let data = tempfile::tempdir().unwrap();
+        let log = data.path().join("server.log");
+        let mut server = Server {
+            child: None,
+            addr: String::new(),
+            data,
+            plugins,
+            log,
+            options: Options::default(),
+        };
+        server
+            .spawn()
+            .unwrap_or_else(|error| panic!("server did not start: {error}"));
+        server
+    }
+
     /// Starts the process on the same data directory; returns stderr on failure.
     pub fn spawn(&mut self) -> Result<(), String> {
         let mut command = Command::new(env!("CARGO_BIN_EXE_connvault"));
@@ -81,6 +161,7 @@ impl Server {
             .arg(self.plugins.path())
             .args(["--log-level", "debug"])
             .args(["--shutdown-grace-ms", "500"])
+            .env("CONNVAULT_JWT_HS256_SECRET", TOKEN_SECRET)
             .env_remove("RUST_LOG")
             .env_remove("CONNVAULT_MASTER_KEY")
             .stdout(Stdio::piped())
@@ -91,31 +172,35 @@ impl Server {
                     .open(&self.log)
                     .unwrap(),
             );
+        let mut toml = format!(
+            "[auth]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\n\n[[auth.keys]]\nkid = \"rs1\"\nalg = \"RS256\"\npem_file = \"{}\"\n\n",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/rs256-public.pem")
+                .display()
+        );
         match &self.options.master_key {
             Some(key) => {
                 command.env("CONNVAULT_MASTER_KEY", key);
-                // Outside --dev, plugins need pins; the fixture is pinned by the test config.
-                let sha = sha256_file(
-                    &self
-                        .plugins
-                        .path()
-                        .join(dylib_name("connvault_plugin_fixture")),
-                );
-                let config = self.data.path().join("connvault.toml");
-                std::fs::write(
-                    &config,
-                    format!(
-                        "[plugins.pins]\n\"{}\" = \"{sha}\"\n",
-                        dylib_name("connvault_plugin_fixture")
-                    ),
-                )
-                .unwrap();
-                command.arg("--config").arg(config);
+                // Outside --dev, plugins need pins: pin every plugin in the directory.
+                toml.push_str("[plugins.pins]\n");
+                for entry in std::fs::read_dir(self.plugins.path())
+                    .unwrap()
+                    .map(Result::unwrap)
+                {
+                    toml.push_str(&format!(
+                        "\"{}\" = \"{}\"\n",
+                        entry.file_name().to_string_lossy(),
+                        sha256_file(&entry.path())
+                    ));
+                }
             }
             None => {
                 command.arg("--dev");
             }
         }
+        let config = self.data.path().join("connvault.toml");
+        std::fs::write(&config, toml).unwrap();
+        command.arg("--config").arg(config);
         let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (sender, receiver) = std::sync::mpsc::channel();
@@ -199,16 +284,21 @@ impl Server {
             .unwrap()
     }
 
-    pub async fn connections(&self) -> ConnectionServiceClient<Channel> {
-        ConnectionServiceClient::new(self.channel().await)
+    /// A channel acting with `token` (`None`: no authorization header).
+    pub async fn channel_as(&self, token: Option<String>) -> Authed {
+        InterceptedService::new(self.channel().await, Bearer(token))
     }
 
-    pub async fn tenants(&self) -> TenantServiceClient<Channel> {
-        TenantServiceClient::new(self.channel().await)
+    pub async fn connections(&self) -> ConnectionServiceClient<Authed> {
+        ConnectionServiceClient::new(self.channel_as(Some(operator_token())).await)
     }
 
-    pub async fn data_sources(&self) -> DataSourceServiceClient<Channel> {
-        DataSourceServiceClient::new(self.channel().await)
+    pub async fn tenants(&self) -> TenantServiceClient<Authed> {
+        TenantServiceClient::new(self.channel_as(Some(operator_token())).await)
+    }
+
+    pub async fn data_sources(&self) -> DataSourceServiceClient<Authed> {
+        DataSourceServiceClient::new(self.channel_as(Some(operator_token())).await)
     }
 
     pub async fn create_tenant(&self, id: &str) {
@@ -276,7 +366,7 @@ pub fn connection(display_name: &str, password: &str) -> v1::Connection {
 }
 
 pub async fn create(
-    client: &mut ConnectionServiceClient<Channel>,
+    client: &mut ConnectionServiceClient<Authed>,
     tenant: &str,
     connection: v1::Connection,
 ) -> Result<v1::Connection, tonic::Status> {

@@ -71,7 +71,16 @@ async fn tenants_create_get_list_delete() {
         .chain(&second.tenants)
         .map(|t| t.name.clone())
         .collect();
-    assert_eq!(names, ["tenants/acme", "tenants/globex", "tenants/initech"]);
+    // --dev creates the `dev` tenant.
+    assert_eq!(
+        names,
+        [
+            "tenants/acme",
+            "tenants/dev",
+            "tenants/globex",
+            "tenants/initech"
+        ]
+    );
     assert!(second.next_page_token.is_empty());
 
     let mut connections = server.connections().await;

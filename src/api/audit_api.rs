@@ -1,0 +1,105 @@
+//! `connvault.v1.AuditService`.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::Guard;
+use crate::audit::AuditLog;
+use crate::auth::{Role, TenantScope};
+use crate::error::ServiceError;
+use crate::names::parse_tenant;
+use crate::pb::v1::{self, audit_service_server::AuditService};
+
+/// Serves `AuditService`.
+pub struct AuditApi(pub Arc<AuditLog>, pub Arc<Guard>);
+
+fn parse_filter(filter: &str) -> Result<(Option<String>, Option<String>), ServiceError> {
+    let (mut method, mut outcome) = (None, None);
+    for clause in filter
+        .split(" AND ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        match clause.split_once('=') {
+            Some(("method", value)) => method = Some(value.trim().to_owned()),
+            Some(("outcome", value)) => outcome = Some(value.trim().to_owned()),
+            _ => {
+                return Err(ServiceError::invalid(
+                    "filter",
+                    "must be method=<Method> and/or outcome=<CODE>, joined by AND",
+                ));
+            }
+        }
+    }
+    Ok((method, outcome))
+}
+
+#[tonic::async_trait]
+impl AuditService for AuditApi {
+    async fn list_audit_events(
+        &self,
+        request: Request<v1::ListAuditEventsRequest>,
+    ) -> Result<Response<v1::ListAuditEventsResponse>, Status> {
+        let parent = request.get_ref().parent.clone();
+        let tenant = match parent.as_str() {
+            "tenants/-" => None,
+            other => Some(parse_tenant(other, "parent")?),
+        };
+        let admitted = self
+            .1
+            .admit(
+                &request,
+                "ListAuditEvents",
+                &[Role::Admin],
+                tenant.as_deref(),
+                &parent,
+            )
+            .await?;
+        if tenant.is_none() && admitted.principal.tenants != TenantScope::All {
+            return Err(Status::permission_denied(
+                "the caller may not call ListAuditEvents here",
+            ));
+        }
+        let request = request.into_inner();
+        let (method, outcome) = parse_filter(&request.filter)?;
+        let size = crate::app::page_size(request.page_size)?;
+        let query = format!("audit|{parent}|{}", request.filter);
+        let mut after = match crate::app::decode_token(&request.page_token, &query)? {
+            Some(position) => position
+                .parse::<u64>()
+                .map_err(|_| ServiceError::invalid("page_token", "is not valid"))?,
+            None => 0,
+        };
+        let mut events = Vec::new();
+        let mut more = false;
+        // Filtered reads scan forward in bounded batches.
+        for _ in 0..64 {
+            let batch = self.0.list(tenant.clone(), after, 512).await?;
+            let exhausted = batch.len() < 512;
+            for event in batch {
+                after = event.sequence;
+                let keep = method.as_ref().is_none_or(|m| *m == event.method)
+                    && outcome.as_ref().is_none_or(|o| *o == event.outcome);
+                if keep {
+                    if events.len() == size {
+                        more = true;
+                        break;
+                    }
+                    events.push(event);
+                }
+            }
+            if more || exhausted {
+                break;
+            }
+        }
+        let next_page_token = match (more, events.last()) {
+            (true, Some(last)) => crate::app::encode_token(&query, &last.sequence.to_string()),
+            _ => String::new(),
+        };
+        Ok(Response::new(v1::ListAuditEventsResponse {
+            events,
+            next_page_token,
+        }))
+    }
+}
