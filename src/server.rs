@@ -269,6 +269,9 @@ pub async fn run(
     let (drain, drained) = tokio::sync::oneshot::channel::<()>();
     let mut serving = tokio::spawn(
         Server::builder()
+            // Large enough that an oversized token reaches the guard and gets
+            // the same UNAUTHENTICATED as any bad token, not a bare HTTP 431.
+            .http2_max_header_list_size(64 * 1024)
             .layer(RequestIdLayer)
             .add_service(health_service)
             .add_service(reflection_v1)

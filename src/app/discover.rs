@@ -50,6 +50,8 @@ const HOST_MARGIN: Duration = Duration::from_secs(1);
 
 /// What a finished read hands to every caller waiting on it.
 type Outcome = Result<Arc<v1::DiscoverMetadataResponse>, Arc<ServiceError>>;
+/// A read in progress: its id and the channel its outcome is published on.
+type Flight = (u64, watch::Receiver<Option<Outcome>>);
 
 /// Identifies reads that may share one plugin call.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -66,7 +68,7 @@ struct FlightKey {
 #[derive(Debug, Default)]
 pub(super) struct MetadataState {
     /// Reads in progress, each with the channel its outcome is published on.
-    flights: Mutex<HashMap<FlightKey, (u64, watch::Receiver<Option<Outcome>>)>>,
+    flights: Mutex<HashMap<FlightKey, Flight>>,
     /// Bumped by every invalidation. Held while a read stores its result and
     /// while an invalidation clears the store, so the two never interleave.
     epoch: Arc<Mutex<u64>>,

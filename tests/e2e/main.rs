@@ -1,1 +1,14 @@
+//! End-to-end tests: the real `connvault` binary, real gRPC clients, real plugins.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+
+mod auth;
+mod connections;
+mod discover;
+mod durability;
+mod python;
+mod readme;
+mod reflection;
+mod secrets;
+mod tenants;

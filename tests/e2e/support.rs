@@ -162,6 +162,8 @@ impl Server {
             .args(["--log-level", "debug"])
             .args(["--shutdown-grace-ms", "500"])
             .env("CONNVAULT_JWT_HS256_SECRET", TOKEN_SECRET)
+            .arg("--audit-log")
+            .arg(self.data.path().join("audit.jsonl"))
             .env_remove("RUST_LOG")
             .env_remove("CONNVAULT_MASTER_KEY")
             .stdout(Stdio::piped())
@@ -270,6 +272,11 @@ impl Server {
 
     pub fn data_dir(&self) -> PathBuf {
         self.data.path().join("data")
+    }
+
+    /// The `--audit-log` JSON lines written so far.
+    pub fn audit_file_text(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("audit.jsonl")).unwrap_or_default()
     }
 
     pub fn log_text(&self) -> String {
