@@ -77,16 +77,12 @@ pub fn fixture_so() -> PathBuf {
 }
 
 /// How to start a server.
+#[derive(Default)]
 pub struct Options {
     /// Base64 master key; `None` runs with `--dev`.
     pub master_key: Option<String>,
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Self { master_key: None }
-    }
-}
 
 /// A running server and the directories it owns.
 pub struct Server {
