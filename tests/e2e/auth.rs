@@ -582,3 +582,54 @@ async fn resolve_returns_what_was_stored_and_the_uri_connects_to_postgres() {
         "the server log carries the canary"
     );
 }
+
+/// The tokens `--dev` printed: the admin one and the one for tenants/dev.
+fn printed_dev_tokens(server: &Server) -> (String, String) {
+    let lines = server.stdout.lock().unwrap().clone();
+    let after = |heading: &str| {
+        let index = lines
+            .iter()
+            .rposition(|line| line.starts_with(heading))
+            .expect(heading);
+        lines[index + 1].trim().to_owned()
+    };
+    (after("dev admin token"), after("dev token for tenants/dev"))
+}
+
+#[tokio::test]
+async fn dev_mode_prints_the_same_working_tokens_across_restarts() {
+    let mut server = Server::start();
+    let (admin, dev) = printed_dev_tokens(&server);
+    server.restart();
+    assert_eq!(printed_dev_tokens(&server), (admin.clone(), dev.clone()));
+
+    let mut as_dev = ConnectionServiceClient::new(server.channel_as(Some(dev.clone())).await);
+    let created = create(&mut as_dev, "dev", connection("Dev DB", "pw"))
+        .await
+        .unwrap();
+    as_dev
+        .resolve_connection(v1::ResolveConnectionRequest { name: created.name })
+        .await
+        .expect("the dev token resolves in tenants/dev");
+    let elsewhere = create(&mut as_dev, "acme", connection("Dev DB", "pw"))
+        .await
+        .unwrap_err();
+    assert_eq!(elsewhere.code(), Code::PermissionDenied);
+    let mut tenants = TenantServiceClient::new(server.channel_as(Some(dev)).await);
+    let denied = tenants
+        .create_tenant(v1::CreateTenantRequest {
+            tenant_id: "acme".into(),
+            tenant: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let mut tenants = TenantServiceClient::new(server.channel_as(Some(admin)).await);
+    tenants
+        .create_tenant(v1::CreateTenantRequest {
+            tenant_id: "acme".into(),
+            tenant: None,
+        })
+        .await
+        .expect("the admin token creates tenants");
+}

@@ -83,7 +83,6 @@ pub struct Options {
     pub master_key: Option<String>,
 }
 
-
 /// A running server and the directories it owns.
 pub struct Server {
     child: Option<Child>,
@@ -92,6 +91,8 @@ pub struct Server {
     pub plugins: PluginDir,
     pub log: PathBuf,
     options: Options,
+    /// Every line the server printed on stdout.
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -111,6 +112,7 @@ impl Server {
             plugins,
             log,
             options,
+            stdout: Default::default(),
         };
         server
             .spawn()
@@ -138,6 +140,7 @@ impl Server {
             plugins,
             log,
             options: Options::default(),
+            stdout: Default::default(),
         };
         server
             .spawn()
@@ -202,11 +205,13 @@ impl Server {
         let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (sender, receiver) = std::sync::mpsc::channel();
+        let printed = std::sync::Arc::clone(&self.stdout);
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(addr) = line.strip_prefix("connvault listening on ") {
                     let _ = sender.send(addr.to_owned());
                 }
+                printed.lock().unwrap().push(line);
             }
         });
         match receiver.recv_timeout(Duration::from_secs(30)) {
