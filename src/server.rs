@@ -293,7 +293,8 @@ pub async fn run(
                 Arc::clone(&guard),
             )))
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                // Without TCP_NODELAY small responses wait on delayed ACKs (~40 ms each).
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
                 async {
                     let _ = drained.await;
                 },
