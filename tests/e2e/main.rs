@@ -7,6 +7,7 @@ mod auth;
 mod connections;
 mod discover;
 mod durability;
+mod providers;
 mod python;
 mod readme;
 mod reflection;
