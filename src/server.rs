@@ -294,7 +294,7 @@ pub async fn run(
             )))
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY small responses wait on delayed ACKs (~40 ms each).
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
                 async {
                     let _ = drained.await;
                 },

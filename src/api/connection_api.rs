@@ -35,6 +35,7 @@ impl ConnectionService for ConnectionApi {
         if let Some(connection) = &request.connection {
             note_secrets(&mut admitted, self.1.audit(), &connection.secrets);
         }
+        self.1.begin(&admitted).await?;
         let result = self
             .0
             .create_connection(&request.parent, request.connection, request.validate_only)
@@ -105,6 +106,7 @@ impl ConnectionService for ConnectionApi {
         if let Some(connection) = &request.connection {
             note_secrets(&mut admitted, self.1.audit(), &connection.secrets);
         }
+        self.1.begin(&admitted).await?;
         let result = self.0.update_connection(request).await;
         Ok(Response::new(self.1.finish(admitted, result).await?))
     }
@@ -125,6 +127,7 @@ impl ConnectionService for ConnectionApi {
             )
             .await?;
         let request = request.into_inner();
+        self.1.begin(&admitted).await?;
         let result = self.0.delete_connection(&request.name, &request.etag).await;
         self.1.finish(admitted, result).await?;
         Ok(Response::new(()))
@@ -146,6 +149,7 @@ impl ConnectionService for ConnectionApi {
             )
             .await?;
         let request = request.into_inner();
+        self.1.begin(&admitted).await?;
         let result = self
             .0
             .batch_delete_connections(&request.parent, &request.names)

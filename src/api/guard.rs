@@ -139,6 +139,14 @@ impl Guard {
         })
     }
 
+    /// Writes a `STARTED` event before a mutation runs, so a change can never
+    /// happen unaudited: if this write fails, nothing is changed.
+    pub async fn begin(&self, admitted: &Admitted) -> Result<(), Status> {
+        let mut event = admitted.event.clone();
+        event.outcome = "STARTED".to_owned();
+        self.record(event).await
+    }
+
     /// Audits the outcome of an admitted request, then returns its result.
     /// If the event cannot be written the request fails: nothing proceeds unaudited.
     pub async fn finish<R>(

@@ -26,6 +26,7 @@ impl TenantService for TenantApi {
             .admit(&request, "CreateTenant", &[Role::Admin], Some(&id), &name)
             .await?;
         let request = request.into_inner();
+        self.1.begin(&admitted).await?;
         let result = self
             .0
             .create_tenant(request.tenant_id, request.tenant)
@@ -86,6 +87,7 @@ impl TenantService for TenantApi {
             )
             .await?;
         let request = request.into_inner();
+        self.1.begin(&admitted).await?;
         let result = self.0.delete_tenant(&request.name, request.force).await;
         self.1.finish(admitted, result).await?;
         Ok(Response::new(()))
