@@ -15,7 +15,6 @@
 //! assert_eq!(Jdbc.render(&connection, false).unwrap().jdbc_url, "jdbc:postgresql://db.example/app");
 //! ```
 
-mod net;
 mod url;
 
 use std::collections::BTreeMap;
@@ -24,6 +23,7 @@ use connvault_plugin_sdk::pb::{self, Stage};
 use connvault_plugin_sdk::{
     Connection, Deadline, PluginError, Provider, TestReport, Violations, export_provider, schema,
 };
+use connvault_provider_kit::net;
 
 pub use url::{Target, parse as parse_url};
 

@@ -18,7 +18,6 @@
 //! ```
 
 mod discover;
-mod net;
 mod render;
 mod session;
 
@@ -26,6 +25,7 @@ use connvault_plugin_sdk::pb::{self, Stage};
 use connvault_plugin_sdk::{
     Connection, Deadline, PluginError, Provider, TestReport, Violations, export_provider, schema,
 };
+use connvault_provider_kit::net;
 
 /// The MySQL port when none is configured.
 pub const DEFAULT_PORT: u16 = 3306;

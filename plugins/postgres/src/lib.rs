@@ -18,15 +18,14 @@
 //! ```
 
 mod discover;
-mod net;
 mod render;
 mod session;
-mod tls;
 
 use connvault_plugin_sdk::pb::{self, Stage};
 use connvault_plugin_sdk::{
     Connection, Deadline, PluginError, Provider, TestReport, Violations, export_provider, schema,
 };
+use connvault_provider_kit::{net, tls};
 
 /// The PostgreSQL port when none is configured.
 pub const DEFAULT_PORT: u16 = 5432;

@@ -14,16 +14,15 @@
 //! assert_eq!(Redis.render(&connection, false).unwrap().uri, "redis://cache.example:6379/0");
 //! ```
 
-mod net;
 mod render;
 mod session;
-mod tls;
 
 use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage};
 use connvault_plugin_sdk::{
     Connection, Deadline, PluginError, Provider, StageError, TestReport, Violations,
     export_provider, schema,
 };
+use connvault_provider_kit::{net, tls};
 
 /// The Redis port when none is configured.
 pub const DEFAULT_PORT: u16 = 6379;

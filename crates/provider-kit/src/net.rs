@@ -100,3 +100,85 @@ pub fn port(value: Option<i64>, default: u16) -> u16 {
         .and_then(|port| u16::try_from(port).ok())
         .unwrap_or(default)
 }
+
+/// Translates a discover glob (`*`, `?`) into a SQL `LIKE` pattern escaped with `\`.
+pub fn glob_to_like(glob: &str) -> String {
+    if glob.is_empty() {
+        return "%".to_owned();
+    }
+    let mut like = String::with_capacity(glob.len());
+    for character in glob.chars() {
+        match character {
+            '*' => like.push('%'),
+            '?' => like.push('_'),
+            '%' | '_' | '\\' => {
+                like.push('\\');
+                like.push(character);
+            }
+            other => like.push(other),
+        }
+    }
+    like
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_become_escaped_like_patterns() {
+        assert_eq!(glob_to_like(""), "%");
+        assert_eq!(glob_to_like("or*"), "or%");
+        assert_eq!(glob_to_like("a_b?"), "a\\_b_");
+    }
+
+    /// What a TestConnection of a saved connection does with a host that does
+    /// not resolve (`db.acme.internal`, the README's example): the host calls
+    /// the provider from several plain worker threads at once, each of which
+    /// runs `bounded` (hence `block_on`) on the shared plugin runtime. That is
+    /// a DNS failure (or a TIMEOUT where the resolver is slow), never a panic.
+    #[test]
+    fn an_unresolvable_host_is_a_stage_failure_on_every_worker() {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    bounded(
+                        Deadline::from_millis(5_000),
+                        "resolving the host",
+                        resolve("db.acme.internal", 5432),
+                    )
+                })
+            })
+            .collect();
+        for worker in workers {
+            let outcome = worker.join();
+            assert!(outcome.is_ok(), "bounded panicked");
+            if let Ok(outcome) = outcome {
+                let category = outcome.err().map(|error| error.category);
+                assert!(
+                    matches!(category, Some(ErrorCategory::Dns | ErrorCategory::Timeout)),
+                    "{category:?}"
+                );
+            }
+        }
+    }
+
+    /// The timer is made inside the runtime (the async block), so a step that
+    /// outlives the deadline is a TIMEOUT, and one called with no time left
+    /// never reaches the runtime.
+    #[test]
+    fn a_step_past_the_deadline_times_out() {
+        let slow = bounded(Deadline::from_millis(20), "waiting", async {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            Ok(())
+        });
+        assert_eq!(
+            slow.err().map(|error| error.category),
+            Some(ErrorCategory::Timeout)
+        );
+        let deadline = Deadline::from_millis(1);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let late = bounded(deadline, "waiting", async { Ok(()) });
+        assert_eq!(late, Err(timed_out("waiting")));
+    }
+}

@@ -1,0 +1,576 @@
+//! The load generator: a fixed set of workers, each issuing one request at a
+//! time drawn from a weighted method mix, with per-method HDR histograms.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use connvault::pb::v1;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::client::{self, Chan};
+
+/// A method the load generator calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Method {
+    /// `GetConnection`.
+    Get,
+    /// `ListConnections`, a page of 50.
+    List,
+    /// `CreateConnection` (durable unless the server runs with `durable = false`).
+    Create,
+    /// `UpdateConnection` of the labels.
+    Update,
+    /// `TestConnection` of a saved connection (a TCP connect to the bench's listener).
+    Test,
+    /// `ResolveConnection` (secrets opened and rendered; needs the `resolver` role).
+    Resolve,
+}
+
+impl Method {
+    /// Every method, in report order.
+    pub const ALL: [Method; 6] = [
+        Method::Get,
+        Method::List,
+        Method::Create,
+        Method::Update,
+        Method::Test,
+        Method::Resolve,
+    ];
+
+    /// The short name used in mixes and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Get => "get",
+            Method::List => "list",
+            Method::Create => "create",
+            Method::Update => "update",
+            Method::Test => "test",
+            Method::Resolve => "resolve",
+        }
+    }
+
+    fn parse(text: &str) -> anyhow::Result<Self> {
+        Method::ALL
+            .into_iter()
+            .find(|method| method.name() == text)
+            .with_context(|| {
+                format!("unknown method {text:?} (get, list, create, update, test, resolve)")
+            })
+    }
+}
+
+/// A weighted method mix, e.g. `get=60,list=20,create=10,update=5,test=5`.
+#[derive(Debug, Clone)]
+pub struct Mix(pub Vec<(Method, u32)>);
+
+impl Mix {
+    /// Parses `name=weight` pairs (a bare name weighs 1).
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let mut parts = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, weight) = match part.split_once('=') {
+                Some((name, weight)) => (
+                    name.trim(),
+                    weight
+                        .trim()
+                        .parse::<u32>()
+                        .with_context(|| format!("bad weight in {part:?}"))?,
+                ),
+                None => (part, 1),
+            };
+            if weight > 0 {
+                parts.push((Method::parse(name)?, weight));
+            }
+        }
+        if parts.is_empty() {
+            bail!("the mix {text:?} names no method with a positive weight");
+        }
+        Ok(Mix(parts))
+    }
+
+    fn pick(&self, roll: u64) -> Method {
+        let total: u64 = self.0.iter().map(|(_, w)| u64::from(*w)).sum();
+        let mut point = roll % total.max(1);
+        for (method, weight) in &self.0 {
+            if point < u64::from(*weight) {
+                return *method;
+            }
+            point -= u64::from(*weight);
+        }
+        self.0[0].0
+    }
+
+    fn has(&self, method: Method) -> bool {
+        self.0.iter().any(|(m, _)| *m == method)
+    }
+}
+
+impl std::fmt::Display for Mix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(m, w)| format!("{}={w}", m.name()))
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// A small, fast, seedable generator (xorshift64*): the mix needs no crypto.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed (0 is remapped).
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// The next value.
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A value below `n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// The tenants and connections a run works on; created before it, deleted after.
+#[derive(Debug, Clone, Serialize)]
+pub struct Workload {
+    /// Tenant ids.
+    pub tenants: Vec<String>,
+    /// Connection resource names.
+    pub connections: Vec<String>,
+    /// The loopback port `test` connects to.
+    pub test_port: u16,
+    /// A unique tag of this run (in tenant ids and display names).
+    pub run_id: String,
+}
+
+/// Creates `tenants` tenants with `per_tenant` connections each.
+pub async fn prepare(
+    channels: &[Chan],
+    tenants: usize,
+    per_tenant: usize,
+    test_port: u16,
+    tag: &str,
+) -> anyhow::Result<Workload> {
+    let run_id = format!(
+        "{tag}{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis()
+            % 0xff_ffff
+    );
+    let mut tenant_ids = Vec::new();
+    for index in 0..tenants.max(1) {
+        let id = format!("bench-{run_id}-{index}");
+        client::tenants(&channels[0])
+            .create_tenant(v1::CreateTenantRequest {
+                tenant_id: id.clone(),
+                tenant: Some(v1::Tenant {
+                    display_name: format!("connvault-bench {run_id} #{index}"),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .with_context(|| format!("creating tenant {id}"))?;
+        tenant_ids.push(id);
+    }
+    // Create the connections with a few concurrent writers (group commit helps).
+    let mut tasks = tokio::task::JoinSet::new();
+    let writers = 16.min(tenants.max(1) * per_tenant).max(1);
+    let total = tenants.max(1) * per_tenant;
+    for writer in 0..writers {
+        let chan = channels[writer % channels.len()].clone();
+        let tenant_ids = tenant_ids.clone();
+        let run_id = run_id.clone();
+        tasks.spawn(async move {
+            let mut client = client::connections(&chan);
+            let mut names = Vec::new();
+            let mut index = writer;
+            while index < total {
+                let tenant = &tenant_ids[index % tenant_ids.len()];
+                let created = client
+                    .create_connection(v1::CreateConnectionRequest {
+                        parent: format!("tenants/{tenant}"),
+                        connection: Some(client::connection(
+                            format!("seed {run_id} {index:06}"),
+                            test_port,
+                        )),
+                        validate_only: false,
+                    })
+                    .await
+                    .with_context(|| format!("creating seed connection {index} in {tenant}"))?
+                    .into_inner();
+                names.push(created.name);
+                index += writers;
+            }
+            anyhow::Ok(names)
+        });
+    }
+    let mut connections = Vec::with_capacity(total);
+    while let Some(result) = tasks.join_next().await {
+        connections.extend(result.context("seed task")??);
+    }
+    connections.sort();
+    Ok(Workload {
+        tenants: tenant_ids,
+        connections,
+        test_port,
+        run_id,
+    })
+}
+
+/// Deletes the workload's tenants with everything in them.
+pub async fn cleanup(chan: &Chan, workload: &Workload) -> anyhow::Result<()> {
+    for tenant in &workload.tenants {
+        client::tenants(chan)
+            .delete_tenant(v1::DeleteTenantRequest {
+                name: format!("tenants/{tenant}"),
+                force: true,
+            })
+            .await
+            .with_context(|| format!("deleting tenant {tenant}"))?;
+    }
+    Ok(())
+}
+
+/// How long and how hard to run.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    /// The method mix.
+    pub mix: Mix,
+    /// Workers, each with one request in flight.
+    pub concurrency: usize,
+    /// Measured time.
+    pub duration: Duration,
+    /// Time run first and not measured.
+    pub warmup: Duration,
+    /// Page size of `list`.
+    pub page_size: i32,
+}
+
+#[derive(Default)]
+struct Stats {
+    histograms: BTreeMap<Method, Histogram<u64>>,
+    errors: BTreeMap<Method, BTreeMap<String, u64>>,
+}
+
+fn histogram() -> Histogram<u64> {
+    // Microseconds, 1 µs to 100 s, 3 significant digits.
+    Histogram::new_with_bounds(1, 100_000_000, 3).unwrap_or_else(|_| {
+        Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant digits are valid"))
+    })
+}
+
+impl Stats {
+    fn record(&mut self, method: Method, elapsed: Duration, result: Result<(), tonic::Status>) {
+        match result {
+            Ok(()) => {
+                let micros = u64::try_from(elapsed.as_micros())
+                    .unwrap_or(u64::MAX)
+                    .max(1);
+                let _ = self
+                    .histograms
+                    .entry(method)
+                    .or_insert_with(histogram)
+                    .record(micros.min(100_000_000));
+            }
+            Err(status) => {
+                *self
+                    .errors
+                    .entry(method)
+                    .or_default()
+                    .entry(format!("{:?}", status.code()))
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Stats) {
+        for (method, histogram) in other.histograms {
+            let _ = self
+                .histograms
+                .entry(method)
+                .or_insert_with(self::histogram)
+                .add(&histogram);
+        }
+        for (method, codes) in other.errors {
+            let mine = self.errors.entry(method).or_default();
+            for (code, count) in codes {
+                *mine.entry(code).or_default() += count;
+            }
+        }
+    }
+}
+
+/// One method's figures.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct MethodReport {
+    /// Successful requests in the measured window.
+    pub requests: u64,
+    /// Failed requests in the measured window.
+    pub errors: u64,
+    /// Successful requests per second.
+    pub throughput_rps: f64,
+    /// Latency percentiles of successful requests, microseconds.
+    pub p50_us: u64,
+    /// 90th percentile.
+    pub p90_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// Slowest.
+    pub max_us: u64,
+    /// Mean.
+    pub mean_us: f64,
+    /// Errors by gRPC code.
+    pub error_codes: BTreeMap<String, u64>,
+}
+
+/// A run's figures.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Report {
+    /// What was measured (`connvault`, `baseline`).
+    pub target: String,
+    /// The mix.
+    pub mix: String,
+    /// Workers.
+    pub concurrency: usize,
+    /// HTTP/2 connections.
+    pub channels: usize,
+    /// Measured seconds.
+    pub duration_s: f64,
+    /// Warm-up seconds.
+    pub warmup_s: f64,
+    /// By method name.
+    pub methods: BTreeMap<String, MethodReport>,
+    /// All successful requests per second.
+    pub total_rps: f64,
+    /// Server RSS before the run, KiB (when the server's pid is known).
+    pub rss_kib_start: Option<u64>,
+    /// Server RSS after the run, KiB.
+    pub rss_kib_end: Option<u64>,
+}
+
+/// Runs the load on `channels` and reports it.
+pub async fn run(
+    target: &str,
+    channels: &[Chan],
+    workload: &Workload,
+    spec: &LoadSpec,
+) -> anyhow::Result<Report> {
+    if workload.connections.is_empty() && !spec.mix.0.iter().all(|(m, _)| *m == Method::Create) {
+        bail!("the workload has no connections to read");
+    }
+    let workload = Arc::new(workload.clone());
+    let mix = Arc::new(spec.mix.clone());
+    let sequence = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let measure_from = started + spec.warmup;
+    let end = measure_from + spec.duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..spec.concurrency.max(1) {
+        let chan = channels[worker % channels.len()].clone();
+        let workload = Arc::clone(&workload);
+        let mix = Arc::clone(&mix);
+        let sequence = Arc::clone(&sequence);
+        let page_size = spec.page_size;
+        tasks.spawn(async move {
+            let mut client = client::connections(&chan);
+            let mut rng = Rng::new(worker as u64 + 1 + started.elapsed().as_nanos() as u64);
+            let mut stats = Stats::default();
+            loop {
+                let begin = Instant::now();
+                if begin >= end {
+                    break;
+                }
+                let method = mix.pick(rng.next());
+                let pick = |rng: &mut Rng| {
+                    workload.connections[rng.below(workload.connections.len())].clone()
+                };
+                let result = match method {
+                    Method::Get => client
+                        .get_connection(v1::GetConnectionRequest {
+                            name: pick(&mut rng),
+                        })
+                        .await
+                        .map(drop),
+                    Method::List => {
+                        let tenant = &workload.tenants[rng.below(workload.tenants.len())];
+                        client
+                            .list_connections(v1::ListConnectionsRequest {
+                                parent: format!("tenants/{tenant}"),
+                                page_size,
+                                ..Default::default()
+                            })
+                            .await
+                            .map(drop)
+                    }
+                    Method::Create => {
+                        let tenant = &workload.tenants[rng.below(workload.tenants.len())];
+                        let n = sequence.fetch_add(1, Ordering::Relaxed);
+                        client
+                            .create_connection(v1::CreateConnectionRequest {
+                                parent: format!("tenants/{tenant}"),
+                                connection: Some(client::connection(
+                                    format!("load {} {n:08}", workload.run_id),
+                                    workload.test_port,
+                                )),
+                                validate_only: false,
+                            })
+                            .await
+                            .map(drop)
+                    }
+                    Method::Update => {
+                        let n = sequence.fetch_add(1, Ordering::Relaxed);
+                        client
+                            .update_connection(v1::UpdateConnectionRequest {
+                                connection: Some(v1::Connection {
+                                    name: pick(&mut rng),
+                                    labels: [
+                                        ("env".to_owned(), "bench".to_owned()),
+                                        ("seq".to_owned(), n.to_string()),
+                                    ]
+                                    .into_iter()
+                                    .collect(),
+                                    ..Default::default()
+                                }),
+                                update_mask: Some(prost_types::FieldMask {
+                                    paths: vec!["labels".into()],
+                                }),
+                                etag: String::new(),
+                            })
+                            .await
+                            .map(drop)
+                    }
+                    Method::Test => client
+                        .test_connection(v1::TestConnectionRequest {
+                            target: Some(v1::test_connection_request::Target::Name(pick(&mut rng))),
+                            parent: String::new(),
+                            timeout_ms: 5_000,
+                        })
+                        .await
+                        .map(drop),
+                    Method::Resolve => client
+                        .resolve_connection(v1::ResolveConnectionRequest {
+                            name: pick(&mut rng),
+                        })
+                        .await
+                        .map(drop),
+                };
+                if begin >= measure_from {
+                    stats.record(method, begin.elapsed(), result);
+                }
+            }
+            stats
+        });
+    }
+    let mut total = Stats::default();
+    while let Some(stats) = tasks.join_next().await {
+        total.merge(stats.context("load worker")?);
+    }
+    let seconds = spec.duration.as_secs_f64().max(1e-9);
+    let mut methods = BTreeMap::new();
+    let mut total_rps = 0.0;
+    for method in Method::ALL {
+        if !mix.has(method) {
+            continue;
+        }
+        let histogram = total.histograms.remove(&method).unwrap_or_else(histogram);
+        let codes = total.errors.remove(&method).unwrap_or_default();
+        let requests = histogram.len();
+        let throughput = requests as f64 / seconds;
+        total_rps += throughput;
+        methods.insert(
+            method.name().to_owned(),
+            MethodReport {
+                requests,
+                errors: codes.values().sum(),
+                throughput_rps: throughput,
+                p50_us: histogram.value_at_quantile(0.5),
+                p90_us: histogram.value_at_quantile(0.9),
+                p99_us: histogram.value_at_quantile(0.99),
+                p999_us: histogram.value_at_quantile(0.999),
+                max_us: histogram.max(),
+                mean_us: histogram.mean(),
+                error_codes: codes,
+            },
+        );
+    }
+    Ok(Report {
+        target: target.to_owned(),
+        mix: spec.mix.to_string(),
+        concurrency: spec.concurrency,
+        channels: channels.len(),
+        duration_s: spec.duration.as_secs_f64(),
+        warmup_s: spec.warmup.as_secs_f64(),
+        methods,
+        total_rps,
+        rss_kib_start: None,
+        rss_kib_end: None,
+    })
+}
+
+/// Prints a report as a table.
+pub fn print_table(report: &Report) {
+    println!(
+        "{} | mix {} | concurrency {} | channels {} | {:.1} s measured after {:.1} s warm-up",
+        report.target,
+        report.mix,
+        report.concurrency,
+        report.channels,
+        report.duration_s,
+        report.warmup_s
+    );
+    println!(
+        "{:<8} {:>10} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9}  errors",
+        "method", "requests", "req/s", "p50 µs", "p90 µs", "p99 µs", "p999 µs", "max µs"
+    );
+    for (name, m) in &report.methods {
+        let errors = if m.errors == 0 {
+            "0".to_owned()
+        } else {
+            format!("{} {:?}", m.errors, m.error_codes)
+        };
+        println!(
+            "{name:<8} {:>10} {:>11.1} {:>9} {:>9} {:>9} {:>9} {:>9}  {errors}",
+            m.requests, m.throughput_rps, m.p50_us, m.p90_us, m.p99_us, m.p999_us, m.max_us
+        );
+    }
+    match (report.rss_kib_start, report.rss_kib_end) {
+        (Some(start), Some(end)) => println!(
+            "total {:.1} req/s; server RSS {:.1} MiB -> {:.1} MiB",
+            report.total_rps,
+            start as f64 / 1024.0,
+            end as f64 / 1024.0
+        ),
+        _ => println!("total {:.1} req/s", report.total_rps),
+    }
+}
+
+/// A loopback listener that accepts and drops connections: the `test` target.
+pub async fn test_target() -> anyhow::Result<u16> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+        }
+    });
+    Ok(port)
+}

@@ -1,0 +1,131 @@
+//! Smoke runs of `connvault-bench` against a spawned debug server, so the
+//! load generator, the baseline and the scale run cannot rot. A few seconds each.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use connvault_testkit::{PluginDir, build_plugins, dylib_name};
+
+/// The `connvault` binary and a plugin dir with the fixture plugin.
+fn server() -> (PathBuf, PluginDir) {
+    let dir = build_plugins(&["connvault", "connvault-fixture-testplugin"]);
+    let plugins = PluginDir::new();
+    plugins.add(&dir.join(dylib_name("cvfixture_test")), "fixture");
+    (dir.join("connvault"), plugins)
+}
+
+fn bench(args: &[&str]) -> serde_json::Value {
+    let (binary, plugins) = server();
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("report.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_connvault-bench"))
+        .args(args)
+        .arg("--spawn")
+        .arg(&binary)
+        .arg("--plugin-dir")
+        .arg(plugins.path())
+        .arg("--work-dir")
+        .arg(out.path())
+        .arg("--json")
+        .arg(&json)
+        .env_remove("CONNVAULT_TOKEN")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "connvault-bench {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&json).unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("bad JSON ({error}):\n{text}"))
+}
+
+fn rps(report: &serde_json::Value, method: &str) -> f64 {
+    report["methods"][method]["throughput_rps"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no {method} in {report}"))
+}
+
+#[test]
+fn load_generator_reports_every_method() {
+    let report = bench(&[
+        "run",
+        "--mix",
+        "get=4,list=2,create=2,update=1,test=1",
+        "--concurrency",
+        "8",
+        "--channels",
+        "2",
+        "--duration",
+        "2s",
+        "--warmup",
+        "300ms",
+        "--tenants",
+        "2",
+        "--per-tenant",
+        "60",
+    ]);
+    for method in ["get", "list", "create", "update", "test"] {
+        assert!(rps(&report, method) > 0.0, "{method}: {report}");
+        assert_eq!(report["methods"][method]["errors"], 0, "{method}: {report}");
+        assert!(report["methods"][method]["p99_us"].as_u64().unwrap() > 0);
+    }
+    assert!(report["rss_kib_end"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn baseline_reports_ratios() {
+    let report = bench(&[
+        "baseline",
+        "--scenarios",
+        "get,list",
+        "--concurrency",
+        "8",
+        "--channels",
+        "2",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+        "--tenants",
+        "1",
+        "--per-tenant",
+        "60",
+        "--flush-writes",
+        "5",
+    ]);
+    assert!(report["connection_bytes"].as_u64().unwrap() > 100);
+    let ratios = report["ratios"].as_array().unwrap();
+    assert_eq!(ratios.len(), 2, "{report}");
+    for ratio in ratios {
+        assert!(ratio["throughput_ratio"].as_f64().unwrap() > 0.0, "{ratio}");
+        assert!(ratio["baseline_rps"].as_f64().unwrap() > 0.0, "{ratio}");
+    }
+    assert!(report["flush"]["sequential_mean_us"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn scale_run_loads_and_measures() {
+    let report = bench(&[
+        "scale",
+        "--count",
+        "2000",
+        "--tenants",
+        "10",
+        "--samples",
+        "50",
+    ]);
+    assert_eq!(report["count"], 2000);
+    assert_eq!(report["pages_per_tenant"], 4, "{report}");
+    assert!(report["startup_ms"].as_f64().unwrap() > 0.0);
+    assert!(report["rss_mib_idle"].as_f64().unwrap() > 0.0);
+    assert!(report["data_dir_mib"].as_f64().unwrap() > 0.0);
+    for figure in ["get", "list_first", "list_middle", "list_last"] {
+        assert!(
+            report[figure]["p50_us"].as_u64().unwrap() > 0,
+            "{figure}: {report}"
+        );
+    }
+}
