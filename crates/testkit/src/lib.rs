@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod provider;
 pub mod servers;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,13 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
+/// Where tests build plugins: a target directory of its own, because a
+/// second build of the SDK (with other features) beside the outer one leaves
+/// two candidates for the same crate in `deps/` and breaks doctests.
+pub fn plugin_target_dir() -> PathBuf {
+    target_dir().join("plugins")
+}
+
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
 /// Builds the given workspace packages (cdylib plugins) and returns the
@@ -48,7 +56,7 @@ pub fn build_plugins(packages: &[&str]) -> PathBuf {
         .current_dir(workspace_root())
         .arg("build")
         .arg("--quiet")
-        .env("CARGO_TARGET_DIR", target_dir());
+        .env("CARGO_TARGET_DIR", plugin_target_dir());
     for package in packages {
         command.args(["-p", package]);
     }
@@ -60,7 +68,7 @@ pub fn build_plugins(packages: &[&str]) -> PathBuf {
     };
     let status = command.status().expect("run cargo build for plugins");
     assert!(status.success(), "cargo build of {packages:?} failed");
-    target_dir().join(profile)
+    plugin_target_dir().join(profile)
 }
 
 /// The file name of a shared library: `lib{stem}.so` on Linux.

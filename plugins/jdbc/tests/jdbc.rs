@@ -5,58 +5,34 @@ use std::net::TcpListener;
 use std::sync::OnceLock;
 
 use connvault_plugin_jdbc::{Jdbc, NOT_SPOKEN};
-use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, StageStatus, value::Kind};
-use connvault_plugin_sdk::{Connection, Deadline, Provider, Violations, check};
+use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, StageStatus};
+use connvault_plugin_sdk::{Connection, Provider};
+use connvault_testkit::provider::{self, s, stage_status};
 
 fn source() -> &'static pb::DataSource {
     static SOURCE: OnceLock<pb::DataSource> = OnceLock::new();
     SOURCE.get_or_init(|| Jdbc.data_sources().remove(0))
 }
 
+/// A `jdbc` spec from string config pairs and an optional password.
 fn spec(config: &[(&str, &str)], password: Option<&str>) -> pb::ConnectionSpec {
-    let mut spec = pb::ConnectionSpec {
-        data_source: "jdbc".into(),
-        ..Default::default()
-    };
-    for (name, value) in config {
-        spec.config.insert(
-            (*name).to_owned(),
-            pb::Value {
-                kind: Some(Kind::StringValue((*value).to_owned())),
-            },
-        );
-    }
-    if let Some(password) = password {
-        spec.secrets.insert("password".into(), password.to_owned());
-    }
-    spec
+    let config = config
+        .iter()
+        .map(|(name, value)| (*name, s(value)))
+        .collect();
+    provider::spec("jdbc", config, password)
 }
 
 fn connection(spec: pb::ConnectionSpec) -> Connection<'static> {
-    check(source(), spec, &[]).expect("valid")
+    provider::connection(source(), spec)
 }
 
 fn violations(spec: pb::ConnectionSpec) -> Vec<String> {
-    let found = match check(source(), spec, &[]) {
-        Ok(connection) => {
-            let mut violations = Violations::default();
-            Jdbc.validate(&connection, &mut violations);
-            violations.0
-        }
-        Err(violations) => violations.0,
-    };
-    let mut fields: Vec<String> = found.into_iter().map(|violation| violation.field).collect();
-    fields.sort();
-    fields.dedup();
-    fields
+    provider::violations(&Jdbc, source(), spec)
 }
 
-fn status(response: &pb::TestResponse, stage: Stage) -> Option<StageStatus> {
-    response
-        .stages
-        .iter()
-        .find(|result| result.stage == stage as i32)
-        .and_then(|result| StageStatus::try_from(result.status).ok())
+fn test(spec: pb::ConnectionSpec) -> pb::TestResponse {
+    provider::test(&Jdbc, source(), spec)
 }
 
 #[test]
@@ -114,26 +90,19 @@ fn test_checks_reachability_and_says_what_it_does_not_check() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let url = format!("jdbc:postgresql://127.0.0.1:{port}/app");
-    let ok = Jdbc
-        .test(
-            &connection(spec(&[("jdbc_url", &url)], Some("CANARY-pw"))),
-            Deadline::from_millis(5000),
-        )
-        .unwrap();
+    let ok = test(spec(&[("jdbc_url", &url)], Some("CANARY-pw")));
     assert!(ok.success, "{ok:#?}");
-    assert_eq!(status(&ok, Stage::Resolve), Some(StageStatus::Ok));
-    assert_eq!(status(&ok, Stage::Connect), Some(StageStatus::Ok));
-    assert_eq!(status(&ok, Stage::Authenticate), Some(StageStatus::Skipped));
+    assert_eq!(stage_status(&ok, Stage::Resolve), Some(StageStatus::Ok));
+    assert_eq!(stage_status(&ok, Stage::Connect), Some(StageStatus::Ok));
+    assert_eq!(
+        stage_status(&ok, Stage::Authenticate),
+        Some(StageStatus::Skipped)
+    );
     assert!(ok.stages.iter().any(|stage| stage.message == NOT_SPOKEN));
     eprintln!("jdbc: successful test took {} us", ok.duration_us);
     drop(listener);
 
-    let closed = Jdbc
-        .test(
-            &connection(spec(&[("jdbc_url", &url)], Some("CANARY-pw"))),
-            Deadline::from_millis(5000),
-        )
-        .unwrap();
+    let closed = test(spec(&[("jdbc_url", &url)], Some("CANARY-pw")));
     assert_eq!(
         closed.error_category,
         ErrorCategory::Unreachable as i32,
@@ -141,15 +110,10 @@ fn test_checks_reachability_and_says_what_it_does_not_check() {
     );
     assert!(!format!("{closed:?}").contains("CANARY"));
 
-    let dns = Jdbc
-        .test(
-            &connection(spec(
-                &[("jdbc_url", "jdbc:mysql://nonexistent.invalid/app")],
-                Some("CANARY-pw"),
-            )),
-            Deadline::from_millis(5000),
-        )
-        .unwrap();
+    let dns = test(spec(
+        &[("jdbc_url", "jdbc:mysql://nonexistent.invalid/app")],
+        Some("CANARY-pw"),
+    ));
     assert_eq!(dns.error_category, ErrorCategory::Dns as i32, "{dns:#?}");
     assert!(!format!("{dns:?}").contains("CANARY"));
 }

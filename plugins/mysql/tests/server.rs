@@ -16,12 +16,6 @@ use mysql_async::prelude::Queryable;
 /// A table's name, kind and columns (name, type, nullable, position).
 type TableSummary = (String, String, Vec<(String, String, bool, u32)>);
 
-fn test(spec: pb::ConnectionSpec) -> pb::TestResponse {
-    MySql
-        .test(&connection(spec), Deadline::from_millis(5000))
-        .unwrap()
-}
-
 #[test]
 fn plain_server_stages_and_failure_categories() {
     let db = MariaDb::start(MariaDbOptions::default());

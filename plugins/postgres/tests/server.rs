@@ -15,12 +15,6 @@ use connvault_testkit::servers::{self, PgOptions, TestCa};
 /// A table's name, kind and columns (name, type, nullable, position).
 type TableSummary = (String, String, Vec<(String, String, bool, u32)>);
 
-fn test(spec: pb::ConnectionSpec) -> pb::TestResponse {
-    Postgres
-        .test(&connection(spec), Deadline::from_millis(5000))
-        .unwrap()
-}
-
 #[test]
 fn plain_server_stages_and_failure_categories() {
     let pg = servers::Postgres::start(PgOptions::default());

@@ -5,24 +5,8 @@ mod common;
 
 use common::*;
 use connvault_plugin_postgres::Postgres;
+use connvault_plugin_sdk::Provider;
 use connvault_plugin_sdk::pb::{self, TlsMode};
-use connvault_plugin_sdk::{Provider, Violations, check};
-
-fn violations(spec: pb::ConnectionSpec) -> Vec<String> {
-    let mut found = match check(source(), spec, &[]) {
-        Ok(connection) => {
-            let mut violations = Violations::default();
-            Postgres.validate(&connection, &mut violations);
-            violations.0
-        }
-        Err(violations) => violations.0,
-    };
-    found.sort_by(|a, b| a.field.cmp(&b.field));
-    let mut fields: Vec<String> = found.into_iter().map(|violation| violation.field).collect();
-    // The SDK may say two things about one field (a bad value, then "is required").
-    fields.dedup();
-    fields
-}
 
 #[test]
 fn serves_its_ids_and_aliases() {

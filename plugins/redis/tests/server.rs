@@ -12,12 +12,6 @@ use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, StageStatus, TlsMode}
 use connvault_plugin_sdk::{Deadline, Provider, block_on};
 use connvault_testkit::servers::{self, RedisOptions, TestCa};
 
-fn test(spec: pb::ConnectionSpec) -> pb::TestResponse {
-    Redis
-        .test(&connection(spec), Deadline::from_millis(5000))
-        .unwrap()
-}
-
 #[test]
 fn plain_server_stages_and_failure_categories() {
     let server = servers::Redis::start(RedisOptions::default());

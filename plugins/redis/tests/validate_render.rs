@@ -5,23 +5,8 @@ mod common;
 
 use common::*;
 use connvault_plugin_redis::Redis;
+use connvault_plugin_sdk::Provider;
 use connvault_plugin_sdk::pb::{self, TlsMode};
-use connvault_plugin_sdk::{Provider, Violations, check};
-
-fn violations(spec: pb::ConnectionSpec) -> Vec<String> {
-    let mut found = match check(source(), spec, &[]) {
-        Ok(connection) => {
-            let mut violations = Violations::default();
-            Redis.validate(&connection, &mut violations);
-            violations.0
-        }
-        Err(violations) => violations.0,
-    };
-    found.sort_by(|a, b| a.field.cmp(&b.field));
-    let mut fields: Vec<String> = found.into_iter().map(|violation| violation.field).collect();
-    fields.dedup();
-    fields
-}
 
 #[test]
 fn every_bad_field_is_reported_at_once() {
