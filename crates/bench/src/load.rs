@@ -367,6 +367,10 @@ pub struct Report {
     pub rss_kib_end: Option<u64>,
 }
 
+/// Numbers display names and label values across every run of this process
+/// (several scenarios share one workload: names must not repeat).
+static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
 /// Runs the load on `channels` and reports it.
 pub async fn run(
     target: &str,
@@ -379,7 +383,6 @@ pub async fn run(
     }
     let workload = Arc::new(workload.clone());
     let mix = Arc::new(spec.mix.clone());
-    let sequence = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let measure_from = started + spec.warmup;
     let end = measure_from + spec.duration;
@@ -388,7 +391,6 @@ pub async fn run(
         let chan = channels[worker % channels.len()].clone();
         let workload = Arc::clone(&workload);
         let mix = Arc::clone(&mix);
-        let sequence = Arc::clone(&sequence);
         let page_size = spec.page_size;
         tasks.spawn(async move {
             let mut client = client::connections(&chan);
@@ -423,7 +425,7 @@ pub async fn run(
                     }
                     Method::Create => {
                         let tenant = &workload.tenants[rng.below(workload.tenants.len())];
-                        let n = sequence.fetch_add(1, Ordering::Relaxed);
+                        let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
                         client
                             .create_connection(v1::CreateConnectionRequest {
                                 parent: format!("tenants/{tenant}"),
@@ -437,7 +439,7 @@ pub async fn run(
                             .map(drop)
                     }
                     Method::Update => {
-                        let n = sequence.fetch_add(1, Ordering::Relaxed);
+                        let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
                         client
                             .update_connection(v1::UpdateConnectionRequest {
                                 connection: Some(v1::Connection {

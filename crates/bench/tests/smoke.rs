@@ -69,7 +69,18 @@ fn load_generator_reports_every_method() {
     ]);
     for method in ["get", "list", "create", "update", "test"] {
         assert!(rps(&report, method) > 0.0, "{method}: {report}");
-        assert_eq!(report["methods"][method]["errors"], 0, "{method}: {report}");
+        // Two concurrent updates of one connection without an etag can still
+        // meet ABORTED (the store's compare-and-swap lost the race): that is
+        // measured and reported, not a failure of the load generator.
+        let codes = report["methods"][method]["error_codes"]
+            .as_object()
+            .unwrap();
+        assert!(
+            codes
+                .keys()
+                .all(|code| method == "update" && code == "Aborted"),
+            "{method}: {report}"
+        );
         assert!(report["methods"][method]["p99_us"].as_u64().unwrap() > 0);
     }
     assert!(report["rss_kib_end"].as_u64().unwrap() > 0);
@@ -111,13 +122,13 @@ fn scale_run_loads_and_measures() {
     let report = bench(&[
         "scale",
         "--count",
-        "2000",
+        "1000",
         "--tenants",
-        "10",
+        "5",
         "--samples",
         "50",
     ]);
-    assert_eq!(report["count"], 2000);
+    assert_eq!(report["count"], 1000);
     assert_eq!(report["pages_per_tenant"], 4, "{report}");
     assert!(report["startup_ms"].as_f64().unwrap() > 0.0);
     assert!(report["rss_mib_idle"].as_f64().unwrap() > 0.0);
