@@ -60,9 +60,15 @@ impl AuditLog {
             .hmac_secret(&SecretString::from(value.to_owned()))
     }
 
-    /// Appends an event durably; an error means the event is not recorded
-    /// and the request must fail.
-    pub async fn write(&self, mut event: v1::AuditEvent) -> Result<(), ServiceError> {
+    /// Appends an event; an error means the event is not recorded and the
+    /// request must fail. With `durable`, returns once the event is on disk;
+    /// without, it reaches the disk with the next durable write (which is how
+    /// a `STARTED` event rides on its mutation's own flush).
+    pub async fn write(
+        &self,
+        mut event: v1::AuditEvent,
+        durable: bool,
+    ) -> Result<(), ServiceError> {
         event.time = Some(crate::convert::now());
         let tenant = if event.tenant.is_empty() {
             NO_TENANT.to_owned()
@@ -71,10 +77,16 @@ impl AuditLog {
         };
         let store = Arc::clone(&self.store);
         let bytes = event.encode_to_vec();
-        let sequence = tokio::task::spawn_blocking(move || store.append_audit(&tenant, &bytes))
-            .await
-            .map_err(|error| ServiceError::Internal(format!("audit task failed: {error}")))?
-            .map_err(|error| ServiceError::Internal(format!("audit write failed: {error}")))?;
+        let sequence = tokio::task::spawn_blocking(move || {
+            if durable {
+                store.append_audit(&tenant, &bytes)
+            } else {
+                store.append_audit_buffered(&tenant, &bytes)
+            }
+        })
+        .await
+        .map_err(|error| ServiceError::Internal(format!("audit task failed: {error}")))?
+        .map_err(|error| ServiceError::Internal(format!("audit write failed: {error}")))?;
         event.sequence = sequence;
         if let Some(file) = &self.file {
             let line = json_line(&event);

@@ -241,6 +241,7 @@ impl ConnectionService for ConnectionApi {
                 &name,
             )
             .await?;
+        admitted.require_durable_audit();
         let result = self.0.resolve_connection(&name).await;
         if let Ok(resolved) = &result {
             note_secrets(&mut admitted, self.1.audit(), &resolved.secrets);

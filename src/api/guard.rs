@@ -28,6 +28,7 @@ pub struct Admitted {
     /// The caller.
     pub principal: Principal,
     event: v1::AuditEvent,
+    durable: bool,
 }
 
 impl Admitted {
@@ -38,6 +39,12 @@ impl Admitted {
                 .secret_hmacs
                 .insert(field.to_owned(), audit.hmac(value));
         }
+    }
+
+    /// Makes the outcome event durable before the response leaves (resolve:
+    /// secrets are never handed out on an event that could still be lost).
+    pub fn require_durable_audit(&mut self) {
+        self.durable = true;
     }
 
     /// Records the resource acted on, once known (a created connection's name).
@@ -100,7 +107,7 @@ impl Guard {
             Err(error) => {
                 tracing::debug!(method, %error, "request refused: not authenticated");
                 event.outcome = code_name(tonic::Code::Unauthenticated);
-                self.record(event).await?;
+                self.record(event, false).await?;
                 return Err(Status::unauthenticated(UNAUTHENTICATED));
             }
         };
@@ -110,12 +117,16 @@ impl Guard {
         if !(role_ok && tenant_ok) {
             tracing::info!(method, principal = %principal.subject, tenant = tenant.unwrap_or(""), "request refused: permission denied");
             event.outcome = code_name(tonic::Code::PermissionDenied);
-            self.record(event).await?;
+            self.record(event, false).await?;
             return Err(Status::permission_denied(format!(
                 "the caller may not call {method} here"
             )));
         }
-        Ok(Admitted { principal, event })
+        Ok(Admitted {
+            principal,
+            event,
+            durable: false,
+        })
     }
 
     fn authenticate<T>(&self, request: &Request<T>) -> Result<Principal, AuthError> {
@@ -132,8 +143,8 @@ impl Guard {
         self.verifier.verify(token.trim())
     }
 
-    async fn record(&self, event: v1::AuditEvent) -> Result<(), Status> {
-        self.audit.write(event).await.map_err(|error| {
+    async fn record(&self, event: v1::AuditEvent, durable: bool) -> Result<(), Status> {
+        self.audit.write(event, durable).await.map_err(|error| {
             tracing::error!(%error, "audit log unavailable");
             Status::unavailable("the audit log is unavailable; the request was not completed")
         })
@@ -144,7 +155,8 @@ impl Guard {
     pub async fn begin(&self, admitted: &Admitted) -> Result<(), Status> {
         let mut event = admitted.event.clone();
         event.outcome = "STARTED".to_owned();
-        self.record(event).await
+        // Buffered: the mutation's own durable write carries it to disk first.
+        self.record(event, false).await
     }
 
     /// Audits the outcome of an admitted request, then returns its result.
@@ -159,7 +171,7 @@ impl Guard {
             Ok(_) => "OK".to_owned(),
             Err(status) => code_name(status.code()),
         };
-        self.record(admitted.event).await?;
+        self.record(admitted.event, admitted.durable).await?;
         result
     }
 }

@@ -247,13 +247,12 @@ impl App {
     pub(super) async fn load(&self, name: &str, field: &str) -> Result<Loaded, ServiceError> {
         let (tenant, id) = parse_connection(name, field)?;
         let (t, i) = (tenant.clone(), id.clone());
-        let record = self
-            .blocking(move |store| store.get_connection(&t, &i))
-            .await
-            .map_err(|error| match error {
-                ServiceError::NotFound(_) => ServiceError::NotFound(name.to_owned()),
-                other => other,
-            })?;
+        let record =
+            self.read(|store| store.get_connection(&t, &i))
+                .map_err(|error| match error {
+                    ServiceError::NotFound(_) => ServiceError::NotFound(name.to_owned()),
+                    other => other,
+                })?;
         let stored = StoredConnection::decode(record.value.as_slice())
             .map_err(|_| ServiceError::DataLoss(format!("{name} cannot be read back")))?;
         Ok(Loaded {
@@ -281,8 +280,7 @@ impl App {
         let mut connection =
             connection.ok_or_else(|| ServiceError::invalid("connection", "is required"))?;
         let t = tenant.clone();
-        self.blocking(move |store| store.get_tenant(&t))
-            .await
+        self.read(|store| store.get_tenant(&t))
             .map_err(|error| super::tenants::not_found(error, parent))?;
         let mut violations = Vec::new();
         check_secrets(&connection.secrets, &mut violations);
@@ -699,8 +697,7 @@ impl App {
             }
             Some(v1::test_connection_request::Target::Connection(mut connection)) => {
                 let tenant = parse_tenant(&request.parent, "parent")?;
-                self.blocking(move |store| store.get_tenant(&tenant))
-                    .await
+                self.read(|store| store.get_tenant(&tenant))
                     .map_err(|error| super::tenants::not_found(error, &request.parent))?;
                 let client_key = connection
                     .tls

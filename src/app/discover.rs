@@ -390,8 +390,7 @@ impl App {
             Some(Target::Name(name)) => {
                 let (tenant, id) = parse_connection(&name, "name")?;
                 let (t, i) = (tenant.clone(), id.clone());
-                self.blocking(move |store| store.get_connection(&t, &i))
-                    .await
+                self.read(|store| store.get_connection(&t, &i))
                     .map_err(|error| match error {
                         ServiceError::NotFound(_) => ServiceError::NotFound(name.clone()),
                         other => other,
@@ -401,8 +400,7 @@ impl App {
             Some(Target::Parent(parent)) => {
                 let tenant = parse_tenant(&parent, "parent")?;
                 let t = tenant.clone();
-                self.blocking(move |store| store.get_tenant(&t))
-                    .await
+                self.read(|store| store.get_tenant(&t))
                     .map_err(|error| super::tenants::not_found(error, &parent))?;
                 (tenant, None)
             }

@@ -117,8 +117,7 @@ impl App {
         let cursor = decode_simple_token(&request.page_token, &query)?;
         let tenant_id = tenant.clone();
         // Listing a tenant that does not exist is NOT_FOUND, not an empty page.
-        self.blocking(move |store| store.get_tenant(&tenant_id))
-            .await
+        self.read(|store| store.get_tenant(&tenant_id))
             .map_err(|error| super::tenants::not_found(error, &request.parent))?;
         match order {
             v1::ConnectionOrder::Unspecified => {

@@ -92,6 +92,15 @@ impl App {
         &self.plugins
     }
 
+    /// Runs a store read inline: sled serves reads from its page cache without
+    /// blocking, and a hop to the blocking pool would cost more than the read.
+    fn read<T>(
+        &self,
+        operation: impl FnOnce(&Store) -> Result<T, connvault_store::StoreError>,
+    ) -> Result<T, ServiceError> {
+        operation(&self.store).map_err(ServiceError::from)
+    }
+
     /// Runs a store operation on the blocking pool.
     async fn blocking<T, F>(&self, operation: F) -> Result<T, ServiceError>
     where

@@ -77,8 +77,7 @@ impl App {
     pub async fn get_tenant(&self, name: &str) -> Result<v1::Tenant, ServiceError> {
         let tenant_id = parse_tenant(name, "name")?;
         let record = self
-            .blocking(move |store| store.get_tenant(&tenant_id))
-            .await
+            .read(|store| store.get_tenant(&tenant_id))
             .map_err(|error| not_found(error, name))?;
         decode(&record)
     }

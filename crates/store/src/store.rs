@@ -540,9 +540,19 @@ impl Store {
 
     // ----- audit -----
 
-    /// Appends an audit entry; returns its sequence number (from 1, increasing
-    /// in append order, not necessarily contiguous).
+    /// Appends an audit entry durably; returns its sequence number (from 1,
+    /// increasing in append order, not necessarily contiguous).
     pub fn append_audit(&self, tenant_id: &str, value: &[u8]) -> Result<u64> {
+        let seq = self.append_audit_buffered(tenant_id, value)?;
+        self.durable()?;
+        Ok(seq)
+    }
+
+    /// Appends an audit entry without waiting for durability. sled keeps one
+    /// ordered log for all trees, so the entry is durable once any later
+    /// durable write is acknowledged: an event appended this way before a
+    /// mutation is on disk whenever the mutation is.
+    pub fn append_audit_buffered(&self, tenant_id: &str, value: &[u8]) -> Result<u64> {
         let prefix = keys::tenant_prefix(tenant_id)?;
         keys::check_value(value)?;
         let seq = {
@@ -565,7 +575,6 @@ impl Store {
             self.audit.apply_batch(batch)?;
             seq
         };
-        self.durable()?;
         Ok(seq)
     }
 
