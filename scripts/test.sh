@@ -27,4 +27,11 @@ if ! command -v python3 >/dev/null 2>&1 || ! python3 -m venv "$venv_probe/venv" 
 fi
 rm -rf "$venv_probe"
 
-exec cargo test --workspace --locked "$@"
+if [ "$#" -gt 0 ]; then
+  # A narrowed run (`bash scripts/test.sh --test e2e python`): just that.
+  exec cargo test --workspace --locked "$@"
+fi
+cargo test --workspace --locked
+# The criterion benchmarks: built, and each run once in test mode, so they
+# cannot rot (the measured runs are `cargo bench`, see docs/performance.md).
+exec cargo test --workspace --locked --benches
