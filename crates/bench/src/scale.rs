@@ -251,11 +251,24 @@ pub async fn run(
         spec.count as f64 / load_s
     );
 
-    let mut server = Spawned::start(&SpawnOptions {
+    // sled releases its directory lock only once its background flusher has
+    // finished with a large log, a moment after the loader's store is dropped.
+    let options = SpawnOptions {
         plugin_dir: Some(plugin_dir.clone()),
         data_dir: Some(data_dir.clone()),
         ..spawn.clone()
-    })?;
+    };
+    let mut attempts = 0;
+    let mut server = loop {
+        match Spawned::start(&options) {
+            Ok(server) => break server,
+            Err(error) if attempts < 60 && format!("{error:#}").contains("locked") => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    };
     let rss_idle = server.rss_kib().unwrap_or_default();
     let token = token.map(str::to_owned).or_else(|| server.token.clone());
     let auth = Auth::new(token.as_deref())?;
