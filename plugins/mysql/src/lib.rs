@@ -25,6 +25,7 @@ use connvault_plugin_sdk::pb::{self, Stage};
 use connvault_plugin_sdk::{
     Connection, Deadline, PluginError, Provider, TestReport, Violations, export_provider, schema,
 };
+use connvault_provider_kit::fields;
 use connvault_provider_kit::net;
 
 /// The MySQL port when none is configured.
@@ -43,21 +44,8 @@ impl Provider for MySql {
                     "A MySQL-protocol server: MySQL, MariaDB, Amazon RDS for MySQL, GaussDB(for MySQL).",
                 )
                 .supports_tls()
-                .field(
-                    schema::string("host")
-                        .required()
-                        .label("Host")
-                        .pattern("[A-Za-z0-9._:%-]+")
-                        .max_length(253)
-                        .description("Host name or IP address of the server."),
-                )
-                .field(
-                    schema::int("port")
-                        .label("Port")
-                        .range(1, 65535)
-                        .default_value(DEFAULT_PORT)
-                        .description("TCP port the server listens on."),
-                )
+                .field(fields::host())
+                .field(fields::port(DEFAULT_PORT))
                 .field(
                     schema::string("database")
                         .label("Database")

@@ -22,7 +22,7 @@ use connvault_plugin_sdk::{
     Connection, Deadline, PluginError, Provider, StageError, TestReport, Violations,
     export_provider, schema,
 };
-use connvault_provider_kit::{net, tls};
+use connvault_provider_kit::{fields, net, tls};
 
 /// The Redis port when none is configured.
 pub const DEFAULT_PORT: u16 = 6379;
@@ -37,21 +37,8 @@ impl Provider for Redis {
             schema::data_source("redis", "Redis")
                 .description("A Redis (or Redis-compatible) server.")
                 .supports_tls()
-                .field(
-                    schema::string("host")
-                        .required()
-                        .label("Host")
-                        .pattern("[A-Za-z0-9._:%-]+")
-                        .max_length(253)
-                        .description("Host name or IP address of the server."),
-                )
-                .field(
-                    schema::int("port")
-                        .label("Port")
-                        .range(1, 65535)
-                        .default_value(DEFAULT_PORT)
-                        .description("TCP port the server listens on."),
-                )
+                .field(fields::host())
+                .field(fields::port(DEFAULT_PORT))
                 .field(
                     schema::int("database")
                         .label("Database index")
