@@ -72,13 +72,7 @@ impl Provider for MySql {
     }
 
     fn validate(&self, connection: &Connection, violations: &mut Violations) {
-        let host = connection.str("host");
-        let pasted_port = host
-            .split_once(':')
-            .is_some_and(|(_, port)| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()));
-        if pasted_port {
-            violations.add("config.host", "give the host only: put the port in `port`");
-        }
+        fields::check_host(connection.str("host"), violations);
         let tls = &connection.tls;
         let material = !tls.ca_pem.is_empty()
             || !tls.client_cert_pem.is_empty()

@@ -96,7 +96,7 @@ impl Provider for Postgres {
     }
 
     fn validate(&self, connection: &Connection, violations: &mut Violations) {
-        validate_host(connection.str("host"), violations);
+        fields::check_host(connection.str("host"), violations);
         validate_tls(connection, violations);
     }
 
@@ -138,17 +138,6 @@ impl Provider for Postgres {
         include_secrets: bool,
     ) -> Result<pb::RenderResponse, PluginError> {
         Ok(render::render(connection, include_secrets))
-    }
-}
-
-/// Cross-field host rules the schema's pattern cannot express.
-fn validate_host(host: &str, violations: &mut Violations) {
-    // `db:5432` is a common paste; an IPv6 literal has more than one colon.
-    let pasted_port = host
-        .split_once(':')
-        .is_some_and(|(_, port)| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()));
-    if pasted_port {
-        violations.add("config.host", "give the host only: put the port in `port`");
     }
 }
 

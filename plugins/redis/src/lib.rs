@@ -65,13 +65,7 @@ impl Provider for Redis {
     }
 
     fn validate(&self, connection: &Connection, violations: &mut Violations) {
-        let host = connection.str("host");
-        let pasted_port = host
-            .split_once(':')
-            .is_some_and(|(_, port)| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()));
-        if pasted_port {
-            violations.add("config.host", "give the host only: put the port in `port`");
-        }
+        fields::check_host(connection.str("host"), violations);
         if !connection.str("username").is_empty() && connection.secret("password").is_none() {
             violations.add("secrets.password", "an ACL username needs a password");
         }
