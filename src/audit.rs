@@ -75,18 +75,11 @@ impl AuditLog {
         } else {
             event.tenant.clone()
         };
-        let store = Arc::clone(&self.store);
-        let bytes = event.encode_to_vec();
-        let sequence = tokio::task::spawn_blocking(move || {
-            if durable {
-                store.append_audit(&tenant, &bytes)
-            } else {
-                store.append_audit_buffered(&tenant, &bytes)
-            }
-        })
-        .await
-        .map_err(|error| ServiceError::Internal(format!("audit task failed: {error}")))?
-        .map_err(|error| ServiceError::Internal(format!("audit write failed: {error}")))?;
+        let sequence = self
+            .store
+            .append_audit_async(&tenant, &event.encode_to_vec(), durable)
+            .await
+            .map_err(|error| ServiceError::Internal(format!("audit write failed: {error}")))?;
         event.sequence = sequence;
         if let Some(file) = &self.file {
             let line = json_line(&event);

@@ -352,8 +352,10 @@ impl App {
             .as_ref()
             .map(|c| c.display_name.clone())
             .unwrap_or_default();
-        self.blocking(move |store| store.create_connection(&record))
+        self.store
+            .create_connection_async(&record)
             .await
+            .map_err(ServiceError::from)
             .map_err(|error| match error {
                 ServiceError::Store(StoreError::AlreadyExists) => name_taken(&display_name, parent),
                 ServiceError::NotFound(_) => ServiceError::NotFound(parent.to_owned()),
@@ -579,8 +581,10 @@ impl App {
         let value = record.value.clone();
         let expected = loaded.value.clone();
         let parent = crate::names::tenant_name(&loaded.tenant);
-        self.blocking(move |store| store.update_connection(&record, &expected))
+        self.store
+            .update_connection_async(&record, &expected)
             .await
+            .map_err(ServiceError::from)
             .map_err(|error| match error {
                 ServiceError::Store(StoreError::AlreadyExists) => {
                     name_taken(&display_name, &parent)
@@ -600,9 +604,10 @@ impl App {
                 "etag does not match: the connection changed since it was read".into(),
             ));
         }
-        let (tenant, id, expected) = (loaded.tenant.clone(), loaded.id.clone(), loaded.value);
-        self.blocking(move |store| store.delete_connection(&tenant, &id, Some(&expected)))
+        self.store
+            .delete_connection_async(&loaded.tenant, &loaded.id, Some(&loaded.value))
             .await
+            .map_err(ServiceError::from)
             .map_err(|error| match error {
                 ServiceError::NotFound(_) => ServiceError::NotFound(name.to_owned()),
                 other => other,

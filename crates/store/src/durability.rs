@@ -111,6 +111,12 @@ impl Durability {
     /// durable. Call it after the write, never while holding a lock a flusher
     /// could need.
     pub(crate) fn wait(&self, db: &sled::Db) -> Result<()> {
+        self.wait_many(db, 1)
+    }
+
+    /// [`Durability::wait`] on behalf of `writes` writes completed before the
+    /// call (the store's flusher thread acknowledges a batch at once).
+    pub(crate) fn wait_many(&self, db: &sled::Db, writes: u64) -> Result<()> {
         let Some(files) = &self.files else {
             return Ok(());
         };
@@ -126,7 +132,7 @@ impl Durability {
                 // Every flush is of the whole database: any successful flush
                 // numbered `target` or later covers us.
                 if state.last_ok >= target {
-                    self.durable_writes.fetch_add(1, Ordering::Relaxed);
+                    self.durable_writes.fetch_add(writes, Ordering::Relaxed);
                     return Ok(());
                 }
                 continue; // `failed` is set: report it above.

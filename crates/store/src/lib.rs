@@ -40,6 +40,7 @@
 mod durability;
 mod keys;
 mod store;
+mod writer;
 
 #[cfg(test)]
 mod model_tests;

@@ -3,23 +3,20 @@
 use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Arc;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional as _};
 use sled::{IVec, Tree};
 
 use crate::durability::Durability;
 use crate::keys::{self, MAX_ID_LEN};
+use crate::writer::{AUDIT_BY_TENANT, Done, Trees, Write, Writer, audit_entry_key, sweep_prefix};
 use crate::{AuditRecord, ConnectionRecord, Result, StoreError, StoreOptions, TenantRecord};
 
 /// How often a forced tenant delete rescans after racing a concurrent writer.
 const DELETE_TENANT_ATTEMPTS: usize = 16;
 /// Longest meta key.
 const MAX_META_KEY_LEN: usize = 255;
-/// Audit keyspace: `0x00 || seq` holds entries, `0x01 || tenant prefix || seq`
-/// indexes them by tenant.
-const AUDIT_ENTRY: u8 = 0x00;
-const AUDIT_BY_TENANT: u8 = 0x01;
 
 /// Abort a sled transaction with a store error.
 fn abort<T>(e: StoreError) -> std::result::Result<T, ConflictableTransactionError<StoreError>> {
@@ -91,6 +88,11 @@ fn utf8(bytes: &[u8], what: &str) -> Result<String> {
 ///
 /// Cheap to share: wrap it in an `Arc`. Every method may block on disk I/O.
 pub struct Store {
+    /// Declared first so it drops (and joins its threads, which hold the
+    /// database) before the database does.
+    writer: Writer,
+    /// Whether writes wait for the disk ([`StoreOptions::durable`]).
+    durable: bool,
     path: PathBuf,
     db: sled::Db,
     tenants: Tree,
@@ -99,10 +101,7 @@ pub struct Store {
     meta: Tree,
     audit: Tree,
     cache: Tree,
-    durability: Durability,
-    /// Serialises audit appends so sequence numbers commit in order and a
-    /// reader paging with `after_seq` never skips an entry.
-    audit_append: Mutex<()>,
+    durability: Arc<Durability>,
 }
 
 impl std::fmt::Debug for Store {
@@ -125,18 +124,27 @@ impl Store {
             .path(&path)
             .open()
             .map_err(|e| open_error(&path, e))?;
-        let durability = Durability::new(&path, options.durable)?;
-        Ok(Store {
+        let durability = Arc::new(Durability::new(&path, options.durable)?);
+        let trees = Trees {
             tenants: db.open_tree("tenants")?,
             connections: db.open_tree("connections")?,
             names: db.open_tree("names")?,
-            meta: db.open_tree("meta")?,
             audit: db.open_tree("audit")?,
             cache: db.open_tree("cache")?,
+        };
+        let writer = Writer::start(db.clone(), trees.clone(), Arc::clone(&durability))?;
+        Ok(Store {
+            writer,
+            durable: options.durable,
+            tenants: trees.tenants,
+            connections: trees.connections,
+            names: trees.names,
+            meta: db.open_tree("meta")?,
+            audit: trees.audit,
+            cache: trees.cache,
             db,
             durability,
             path,
-            audit_append: Mutex::new(()),
         })
     }
 
@@ -154,6 +162,13 @@ impl Store {
     /// is the group-commit batch size.
     pub fn durable_writes(&self) -> u64 {
         self.durability.durable_writes()
+    }
+
+    /// Transactions the writer has applied so far; each carries every
+    /// connection write and audit append that was queued when it started, so
+    /// `writes / write_batches()` is the batch size.
+    pub fn write_batches(&self) -> u64 {
+        self.writer.batches()
     }
 
     /// Waits until the calling thread's completed writes are durable.
@@ -322,32 +337,31 @@ impl Store {
         keys::check_value(&record.value)
     }
 
+    fn create_write(record: &ConnectionRecord) -> Result<Write> {
+        Self::check_connection(record)?;
+        Ok(Write::CreateConnection {
+            tenant_key: record.tenant_id.as_bytes().to_vec(),
+            key: keys::connection_key(&record.tenant_id, &record.id)?,
+            name_key: keys::name_key(&record.tenant_id, &record.display_name_key)?,
+            id: record.id.as_bytes().to_vec(),
+            stored: keys::encode_connection(&record.display_name_key, &record.value)?,
+        })
+    }
+
     /// Creates a connection and its unique-name index entry in one
     /// transaction. [`StoreError::TenantNotFound`] if the tenant does not
     /// exist; [`StoreError::AlreadyExists`] if the id or the display name is
     /// taken in this tenant.
     pub fn create_connection(&self, record: &ConnectionRecord) -> Result<()> {
-        Self::check_connection(record)?;
-        let tenant_key = record.tenant_id.as_bytes();
-        let key = keys::connection_key(&record.tenant_id, &record.id)?;
-        let name_key = keys::name_key(&record.tenant_id, &record.display_name_key)?;
-        let stored = keys::encode_connection(&record.display_name_key, &record.value)?;
-        (&self.tenants, &self.connections, &self.names)
-            .transaction(|(tenants, connections, names)| {
-                let Some(tenant) = tenants.get(tenant_key)? else {
-                    return abort(StoreError::TenantNotFound);
-                };
-                let (count, tenant_value) = keys::decode_tenant(&tenant).or_abort()?;
-                if connections.get(&key)?.is_some() || names.get(&name_key)?.is_some() {
-                    return abort(StoreError::AlreadyExists);
-                }
-                connections.insert(key.as_slice(), stored.as_slice())?;
-                names.insert(name_key.as_slice(), record.id.as_bytes())?;
-                tenants.insert(tenant_key, keys::encode_tenant(count + 1, tenant_value))?;
-                Ok(())
-            })
-            .map_err(tx_error)?;
-        self.durable()
+        self.write_blocking(Self::create_write(record)?, self.durable)
+            .map(drop)
+    }
+
+    /// [`Store::create_connection`] without blocking a thread.
+    pub async fn create_connection_async(&self, record: &ConnectionRecord) -> Result<()> {
+        self.write(Self::create_write(record)?, self.durable)
+            .await
+            .map(drop)
     }
 
     /// Reads a connection; [`StoreError::NotFound`] if absent.
@@ -363,6 +377,19 @@ impl Store {
         })
     }
 
+    fn update_write(record: &ConnectionRecord, expected_old_value: &[u8]) -> Result<Write> {
+        Self::check_connection(record)?;
+        Ok(Write::UpdateConnection {
+            tenant_id: record.tenant_id.clone(),
+            key: keys::connection_key(&record.tenant_id, &record.id)?,
+            id: record.id.as_bytes().to_vec(),
+            display_name_key: record.display_name_key.clone(),
+            new_name_key: keys::name_key(&record.tenant_id, &record.display_name_key)?,
+            stored: keys::encode_connection(&record.display_name_key, &record.value)?,
+            expected: expected_old_value.to_vec(),
+        })
+    }
+
     /// Compare-and-swap update: replaces the connection if its stored value
     /// still equals `expected_old_value` ([`StoreError::Conflict`] otherwise),
     /// moving its name index entry if the display name changed
@@ -373,34 +400,25 @@ impl Store {
         record: &ConnectionRecord,
         expected_old_value: &[u8],
     ) -> Result<()> {
-        Self::check_connection(record)?;
-        let key = keys::connection_key(&record.tenant_id, &record.id)?;
-        let new_name_key = keys::name_key(&record.tenant_id, &record.display_name_key)?;
-        let stored = keys::encode_connection(&record.display_name_key, &record.value)?;
-        (&self.connections, &self.names)
-            .transaction(|(connections, names)| {
-                let Some(old) = connections.get(&key)? else {
-                    return abort(StoreError::NotFound);
-                };
-                let (old_name, old_value) = keys::decode_connection(&old).or_abort()?;
-                if old_value != expected_old_value {
-                    return abort(StoreError::Conflict);
-                }
-                if old_name != record.display_name_key {
-                    if let Some(owner) = names.get(&new_name_key)? {
-                        if owner.as_ref() != record.id.as_bytes() {
-                            return abort(StoreError::AlreadyExists);
-                        }
-                    }
-                    let old_name_key = keys::name_key(&record.tenant_id, old_name).or_abort()?;
-                    names.remove(old_name_key)?;
-                    names.insert(new_name_key.as_slice(), record.id.as_bytes())?;
-                }
-                connections.insert(key.as_slice(), stored.as_slice())?;
-                Ok(())
-            })
-            .map_err(tx_error)?;
-        self.durable()
+        self.write_blocking(
+            Self::update_write(record, expected_old_value)?,
+            self.durable,
+        )
+        .map(drop)
+    }
+
+    /// [`Store::update_connection`] without blocking a thread.
+    pub async fn update_connection_async(
+        &self,
+        record: &ConnectionRecord,
+        expected_old_value: &[u8],
+    ) -> Result<()> {
+        self.write(
+            Self::update_write(record, expected_old_value)?,
+            self.durable,
+        )
+        .await
+        .map(drop)
     }
 
     /// Deletes a connection and its name index entry; with `expected`, only
@@ -411,8 +429,19 @@ impl Store {
         id: &str,
         expected: Option<&[u8]>,
     ) -> Result<()> {
-        self.delete_many(tenant_id, &[id], expected)?;
-        Ok(())
+        let write = Self::delete_write(tenant_id, &[id], expected)?;
+        self.write_blocking(write, self.durable).map(drop)
+    }
+
+    /// [`Store::delete_connection`] without blocking a thread.
+    pub async fn delete_connection_async(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        expected: Option<&[u8]>,
+    ) -> Result<()> {
+        let write = Self::delete_write(tenant_id, &[id], expected)?;
+        self.write(write, self.durable).await.map(drop)
     }
 
     /// Deletes several connections of one tenant, all or nothing: if any is
@@ -421,52 +450,38 @@ impl Store {
     pub fn batch_delete<S: AsRef<str>>(&self, tenant_id: &str, ids: &[S]) -> Result<usize> {
         let ids: BTreeSet<&str> = ids.iter().map(AsRef::as_ref).collect();
         let ids: Vec<&str> = ids.into_iter().collect();
-        self.delete_many(tenant_id, &ids, None)
-    }
-
-    fn delete_many(&self, tenant_id: &str, ids: &[&str], expected: Option<&[u8]>) -> Result<usize> {
         if ids.is_empty() {
             return Ok(0);
         }
-        let tenant_key = tenant_id.as_bytes();
-        let connection_keys = ids
+        let write = Self::delete_write(tenant_id, &ids, None)?;
+        let done = self.write_blocking(write, self.durable)?;
+        Ok(match done {
+            Done::Count(count) => count,
+            Done::Unit | Done::Seq(_) => ids.len(),
+        })
+    }
+
+    fn delete_write(tenant_id: &str, ids: &[&str], expected: Option<&[u8]>) -> Result<Write> {
+        keys::tenant_prefix(tenant_id)?;
+        let keys = ids
             .iter()
-            .map(|id| keys::connection_key(tenant_id, id))
+            .map(|id| Ok((keys::connection_key(tenant_id, id)?, (*id).to_owned())))
             .collect::<Result<Vec<_>>>()?;
-        (&self.tenants, &self.connections, &self.names)
-            .transaction(|(tenants, connections, names)| {
-                for (key, id) in connection_keys.iter().zip(ids) {
-                    let Some(old) = connections.remove(key.as_slice())? else {
-                        return abort(StoreError::NotFound);
-                    };
-                    let (name, value) = keys::decode_connection(&old).or_abort()?;
-                    if expected.is_some_and(|expected| expected != value) {
-                        return abort(StoreError::Conflict);
-                    }
-                    let name_key = keys::name_key(tenant_id, name).or_abort()?;
-                    if names
-                        .get(&name_key)?
-                        .is_some_and(|owner| owner.as_ref() == id.as_bytes())
-                    {
-                        names.remove(name_key)?;
-                    }
-                }
-                let Some(tenant) = tenants.get(tenant_key)? else {
-                    return abort(StoreError::Corrupt(format!(
-                        "connections of missing tenant {tenant_id:?}"
-                    )));
-                };
-                let (count, value) = keys::decode_tenant(&tenant).or_abort()?;
-                let remaining = count.saturating_sub(connection_keys.len() as u64);
-                tenants.insert(tenant_key, keys::encode_tenant(remaining, value))?;
-                Ok(())
-            })
-            .map_err(tx_error)?;
-        for id in ids {
-            self.sweep_cache(&keys::cache_prefix(tenant_id, id)?)?;
-        }
-        self.durable()?;
-        Ok(ids.len())
+        Ok(Write::DeleteConnections {
+            tenant_id: tenant_id.to_owned(),
+            keys,
+            expected: expected.map(<[u8]>::to_vec),
+        })
+    }
+
+    /// Queues a write and blocks until it is applied (and durable with `durable`).
+    fn write_blocking(&self, write: Write, durable: bool) -> Result<Done> {
+        self.writer.submit_blocking(write, durable).wait()
+    }
+
+    /// Queues a write and waits for it without blocking a thread.
+    async fn write(&self, write: Write, durable: bool) -> Result<Done> {
+        self.writer.submit_async(write, durable).done().await
     }
 
     /// One page of a tenant's connections in id order (UUID v7: creation
@@ -540,12 +555,29 @@ impl Store {
 
     // ----- audit -----
 
+    fn audit_write(tenant_id: &str, value: &[u8]) -> Result<Write> {
+        let tenant_prefix = keys::tenant_prefix(tenant_id)?;
+        keys::check_value(value)?;
+        Ok(Write::AppendAudit {
+            tenant_prefix,
+            tenant_id: tenant_id.to_owned(),
+            value: value.to_vec(),
+        })
+    }
+
+    fn sequence(done: Done) -> Result<u64> {
+        match done {
+            Done::Seq(seq) => Ok(seq),
+            Done::Unit | Done::Count(_) => Err(StoreError::Corrupt(
+                "an audit write returned no sequence".into(),
+            )),
+        }
+    }
+
     /// Appends an audit entry durably; returns its sequence number (from 1,
     /// increasing in append order, not necessarily contiguous).
     pub fn append_audit(&self, tenant_id: &str, value: &[u8]) -> Result<u64> {
-        let seq = self.append_audit_buffered(tenant_id, value)?;
-        self.durable()?;
-        Ok(seq)
+        Self::sequence(self.write_blocking(Self::audit_write(tenant_id, value)?, self.durable)?)
     }
 
     /// Appends an audit entry without waiting for durability. sled keeps one
@@ -553,29 +585,19 @@ impl Store {
     /// durable write is acknowledged: an event appended this way before a
     /// mutation is on disk whenever the mutation is.
     pub fn append_audit_buffered(&self, tenant_id: &str, value: &[u8]) -> Result<u64> {
-        let prefix = keys::tenant_prefix(tenant_id)?;
-        keys::check_value(value)?;
-        let seq = {
-            let _order = self
-                .audit_append
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            // sled's ids are monotonic across restarts.
-            let seq = self.db.generate_id()? + 1;
-            let mut entry = Vec::with_capacity(prefix.len() + value.len());
-            entry.push(prefix[0]);
-            entry.extend_from_slice(tenant_id.as_bytes());
-            entry.extend_from_slice(value);
-            let mut index = vec![AUDIT_BY_TENANT];
-            index.extend_from_slice(&prefix);
-            index.extend_from_slice(&seq.to_be_bytes());
-            let mut batch = sled::Batch::default();
-            batch.insert(audit_entry_key(seq).as_slice(), entry);
-            batch.insert(index, &[]);
-            self.audit.apply_batch(batch)?;
-            seq
-        };
-        Ok(seq)
+        Self::sequence(self.write_blocking(Self::audit_write(tenant_id, value)?, false)?)
+    }
+
+    /// Appends an audit entry without blocking a thread: durably with
+    /// `durable`, otherwise as [`Store::append_audit_buffered`] does.
+    pub async fn append_audit_async(
+        &self,
+        tenant_id: &str,
+        value: &[u8],
+        durable: bool,
+    ) -> Result<u64> {
+        let write = Self::audit_write(tenant_id, value)?;
+        Self::sequence(self.write(write, durable && self.durable).await?)
     }
 
     /// Audit entries with `seq > after_seq` in order, at most `limit`, of one
@@ -678,24 +700,8 @@ impl Store {
     }
 
     fn sweep_cache(&self, prefix: &[u8]) -> Result<usize> {
-        let keys = keys_with_prefix(&self.cache, prefix)?;
-        if keys.is_empty() {
-            return Ok(0);
-        }
-        let mut batch = sled::Batch::default();
-        for key in &keys {
-            batch.remove(key);
-        }
-        self.cache.apply_batch(batch)?;
-        Ok(keys.len())
+        sweep_prefix(&self.cache, prefix)
     }
-}
-
-fn audit_entry_key(seq: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(9);
-    key.push(AUDIT_ENTRY);
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
 }
 
 fn decode_audit(key: &[u8], value: &[u8]) -> Result<AuditRecord> {

@@ -564,3 +564,92 @@ fn non_durable_store_counts_nothing() {
     tenant(&store, "t");
     assert_eq!((store.flushes(), store.durable_writes()), (0, 0));
 }
+
+#[test]
+fn concurrent_writes_share_transactions_and_still_check_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(&dir));
+    tenant(&store, "t");
+    let batches_before = store.write_batches();
+    // 32 threads race to take the same display name, and each also adds a
+    // connection under a name of its own and an audit event.
+    let threads: Vec<_> = (0..32)
+        .map(|thread| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                let contested = store.create_connection(&conn("t", &new_id(), "same", "v"));
+                store
+                    .create_connection(&conn("t", &new_id(), &format!("own-{thread}"), "v"))
+                    .unwrap();
+                let seq = store.append_audit_buffered("t", b"event").unwrap();
+                (contested, seq)
+            })
+        })
+        .collect();
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let winners = results.iter().filter(|(r, _)| r.is_ok()).count();
+    assert_eq!(winners, 1, "exactly one create of the contested name wins");
+    assert!(
+        results
+            .iter()
+            .all(|(r, _)| matches!(r, Ok(()) | Err(StoreError::AlreadyExists)))
+    );
+    assert_eq!(store.tenant_connection_count("t").unwrap(), 33);
+    assert_eq!(store.list_connections("t", None, 100).unwrap().len(), 33);
+    let seqs: BTreeSet<u64> = results.iter().map(|(_, seq)| *seq).collect();
+    assert_eq!(seqs.len(), 32, "every audit event has its own sequence");
+    let writes = 32 * 3;
+    let batches = store.write_batches() - batches_before;
+    assert!(
+        batches <= writes,
+        "{batches} transactions for {writes} writes"
+    );
+    eprintln!("{writes} writes in {batches} transactions");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_writes_match_blocking_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    tenant(&store, "t");
+    let id = new_id();
+    store
+        .create_connection_async(&conn("t", &id, "a", "v1"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .create_connection_async(&conn("t", &new_id(), "a", "v"))
+            .await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert!(matches!(
+        store
+            .update_connection_async(&conn("t", &id, "b", "v2"), b"stale")
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    store
+        .update_connection_async(&conn("t", &id, "b", "v2"), b"v1")
+        .await
+        .unwrap();
+    assert_eq!(store.find_connection_by_name("t", "a").unwrap(), None);
+    assert_eq!(
+        store.find_connection_by_name("t", "b").unwrap(),
+        Some(id.clone())
+    );
+    store.put_cache("t", &id, "k", b"cached").unwrap();
+    store
+        .delete_connection_async("t", &id, Some(b"v2"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete_connection_async("t", &id, None).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.get_cache("t", &id, "k").unwrap(), None, "cache swept");
+    assert_eq!(store.tenant_connection_count("t").unwrap(), 0);
+    let first = store.append_audit_async("t", b"one", true).await.unwrap();
+    let second = store.append_audit_async("t", b"two", false).await.unwrap();
+    assert!(second > first);
+}

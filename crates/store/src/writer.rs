@@ -1,0 +1,554 @@
+//! The write combiner: one thread applies the hot mutations in shared sled
+//! transactions, another makes them durable.
+//!
+//! sled 0.34 makes every transaction and batch cost a forced log write: its
+//! `pin_log` seals the current I/O buffer and writes it out, `sync_file_range`
+//! included, under a global lock that excludes every other write. A server
+//! that gives each create, update, delete and audit event its own transaction
+//! therefore runs at the disk's pace whether or not it is durable
+//! (~1,300 creates/s here, flushes off). So connection writes and audit
+//! appends are queued to one writer thread that takes everything waiting (up
+//! to [`MAX_BATCH`]) and applies it in one transaction: each write still
+//! succeeds or fails on its own (its checks run inside the transaction, and
+//! see the writes before it in the batch), but they share one `pin_log`.
+//! Writes that must be durable then go to a flusher thread, which runs the
+//! group commit of [`Durability`] while the writer applies the next batch.
+//!
+//! Order is kept: writes are applied in the order they were queued, and a
+//! caller that waited for one write before queueing the next (an audit
+//! `STARTED` event before its mutation) finds them in that order in the log.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::thread::JoinHandle;
+
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, Transactional as _, TransactionalTree,
+};
+use sled::{IVec, Tree};
+
+use crate::durability::Durability;
+use crate::keys;
+use crate::{Result, StoreError};
+
+/// The most writes applied in one transaction: bounds the transaction's
+/// memory and the latency of the writes queued behind it.
+const MAX_BATCH: usize = 256;
+/// Audit keyspace: `0x00 || seq` holds entries, `0x01 || tenant prefix || seq`
+/// indexes them by tenant.
+pub(crate) const AUDIT_ENTRY: u8 = 0x00;
+pub(crate) const AUDIT_BY_TENANT: u8 = 0x01;
+
+/// One mutation, its keys already built and checked by the caller.
+pub(crate) enum Write {
+    CreateConnection {
+        tenant_key: Vec<u8>,
+        key: Vec<u8>,
+        name_key: Vec<u8>,
+        id: Vec<u8>,
+        stored: Vec<u8>,
+    },
+    UpdateConnection {
+        tenant_id: String,
+        key: Vec<u8>,
+        id: Vec<u8>,
+        display_name_key: String,
+        new_name_key: Vec<u8>,
+        stored: Vec<u8>,
+        expected: Vec<u8>,
+    },
+    /// All or nothing; `keys` pairs each connection key with its id.
+    DeleteConnections {
+        tenant_id: String,
+        keys: Vec<(Vec<u8>, String)>,
+        expected: Option<Vec<u8>>,
+    },
+    AppendAudit {
+        tenant_prefix: Vec<u8>,
+        tenant_id: String,
+        value: Vec<u8>,
+    },
+}
+
+/// What a write returns.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Done {
+    Unit,
+    Count(usize),
+    Seq(u64),
+}
+
+enum Reply {
+    Blocking(SyncSender<Result<Done>>),
+    Async(tokio::sync::oneshot::Sender<Result<Done>>),
+}
+
+impl Reply {
+    fn send(self, result: Result<Done>) {
+        // A caller that stopped waiting (a cancelled request) is not an error:
+        // the write happened or not regardless of who listens.
+        match self {
+            Reply::Blocking(tx) => {
+                let _ = tx.send(result);
+            }
+            Reply::Async(tx) => {
+                let _ = tx.send(result);
+            }
+        }
+    }
+}
+
+struct Job {
+    write: Write,
+    durable: bool,
+    reply: Reply,
+}
+
+/// The trees the writer transacts over.
+#[derive(Clone)]
+pub(crate) struct Trees {
+    pub(crate) tenants: Tree,
+    pub(crate) connections: Tree,
+    pub(crate) names: Tree,
+    pub(crate) audit: Tree,
+    pub(crate) cache: Tree,
+}
+
+/// A handle on the writer and flusher threads; dropping it drains the queue
+/// and joins them.
+pub(crate) struct Writer {
+    queue: Option<Sender<Job>>,
+    /// Transactions applied so far (each one batch of writes).
+    batches: Arc<AtomicU64>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// A queued write's outcome, to `.await` or [`Pending::wait`] for.
+pub(crate) enum Pending {
+    Blocking(Receiver<Result<Done>>),
+    Async(tokio::sync::oneshot::Receiver<Result<Done>>),
+    Failed(Option<StoreError>),
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Durability("the store's writer thread has stopped".into())
+}
+
+impl Pending {
+    /// Blocks until the write is applied (and durable, if asked).
+    pub(crate) fn wait(self) -> Result<Done> {
+        match self {
+            Pending::Blocking(rx) => rx.recv().map_err(|_| writer_gone())?,
+            Pending::Async(rx) => rx.blocking_recv().map_err(|_| writer_gone())?,
+            Pending::Failed(error) => Err(error.unwrap_or_else(writer_gone)),
+        }
+    }
+
+    /// Waits without blocking a thread.
+    pub(crate) async fn done(self) -> Result<Done> {
+        match self {
+            Pending::Async(rx) => rx.await.map_err(|_| writer_gone())?,
+            Pending::Blocking(rx) => rx.recv().map_err(|_| writer_gone())?,
+            Pending::Failed(error) => Err(error.unwrap_or_else(writer_gone)),
+        }
+    }
+}
+
+impl Writer {
+    /// Starts the writer and flusher threads.
+    pub(crate) fn start(db: sled::Db, trees: Trees, durability: Arc<Durability>) -> Result<Self> {
+        let (queue, jobs) = mpsc::channel::<Job>();
+        let (to_flusher, flushes) = mpsc::channel::<Vec<(Reply, Result<Done>)>>();
+        let flusher_db = db.clone();
+        let flusher_durability = Arc::clone(&durability);
+        let flusher = std::thread::Builder::new()
+            .name("store-flusher".into())
+            .spawn(move || flush_loop(&flusher_db, &flusher_durability, &flushes))?;
+        let batches = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&batches);
+        let writer = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || write_loop(&db, &trees, &jobs, &to_flusher, &counter))?;
+        Ok(Self {
+            queue: Some(queue),
+            batches,
+            threads: vec![writer, flusher],
+        })
+    }
+
+    /// Transactions applied so far.
+    pub(crate) fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    fn submit(&self, write: Write, durable: bool, reply: Reply) -> bool {
+        let job = Job {
+            write,
+            durable,
+            reply,
+        };
+        self.queue
+            .as_ref()
+            .is_some_and(|queue| queue.send(job).is_ok())
+    }
+
+    /// Queues a write for a thread that will block on it.
+    pub(crate) fn submit_blocking(&self, write: Write, durable: bool) -> Pending {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if self.submit(write, durable, Reply::Blocking(tx)) {
+            Pending::Blocking(rx)
+        } else {
+            Pending::Failed(None)
+        }
+    }
+
+    /// Queues a write for a task that will `.await` it.
+    pub(crate) fn submit_async(&self, write: Write, durable: bool) -> Pending {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.submit(write, durable, Reply::Async(tx)) {
+            Pending::Async(rx)
+        } else {
+            Pending::Failed(None)
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue ends the writer after it applied what is queued;
+        // the writer's exit closes the flusher's queue in turn.
+        self.queue = None;
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn write_loop(
+    db: &sled::Db,
+    trees: &Trees,
+    jobs: &Receiver<Job>,
+    to_flusher: &Sender<Vec<(Reply, Result<Done>)>>,
+    batches: &AtomicU64,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let (writes, replies): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .map(|job| (job.write, (job.reply, job.durable)))
+            .unzip();
+        // sled can panic; a panic fails this batch, not the thread.
+        let results = catch_unwind(AssertUnwindSafe(|| apply(db, trees, &writes)))
+            .unwrap_or_else(|_| Err(StoreError::Corrupt("the store panicked in a write".into())));
+        batches.fetch_add(1, Ordering::Relaxed);
+        let results: Vec<Result<Done>> = match results {
+            Ok(results) => sweep_caches(trees, &writes, results),
+            Err(error) => {
+                let message = error.to_string();
+                writes
+                    .iter()
+                    .map(|_| Err(StoreError::Durability(message.clone())))
+                    .collect()
+            }
+        };
+        let mut to_flush = Vec::new();
+        for ((reply, durable), result) in replies.into_iter().zip(results) {
+            if durable && result.is_ok() {
+                to_flush.push((reply, result));
+            } else {
+                reply.send(result);
+            }
+        }
+        if !to_flush.is_empty() {
+            if let Err(mpsc::SendError(unsent)) = to_flusher.send(to_flush) {
+                for (reply, _) in unsent {
+                    reply.send(Err(writer_gone()));
+                }
+            }
+        }
+    }
+}
+
+fn flush_loop(
+    db: &sled::Db,
+    durability: &Durability,
+    flushes: &Receiver<Vec<(Reply, Result<Done>)>>,
+) {
+    while let Ok(mut waiting) = flushes.recv() {
+        while let Ok(more) = flushes.try_recv() {
+            waiting.extend(more);
+        }
+        let writes = waiting.len() as u64;
+        let flushed = catch_unwind(AssertUnwindSafe(|| durability.wait_many(db, writes)))
+            .unwrap_or_else(|_| Err(StoreError::Durability("flush panicked".into())));
+        match flushed {
+            Ok(()) => {
+                for (reply, result) in waiting {
+                    reply.send(result);
+                }
+            }
+            Err(error) => {
+                let message = error.to_string();
+                for (reply, _) in waiting {
+                    reply.send(Err(StoreError::Durability(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Removes the cache entries of the connections a batch deleted. A cache
+/// entry needs its connection to be written, so none can appear after the
+/// delete committed; the sweep runs before the batch is flushed.
+fn sweep_caches(trees: &Trees, writes: &[Write], results: Vec<Result<Done>>) -> Vec<Result<Done>> {
+    writes
+        .iter()
+        .zip(results)
+        .map(|(write, result)| match (write, result) {
+            (
+                Write::DeleteConnections {
+                    tenant_id, keys, ..
+                },
+                Ok(done),
+            ) => {
+                for (_, id) in keys {
+                    keys::cache_prefix(tenant_id, id)
+                        .and_then(|prefix| sweep_prefix(&trees.cache, &prefix))?;
+                }
+                Ok(done)
+            }
+            (_, result) => result,
+        })
+        .collect()
+}
+
+/// Removes every key under `prefix`; returns how many.
+pub(crate) fn sweep_prefix(tree: &Tree, prefix: &[u8]) -> Result<usize> {
+    let keys = tree
+        .scan_prefix(prefix)
+        .keys()
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let mut batch = sled::Batch::default();
+    for key in &keys {
+        batch.remove(key);
+    }
+    tree.apply_batch(batch)?;
+    Ok(keys.len())
+}
+
+/// Applies a batch in one transaction; the outer error fails every write.
+fn apply(db: &sled::Db, trees: &Trees, writes: &[Write]) -> Result<Vec<Result<Done>>> {
+    // Audit sequence numbers are taken before the transaction so a retried
+    // transaction reuses them; sled's ids are monotonic across restarts.
+    let mut seqs = HashMap::new();
+    for (index, write) in writes.iter().enumerate() {
+        if matches!(write, Write::AppendAudit { .. }) {
+            seqs.insert(index, db.generate_id()? + 1);
+        }
+    }
+    (
+        &trees.tenants,
+        &trees.connections,
+        &trees.names,
+        &trees.audit,
+    )
+        .transaction(|(tenants, connections, names, audit)| {
+            let tx = Tx {
+                tenants,
+                connections,
+                names,
+                audit,
+            };
+            let mut results = Vec::with_capacity(writes.len());
+            for (index, write) in writes.iter().enumerate() {
+                results.push(tx.apply(write, seqs.get(&index).copied())?);
+            }
+            Ok(results)
+        })
+        .map_err(|error| match error {
+            TransactionError::Abort(error) => error,
+            TransactionError::Storage(error) => error.into(),
+        })
+}
+
+type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
+
+struct Tx<'a> {
+    tenants: &'a TransactionalTree,
+    connections: &'a TransactionalTree,
+    names: &'a TransactionalTree,
+    audit: &'a TransactionalTree,
+}
+
+impl Tx<'_> {
+    /// Applies one write: `Ok(Err(_))` is that write's own failure (nothing of
+    /// it written); `Err(_)` aborts the transaction.
+    fn apply(&self, write: &Write, seq: Option<u64>) -> TxResult<Result<Done>> {
+        match write {
+            Write::CreateConnection {
+                tenant_key,
+                key,
+                name_key,
+                id,
+                stored,
+            } => {
+                let Some(tenant) = self.tenants.get(tenant_key)? else {
+                    return Ok(Err(StoreError::TenantNotFound));
+                };
+                let (count, tenant_value) = match keys::decode_tenant(&tenant) {
+                    Ok(decoded) => decoded,
+                    Err(error) => return Ok(Err(error)),
+                };
+                if self.connections.get(key)?.is_some() || self.names.get(name_key)?.is_some() {
+                    return Ok(Err(StoreError::AlreadyExists));
+                }
+                let tenant = keys::encode_tenant(count + 1, tenant_value);
+                self.connections.insert(key.as_slice(), stored.as_slice())?;
+                self.names.insert(name_key.as_slice(), id.as_slice())?;
+                self.tenants.insert(tenant_key.as_slice(), tenant)?;
+                Ok(Ok(Done::Unit))
+            }
+            Write::UpdateConnection {
+                tenant_id,
+                key,
+                id,
+                display_name_key,
+                new_name_key,
+                stored,
+                expected,
+            } => {
+                let Some(old) = self.connections.get(key)? else {
+                    return Ok(Err(StoreError::NotFound));
+                };
+                let (old_name, old_value) = match keys::decode_connection(&old) {
+                    Ok(decoded) => decoded,
+                    Err(error) => return Ok(Err(error)),
+                };
+                if old_value != expected.as_slice() {
+                    return Ok(Err(StoreError::Conflict));
+                }
+                if old_name != display_name_key {
+                    if let Some(owner) = self.names.get(new_name_key)? {
+                        if owner.as_ref() != id.as_slice() {
+                            return Ok(Err(StoreError::AlreadyExists));
+                        }
+                    }
+                    let old_name_key = match keys::name_key(tenant_id, old_name) {
+                        Ok(key) => key,
+                        Err(error) => return Ok(Err(error)),
+                    };
+                    self.names.remove(old_name_key)?;
+                    self.names.insert(new_name_key.as_slice(), id.as_slice())?;
+                }
+                self.connections.insert(key.as_slice(), stored.as_slice())?;
+                Ok(Ok(Done::Unit))
+            }
+            Write::DeleteConnections {
+                tenant_id,
+                keys: connection_keys,
+                expected,
+            } => self.delete(tenant_id, connection_keys, expected.as_deref()),
+            Write::AppendAudit {
+                tenant_prefix,
+                tenant_id,
+                value,
+            } => {
+                let Some(seq) = seq else {
+                    return Ok(Err(StoreError::Corrupt(
+                        "audit write without a sequence".into(),
+                    )));
+                };
+                let mut entry = Vec::with_capacity(1 + tenant_id.len() + value.len());
+                entry.push(tenant_prefix[0]);
+                entry.extend_from_slice(tenant_id.as_bytes());
+                entry.extend_from_slice(value);
+                let mut index = Vec::with_capacity(1 + tenant_prefix.len() + 8);
+                index.push(AUDIT_BY_TENANT);
+                index.extend_from_slice(tenant_prefix);
+                index.extend_from_slice(&seq.to_be_bytes());
+                self.audit.insert(audit_entry_key(seq), entry)?;
+                self.audit.insert(index, &[])?;
+                Ok(Ok(Done::Seq(seq)))
+            }
+        }
+    }
+
+    fn delete(
+        &self,
+        tenant_id: &str,
+        connection_keys: &[(Vec<u8>, String)],
+        expected: Option<&[u8]>,
+    ) -> TxResult<Result<Done>> {
+        // Check everything first: a write that fails leaves nothing behind.
+        let mut found: Vec<(&[u8], IVec)> = Vec::with_capacity(connection_keys.len());
+        for (key, _) in connection_keys {
+            let Some(old) = self.connections.get(key)? else {
+                return Ok(Err(StoreError::NotFound));
+            };
+            if let Some(expected) = expected {
+                match keys::decode_connection(&old) {
+                    Ok((_, value)) if value == expected => {}
+                    Ok(_) => return Ok(Err(StoreError::Conflict)),
+                    Err(error) => return Ok(Err(error)),
+                }
+            }
+            found.push((key, old));
+        }
+        let tenant_key = tenant_id.as_bytes();
+        let Some(tenant) = self.tenants.get(tenant_key)? else {
+            return Ok(Err(StoreError::Corrupt(format!(
+                "connections of missing tenant {tenant_id:?}"
+            ))));
+        };
+        let (count, tenant_value) = match keys::decode_tenant(&tenant) {
+            Ok(decoded) => decoded,
+            Err(error) => return Ok(Err(error)),
+        };
+        let mut name_keys = Vec::with_capacity(found.len());
+        for ((_, id), (_, old)) in connection_keys.iter().zip(&found) {
+            let name_key = match keys::decode_connection(old)
+                .and_then(|(name, _)| keys::name_key(tenant_id, name))
+            {
+                Ok(key) => key,
+                Err(error) => return Ok(Err(error)),
+            };
+            name_keys.push((name_key, id));
+        }
+        for (key, _) in &found {
+            self.connections.remove(*key)?;
+        }
+        for (name_key, id) in name_keys {
+            if self
+                .names
+                .get(&name_key)?
+                .is_some_and(|owner| owner.as_ref() == id.as_bytes())
+            {
+                self.names.remove(name_key)?;
+            }
+        }
+        let remaining = count.saturating_sub(found.len() as u64);
+        self.tenants
+            .insert(tenant_key, keys::encode_tenant(remaining, tenant_value))?;
+        Ok(Ok(Done::Count(found.len())))
+    }
+}
+
+/// The key of audit entry `seq`.
+pub(crate) fn audit_entry_key(seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9);
+    key.push(AUDIT_ENTRY);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
