@@ -68,8 +68,11 @@ pub async fn connect(addr: &str, count: usize, auth: &Auth) -> anyhow::Result<Ve
     Ok(channels)
 }
 
+/// A connection service client.
+pub type ConnectionsClient = ConnectionServiceClient<Chan>;
+
 /// The connection service client of a channel.
-pub fn connections(chan: &Chan) -> ConnectionServiceClient<Chan> {
+pub fn connections(chan: &Chan) -> ConnectionsClient {
     ConnectionServiceClient::new(chan.clone()).max_decoding_message_size(64 << 20)
 }
 

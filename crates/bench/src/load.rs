@@ -1,9 +1,16 @@
 //! The load generator: a fixed set of workers, each issuing one request at a
 //! time drawn from a weighted method mix, with per-method HDR histograms.
+//!
+//! `get`, `update`, `test` and `resolve` work on the seeded connections of the
+//! [`Workload`]; `create` adds connections and `delete` removes the ones the
+//! run's own `create` calls added (see [`Method::Delete`]), so a mix with as
+//! much `delete` as `create` keeps the data set's size steady: what a memory
+//! soak needs. While a run goes, the server's RSS is sampled (when its pid is
+//! known) every [`LoadSpec::rss_every`].
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -12,6 +19,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::client::{self, Chan};
+use crate::spawn;
 
 /// A method the load generator calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -21,7 +29,16 @@ pub enum Method {
     /// `ListConnections`, a page of 50.
     List,
     /// `CreateConnection` (durable unless the server runs with `durable = false`).
+    /// With `delete` in the mix, the new connection's name is queued for it.
     Create,
+    /// `DeleteConnection` (no etag) of a connection this run's `create` calls
+    /// added, oldest first, from one queue shared by the run's workers: each is
+    /// deleted once, and the seeded connections the other methods pick from
+    /// are never deleted. When the queue is empty, the worker first creates a
+    /// connection (neither timed nor counted as a `create`; if that fails, its
+    /// error is counted under `delete`) and then deletes it, so `delete` keeps
+    /// its share of the mix. Only the `DeleteConnection` call is timed.
+    Delete,
     /// `UpdateConnection` of the labels.
     Update,
     /// `TestConnection` of a saved connection (a TCP connect to the bench's listener).
@@ -32,10 +49,11 @@ pub enum Method {
 
 impl Method {
     /// Every method, in report order.
-    pub const ALL: [Method; 6] = [
+    pub const ALL: [Method; 7] = [
         Method::Get,
         Method::List,
         Method::Create,
+        Method::Delete,
         Method::Update,
         Method::Test,
         Method::Resolve,
@@ -47,6 +65,7 @@ impl Method {
             Method::Get => "get",
             Method::List => "list",
             Method::Create => "create",
+            Method::Delete => "delete",
             Method::Update => "update",
             Method::Test => "test",
             Method::Resolve => "resolve",
@@ -58,12 +77,21 @@ impl Method {
             .into_iter()
             .find(|method| method.name() == text)
             .with_context(|| {
-                format!("unknown method {text:?} (get, list, create, update, test, resolve)")
+                let names: Vec<&str> = Method::ALL.into_iter().map(Method::name).collect();
+                format!("unknown method {text:?} ({})", names.join(", "))
             })
+    }
+
+    /// Whether it works on one of the workload's seeded connections.
+    fn needs_seeded_connection(self) -> bool {
+        matches!(
+            self,
+            Method::Get | Method::Update | Method::Test | Method::Resolve
+        )
     }
 }
 
-/// A weighted method mix, e.g. `get=60,list=20,create=10,update=5,test=5`.
+/// A weighted method mix, e.g. `get=60,list=15,create=10,delete=10,update=5`.
 #[derive(Debug, Clone)]
 pub struct Mix(pub Vec<(Method, u32)>);
 
@@ -261,6 +289,18 @@ pub struct LoadSpec {
     pub warmup: Duration,
     /// Page size of `list`.
     pub page_size: i32,
+    /// How often to sample the server's RSS while the run goes (zero: only at
+    /// the start, after the warm-up and at the end).
+    pub rss_every: Duration,
+}
+
+/// The server's RSS at one moment of a run.
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize)]
+pub struct RssSample {
+    /// Seconds since the load started (the warm-up included).
+    pub t_s: f64,
+    /// Resident set size, KiB.
+    pub rss_kib: u64,
 }
 
 #[derive(Default)]
@@ -363,34 +403,135 @@ pub struct Report {
     pub total_rps: f64,
     /// Server RSS before the run, KiB (when the server's pid is known).
     pub rss_kib_start: Option<u64>,
+    /// Server RSS at the end of the warm-up, KiB: judge growth from here.
+    #[serde(default)]
+    pub rss_kib_after_warmup: Option<u64>,
     /// Server RSS after the run, KiB.
     pub rss_kib_end: Option<u64>,
+    /// Server RSS every `rss_every` from the start of the load (warm-up
+    /// included), and once more at its end; empty when the pid is unknown.
+    #[serde(default)]
+    pub rss_samples: Vec<RssSample>,
+    /// Connections the run's `create` calls added (warm-up included) less
+    /// those its `delete` calls removed: how much the data set grew. They go
+    /// with the tenants at clean-up.
+    #[serde(default)]
+    pub connections_added: i64,
 }
 
 /// Numbers display names and label values across every run of this process
 /// (several scenarios share one workload: names must not repeat).
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
-/// Runs the load on `channels` and reports it.
+/// Names of connections the run's `create` calls added, oldest first, for
+/// `delete` (shared by the run's workers).
+#[derive(Default)]
+struct Created(Mutex<VecDeque<String>>);
+
+impl Created {
+    fn push(&self, name: String) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(name);
+    }
+
+    fn pop(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_front()
+    }
+}
+
+/// Creates a load connection in a random tenant of the workload; its name.
+async fn create_one(
+    client: &mut client::ConnectionsClient,
+    workload: &Workload,
+    rng: &mut Rng,
+) -> Result<String, tonic::Status> {
+    let tenant = &workload.tenants[rng.below(workload.tenants.len())];
+    let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    client
+        .create_connection(v1::CreateConnectionRequest {
+            parent: format!("tenants/{tenant}"),
+            connection: Some(client::connection(
+                format!("load {} {n:08}", workload.run_id),
+                workload.test_port,
+            )),
+            validate_only: false,
+        })
+        .await
+        .map(|created| created.into_inner().name)
+}
+
+/// Seconds since `since`, to the millisecond.
+fn seconds_since(since: Instant) -> f64 {
+    (since.elapsed().as_secs_f64() * 1e3).round() / 1e3
+}
+
+/// Samples `pid`'s RSS at `started`, then every `every` until `end`.
+async fn sample_rss(pid: u32, started: Instant, end: Instant, every: Duration) -> Vec<RssSample> {
+    let mut samples = Vec::new();
+    if every.is_zero() {
+        return samples;
+    }
+    for tick in 0u32.. {
+        let Some(at) = every.checked_mul(tick).and_then(|d| started.checked_add(d)) else {
+            break;
+        };
+        if at >= end {
+            break;
+        }
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+        if let Some(rss_kib) = spawn::rss_kib(pid) {
+            samples.push(RssSample {
+                t_s: seconds_since(started),
+                rss_kib,
+            });
+        }
+    }
+    samples
+}
+
+/// Runs the load on `channels` and reports it; `pid` is the server's, to
+/// report its RSS (before, after the warm-up, every `spec.rss_every`, after).
 pub async fn run(
     target: &str,
     channels: &[Chan],
     workload: &Workload,
     spec: &LoadSpec,
+    pid: Option<u32>,
 ) -> anyhow::Result<Report> {
-    if workload.connections.is_empty() && !spec.mix.0.iter().all(|(m, _)| *m == Method::Create) {
+    if workload.connections.is_empty()
+        && spec.mix.0.iter().any(|(m, _)| m.needs_seeded_connection())
+    {
         bail!("the workload has no connections to read");
     }
     let workload = Arc::new(workload.clone());
     let mix = Arc::new(spec.mix.clone());
+    // Queue created names only when something will take them off the queue.
+    let queue_created = mix.has(Method::Delete);
+    let created = Arc::new(Created::default());
+    let added = Arc::new(AtomicI64::new(0));
+    let rss_kib_start = pid.and_then(spawn::rss_kib);
     let started = Instant::now();
     let measure_from = started + spec.warmup;
     let end = measure_from + spec.duration;
+    let sampler = pid.map(|pid| tokio::spawn(sample_rss(pid, started, end, spec.rss_every)));
+    let after_warmup = pid.map(|pid| {
+        tokio::spawn(async move {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(measure_from)).await;
+            spawn::rss_kib(pid)
+        })
+    });
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..spec.concurrency.max(1) {
         let chan = channels[worker % channels.len()].clone();
         let workload = Arc::clone(&workload);
         let mix = Arc::clone(&mix);
+        let created = Arc::clone(&created);
+        let added = Arc::clone(&added);
         let page_size = spec.page_size;
         tasks.spawn(async move {
             let mut client = client::connections(&chan);
@@ -401,6 +542,8 @@ pub async fn run(
                 if begin >= end {
                     break;
                 }
+                // When the timed call starts (`delete` may create first).
+                let mut timed_from = begin;
                 let method = mix.pick(rng.next());
                 let pick = |rng: &mut Rng| {
                     workload.connections[rng.below(workload.connections.len())].clone()
@@ -424,19 +567,39 @@ pub async fn run(
                             .map(drop)
                     }
                     Method::Create => {
-                        let tenant = &workload.tenants[rng.below(workload.tenants.len())];
-                        let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-                        client
-                            .create_connection(v1::CreateConnectionRequest {
-                                parent: format!("tenants/{tenant}"),
-                                connection: Some(client::connection(
-                                    format!("load {} {n:08}", workload.run_id),
-                                    workload.test_port,
-                                )),
-                                validate_only: false,
-                            })
+                        create_one(&mut client, &workload, &mut rng)
                             .await
-                            .map(drop)
+                            .map(|name| {
+                                added.fetch_add(1, Ordering::Relaxed);
+                                if queue_created {
+                                    created.push(name);
+                                }
+                            })
+                    }
+                    Method::Delete => {
+                        let name = match created.pop() {
+                            Some(name) => Ok(name),
+                            None => {
+                                let made = create_one(&mut client, &workload, &mut rng).await;
+                                if made.is_ok() {
+                                    added.fetch_add(1, Ordering::Relaxed);
+                                }
+                                timed_from = Instant::now();
+                                made
+                            }
+                        };
+                        match name {
+                            Ok(name) => client
+                                .delete_connection(v1::DeleteConnectionRequest {
+                                    name,
+                                    etag: String::new(),
+                                })
+                                .await
+                                .map(|_| {
+                                    added.fetch_sub(1, Ordering::Relaxed);
+                                }),
+                            Err(status) => Err(status),
+                        }
                     }
                     Method::Update => {
                         let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
@@ -476,7 +639,7 @@ pub async fn run(
                         .map(drop),
                 };
                 if begin >= measure_from {
-                    stats.record(method, begin.elapsed(), result);
+                    stats.record(method, timed_from.elapsed(), result);
                 }
             }
             stats
@@ -485,6 +648,21 @@ pub async fn run(
     let mut total = Stats::default();
     while let Some(stats) = tasks.join_next().await {
         total.merge(stats.context("load worker")?);
+    }
+    let rss_kib_after_warmup = match after_warmup {
+        Some(task) => task.await.context("RSS after warm-up")?,
+        None => None,
+    };
+    let mut rss_samples = match sampler {
+        Some(task) => task.await.context("RSS sampler")?,
+        None => Vec::new(),
+    };
+    let rss_kib_end = pid.and_then(spawn::rss_kib);
+    if let (Some(rss_kib), false) = (rss_kib_end, spec.rss_every.is_zero()) {
+        rss_samples.push(RssSample {
+            t_s: seconds_since(started),
+            rss_kib,
+        });
     }
     let seconds = spec.duration.as_secs_f64().max(1e-9);
     let mut methods = BTreeMap::new();
@@ -523,8 +701,11 @@ pub async fn run(
         warmup_s: spec.warmup.as_secs_f64(),
         methods,
         total_rps,
-        rss_kib_start: None,
-        rss_kib_end: None,
+        rss_kib_start,
+        rss_kib_after_warmup,
+        rss_kib_end,
+        rss_samples,
+        connections_added: added.load(Ordering::Relaxed),
     })
 }
 
@@ -554,14 +735,29 @@ pub fn print_table(report: &Report) {
             m.requests, m.throughput_rps, m.p50_us, m.p90_us, m.p99_us, m.p999_us, m.max_us
         );
     }
-    match (report.rss_kib_start, report.rss_kib_end) {
-        (Some(start), Some(end)) => println!(
-            "total {:.1} req/s; server RSS {:.1} MiB -> {:.1} MiB",
-            report.total_rps,
-            start as f64 / 1024.0,
-            end as f64 / 1024.0
-        ),
-        _ => println!("total {:.1} req/s", report.total_rps),
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let mut total = format!("total {:.1} req/s", report.total_rps);
+    if let (Some(start), Some(end)) = (report.rss_kib_start, report.rss_kib_end) {
+        total.push_str(&format!("; server RSS {:.1} MiB", mib(start)));
+        if let Some(warm) = report.rss_kib_after_warmup {
+            total.push_str(&format!(" -> {:.1} MiB after warm-up", mib(warm)));
+        }
+        total.push_str(&format!(" -> {:.1} MiB", mib(end)));
+    }
+    if report.connections_added != 0 {
+        total.push_str(&format!(
+            "; {:+} connections (created less deleted)",
+            report.connections_added
+        ));
+    }
+    println!("{total}");
+    if !report.rss_samples.is_empty() {
+        let samples: Vec<String> = report
+            .rss_samples
+            .iter()
+            .map(|s| format!("{}s {:.1}", (s.t_s * 10.0).round() / 10.0, mib(s.rss_kib)))
+            .collect();
+        println!("server RSS MiB over time: {}", samples.join(", "));
     }
 }
 

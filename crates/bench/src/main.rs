@@ -1,6 +1,8 @@
 //! `connvault-bench`: connvault's load generator and its same-run baseline.
 //!
-//! - `run`: load against a running server (`--addr`) or one it starts (`--spawn`).
+//! - `run`: load against a running server (`--addr`) or one it starts (`--spawn`),
+//!   sampling the server's RSS every `--rss-every` (a memory soak:
+//!   `--duration 10m --mix get=60,list=15,create=10,delete=10,update=5`).
 //! - `baseline`: the same load against a bare tonic server answering
 //!   `connvault.v1` with canned messages of the same size, and against
 //!   connvault, printing connvault's figures as ratios of the baseline's.
@@ -40,7 +42,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Runs a method mix against connvault and prints per-method figures.
+    /// Runs a method mix against connvault and prints per-method figures
+    /// and the server's RSS over time.
     Run(RunArgs),
     /// Runs the same load against a bare tonic baseline and connvault; prints ratios.
     Baseline(BaselineArgs),
@@ -90,7 +93,7 @@ struct ServerArgs {
     /// Bearer token sent as `authorization: Bearer <token>` [default with --spawn: the one the dev server prints].
     #[arg(long, env = "CONNVAULT_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Pid of the --addr server, to report its RSS.
+    /// Pid of the --addr server, to report its RSS (start, after warm-up, every --rss-every, end).
     #[arg(long)]
     pid: Option<u32>,
 }
@@ -113,7 +116,10 @@ impl ServerArgs {
 
 #[derive(Debug, Clone, Args)]
 struct LoadArgs {
-    /// Method mix: name=weight pairs over get, list, create, update, test, resolve.
+    /// Method mix: name=weight pairs over get, list, create, delete, update, test,
+    /// resolve. `delete` removes connections the run's `create` calls added
+    /// (oldest first; when there is none, it creates one untimed, then deletes
+    /// it); the seeded connections are never deleted.
     #[arg(long, default_value = "get=60,list=20,create=10,update=5,test=5")]
     mix: String,
     /// Requests in flight (one per worker).
@@ -137,6 +143,11 @@ struct LoadArgs {
     /// Page size of `list`.
     #[arg(long, default_value_t = 50)]
     page_size: i32,
+    /// Sample the server's RSS this often during a run, warm-up included (when
+    /// its pid is known: --spawn or --pid; 0: only at the start, after the
+    /// warm-up and at the end).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    rss_every: Duration,
     /// Also write the figures as JSON to this file (`-`: stdout).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -150,6 +161,7 @@ impl LoadArgs {
             duration: self.duration,
             warmup: self.warmup,
             page_size: self.page_size,
+            rss_every: self.rss_every,
         }
     }
 }
@@ -168,8 +180,8 @@ struct BaselineArgs {
     server: ServerArgs,
     #[command(flatten)]
     load: LoadArgs,
-    /// Scenarios, each run against both: `get`, `list`, `create`, `update`,
-    /// `test` (that method alone) or `mixed` (the --mix).
+    /// Scenarios, each run against both: `get`, `list`, `create`, `delete`,
+    /// `update`, `test`, `resolve` (that method alone) or `mixed` (the --mix).
     #[arg(long, default_value = "get,list,create,mixed", value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Leave Nagle's algorithm on in the baseline server (to show what TCP_NODELAY is worth).
@@ -277,10 +289,6 @@ impl Target {
             bail!("pass --addr of a running server or --spawn path/to/connvault")
         }
     }
-
-    fn rss(&self) -> Option<u64> {
-        self.pid.and_then(spawn::rss_kib)
-    }
 }
 
 fn spawned_binary(args: &ServerArgs) -> String {
@@ -297,11 +305,7 @@ async fn run_load(
     workload: &load::Workload,
     spec: &LoadSpec,
 ) -> anyhow::Result<Report> {
-    let rss_start = target.rss();
-    let mut report = load::run(name, channels, workload, spec).await?;
-    report.rss_kib_start = rss_start;
-    report.rss_kib_end = target.rss();
-    Ok(report)
+    load::run(name, channels, workload, spec, target.pid).await
 }
 
 async fn cmd_run(args: RunArgs) -> anyhow::Result<()> {

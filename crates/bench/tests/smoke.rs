@@ -16,6 +16,11 @@ fn server() -> (PathBuf, PluginDir) {
 }
 
 fn bench(args: &[&str]) -> serde_json::Value {
+    bench_with_stdout(args).0
+}
+
+/// The JSON report and the printed tables.
+fn bench_with_stdout(args: &[&str]) -> (serde_json::Value, String) {
     let (binary, plugins) = server();
     let out = tempfile::tempdir().unwrap();
     let json = out.path().join("report.json");
@@ -32,14 +37,16 @@ fn bench(args: &[&str]) -> serde_json::Value {
         .env_remove("CONNVAULT_TOKEN")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
         "connvault-bench {args:?} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let text = std::fs::read_to_string(&json).unwrap();
-    serde_json::from_str(&text).unwrap_or_else(|error| panic!("bad JSON ({error}):\n{text}"))
+    let report =
+        serde_json::from_str(&text).unwrap_or_else(|error| panic!("bad JSON ({error}):\n{text}"));
+    (report, stdout)
 }
 
 fn rps(report: &serde_json::Value, method: &str) -> f64 {
@@ -50,28 +57,35 @@ fn rps(report: &serde_json::Value, method: &str) -> f64 {
 
 #[test]
 fn load_generator_reports_every_method() {
-    let report = bench(&[
+    let (report, stdout) = bench_with_stdout(&[
         "run",
         "--mix",
-        "get=4,list=2,create=2,update=1,test=1",
+        "get=4,list=2,create=2,delete=2,update=1,test=1",
         "--concurrency",
         "8",
         "--channels",
         "2",
         "--duration",
-        "2s",
+        "3s",
         "--warmup",
         "300ms",
+        "--rss-every",
+        "1s",
         "--tenants",
         "2",
         "--per-tenant",
         "60",
     ]);
-    for method in ["get", "list", "create", "update", "test"] {
+    for method in ["get", "list", "create", "delete", "update", "test"] {
         assert!(rps(&report, method) > 0.0, "{method}: {report}");
+        assert!(
+            report["methods"][method]["requests"].as_u64().unwrap() > 0,
+            "{method}: {report}"
+        );
         // Two concurrent updates of one connection without an etag can still
         // meet ABORTED (the store's compare-and-swap lost the race): that is
-        // measured and reported, not a failure of the load generator.
+        // measured and reported, not a failure of the load generator. A
+        // `delete` takes each connection the run created once: no NOT_FOUND.
         let codes = report["methods"][method]["error_codes"]
             .as_object()
             .unwrap();
@@ -83,7 +97,22 @@ fn load_generator_reports_every_method() {
         );
         assert!(report["methods"][method]["p99_us"].as_u64().unwrap() > 0);
     }
+    // Every delete removes a connection a create of the run added.
+    assert!(
+        report["connections_added"].as_i64().unwrap() >= 0,
+        "{report}"
+    );
     assert!(report["rss_kib_end"].as_u64().unwrap() > 0);
+    assert!(report["rss_kib_after_warmup"].as_u64().unwrap() > 0);
+    // 3.3 s of load sampled every second: 0, 1, 2, 3 s and the end.
+    let samples = report["rss_samples"].as_array().unwrap();
+    assert!(samples.len() >= 4, "{report}");
+    let times: Vec<f64> = samples.iter().map(|s| s["t_s"].as_f64().unwrap()).collect();
+    assert!(times[0] < 0.5, "{times:?}");
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    assert!(*times.last().unwrap() >= 3.3, "{times:?}");
+    assert!(samples.iter().all(|s| s["rss_kib"].as_u64().unwrap() > 0));
+    assert!(stdout.contains("server RSS MiB over time: 0s "), "{stdout}");
 }
 
 #[test]
@@ -91,7 +120,7 @@ fn baseline_reports_ratios() {
     let report = bench(&[
         "baseline",
         "--scenarios",
-        "get,list",
+        "get,list,delete",
         "--concurrency",
         "8",
         "--channels",
@@ -109,11 +138,16 @@ fn baseline_reports_ratios() {
     ]);
     assert!(report["connection_bytes"].as_u64().unwrap() > 100);
     let ratios = report["ratios"].as_array().unwrap();
-    assert_eq!(ratios.len(), 2, "{report}");
+    // `delete` alone: every call creates (untimed) then deletes; the
+    // baseline answers DeleteConnection too.
+    assert_eq!(ratios.len(), 3, "{report}");
     for ratio in ratios {
         assert!(ratio["throughput_ratio"].as_f64().unwrap() > 0.0, "{ratio}");
         assert!(ratio["baseline_rps"].as_f64().unwrap() > 0.0, "{ratio}");
     }
+    let delete = &report["connvault"]["delete"]["methods"]["delete"];
+    assert!(delete["requests"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(delete["errors"], 0, "{report}");
     assert!(report["flush"]["sequential_mean_us"].as_f64().unwrap() > 0.0);
 }
 
