@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use connvault_crypto::Keyring;
-use connvault_store::Store;
+use connvault_store::{AuditAppend, Store};
 use prost::Message;
 use secrecy::SecretString;
 
@@ -19,6 +19,26 @@ use crate::pb::v1;
 
 /// Tenant key under which events without a tenant (refused, unauthenticated) are kept.
 const NO_TENANT: &str = "-";
+
+/// An outcome event appended in the same store transaction as the change it
+/// records (see [`AuditLog::prepare`]): the change and its record commit
+/// together or not at all.
+#[derive(Debug)]
+pub struct CommitEvent {
+    tenant: String,
+    bytes: Vec<u8>,
+    event: v1::AuditEvent,
+}
+
+impl CommitEvent {
+    /// The entry as the store appends it.
+    pub fn append(&self) -> AuditAppend<'_> {
+        AuditAppend {
+            tenant_id: &self.tenant,
+            value: &self.bytes,
+        }
+    }
+}
 
 /// Writes and reads audit events.
 pub struct AuditLog {
@@ -60,6 +80,24 @@ impl AuditLog {
             .hmac_secret(&SecretString::from(value.to_owned()))
     }
 
+    /// Stamps and encodes `event` for a store write to append.
+    pub fn prepare(&self, mut event: v1::AuditEvent) -> CommitEvent {
+        event.time = Some(crate::convert::now());
+        CommitEvent {
+            tenant: filed_under(&event),
+            bytes: event.encode_to_vec(),
+            event,
+        }
+    }
+
+    /// Records that a store write appended `commit` as entry `sequence`
+    /// (the JSON-lines file, when configured, gets its line now).
+    pub fn committed(&self, commit: CommitEvent, sequence: u64) -> Result<(), ServiceError> {
+        let mut event = commit.event;
+        event.sequence = sequence;
+        self.write_line(&event)
+    }
+
     /// Appends an event; an error means the event is not recorded and the
     /// request must fail. With `durable`, returns once the event is on disk;
     /// without, it reaches the disk with the next durable write (which is how
@@ -70,19 +108,19 @@ impl AuditLog {
         durable: bool,
     ) -> Result<(), ServiceError> {
         event.time = Some(crate::convert::now());
-        let tenant = if event.tenant.is_empty() {
-            NO_TENANT.to_owned()
-        } else {
-            event.tenant.clone()
-        };
+        let tenant = filed_under(&event);
         let sequence = self
             .store
             .append_audit_async(&tenant, &event.encode_to_vec(), durable)
             .await
             .map_err(|error| ServiceError::Internal(format!("audit write failed: {error}")))?;
         event.sequence = sequence;
+        self.write_line(&event)
+    }
+
+    fn write_line(&self, event: &v1::AuditEvent) -> Result<(), ServiceError> {
         if let Some(file) = &self.file {
-            let line = json_line(&event);
+            let line = json_line(event);
             let mut file = file
                 .lock()
                 .map_err(|_| ServiceError::Internal("audit file lock poisoned".into()))?;
@@ -117,6 +155,15 @@ impl AuditLog {
                 Ok(event)
             })
             .collect()
+    }
+}
+
+/// The tenant an event is filed under in the store.
+fn filed_under(event: &v1::AuditEvent) -> String {
+    if event.tenant.is_empty() {
+        NO_TENANT.to_owned()
+    } else {
+        event.tenant.clone()
     }
 }
 

@@ -40,6 +40,9 @@ pub struct Config {
     pub plugins: PluginConfig,
     /// Acknowledge writes only once durable (fsync). Turn off only for benchmarks.
     pub durable: bool,
+    /// The store's page cache, in MiB: bounds the memory the store keeps of
+    /// what it read or wrote (sled's own default, 1 GiB, let RSS grow with the data).
+    pub store_cache_mb: u64,
     /// How long `validate` may take, in milliseconds.
     pub validate_timeout_ms: u32,
     /// Default time a connection test may take, in milliseconds.
@@ -82,6 +85,7 @@ impl Default for Config {
             log_level: "info".into(),
             plugins: PluginConfig::default(),
             durable: true,
+            store_cache_mb: 64,
             validate_timeout_ms: 2_000,
             test_timeout_ms: 10_000,
             max_test_timeout_ms: 60_000,
@@ -149,6 +153,9 @@ pub struct ServeArgs {
     /// Also write audit events as JSON lines to this file.
     #[arg(long, env = "CONNVAULT_AUDIT_LOG")]
     pub audit_log: Option<PathBuf>,
+    /// The store's page cache in MiB [default: 64].
+    #[arg(long, env = "CONNVAULT_STORE_CACHE_MB")]
+    pub store_cache_mb: Option<u64>,
 }
 
 impl Config {
@@ -182,6 +189,9 @@ impl Config {
         }
         if let Some(path) = &args.audit_log {
             config.audit_log = Some(path.clone());
+        }
+        if let Some(megabytes) = args.store_cache_mb {
+            config.store_cache_mb = megabytes;
         }
         Ok(config)
     }

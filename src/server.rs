@@ -102,7 +102,9 @@ pub async fn run(
     let master_key_env = secrets.master_key;
     create_data_dir(&config.data_dir)?;
     let store_path = config.data_dir.join("store");
-    let options = StoreOptions::default().with_durable(config.durable);
+    let options = StoreOptions::default()
+        .with_durable(config.durable)
+        .with_cache_bytes(config.store_cache_mb.saturating_mul(1024 * 1024));
     let store = tokio::task::spawn_blocking(move || Store::open(&store_path, options))
         .await
         .map_err(|error| StartError::Task(error.to_string()))?

@@ -8,7 +8,7 @@ use super::Guard;
 use super::guard::note_secrets;
 use crate::app::App;
 use crate::auth::Role;
-use crate::names::tenant_of;
+use crate::names::{connection_name, tenant_of};
 use crate::pb::v1::{self, connection_service_server::ConnectionService};
 
 /// Serves `ConnectionService`.
@@ -35,15 +35,28 @@ impl ConnectionService for ConnectionApi {
         if let Some(connection) = &request.connection {
             note_secrets(&mut admitted, self.1.audit(), &connection.secrets);
         }
-        self.1.begin(&admitted).await?;
+        // The success event commits with the connection; its name is known
+        // up front because the id is chosen here.
+        let id = uuid::Uuid::now_v7().to_string();
+        let resource =
+            tenant_of(&parent).map_or_else(|| parent.clone(), |t| connection_name(t, &id));
+        let commit = self.1.commit_event(&admitted, &resource);
         let result = self
             .0
-            .create_connection(&request.parent, request.connection, request.validate_only)
+            .create_connection_audited(
+                &request.parent,
+                request.connection,
+                request.validate_only,
+                &id,
+                Some(commit.append()),
+            )
             .await;
-        if let Ok(created) = &result {
+        if let Ok((created, _)) = &result {
             admitted.set_resource(&created.name);
         }
-        Ok(Response::new(self.1.finish(admitted, result).await?))
+        Ok(Response::new(
+            self.1.finish_committed(admitted, commit, result).await?,
+        ))
     }
 
     async fn get_connection(
@@ -106,9 +119,14 @@ impl ConnectionService for ConnectionApi {
         if let Some(connection) = &request.connection {
             note_secrets(&mut admitted, self.1.audit(), &connection.secrets);
         }
-        self.1.begin(&admitted).await?;
-        let result = self.0.update_connection(request).await;
-        Ok(Response::new(self.1.finish(admitted, result).await?))
+        let commit = self.1.commit_event(&admitted, &name);
+        let result = self
+            .0
+            .update_connection_audited(request, Some(commit.append()))
+            .await;
+        Ok(Response::new(
+            self.1.finish_committed(admitted, commit, result).await?,
+        ))
     }
 
     async fn delete_connection(
@@ -127,9 +145,13 @@ impl ConnectionService for ConnectionApi {
             )
             .await?;
         let request = request.into_inner();
-        self.1.begin(&admitted).await?;
-        let result = self.0.delete_connection(&request.name, &request.etag).await;
-        self.1.finish(admitted, result).await?;
+        let commit = self.1.commit_event(&admitted, &name);
+        let result = self
+            .0
+            .delete_connection_audited(&request.name, &request.etag, Some(commit.append()))
+            .await
+            .map(|sequence| ((), sequence));
+        self.1.finish_committed(admitted, commit, result).await?;
         Ok(Response::new(()))
     }
 

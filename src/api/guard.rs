@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Status};
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, CommitEvent};
 use crate::auth::{AuthError, Principal, Role, UNAUTHENTICATED, Verifier};
 use crate::error::ServiceError;
 use crate::pb::v1;
@@ -157,6 +157,38 @@ impl Guard {
         event.outcome = "STARTED".to_owned();
         // Buffered: the mutation's own durable write carries it to disk first.
         self.record(event, false).await
+    }
+
+    /// The success event of a mutation of `resource`, to append in the
+    /// mutation's own store transaction. A mutation audited this way needs no
+    /// `STARTED` event: it cannot commit without its record.
+    pub fn commit_event(&self, admitted: &Admitted, resource: &str) -> CommitEvent {
+        let mut event = admitted.event.clone();
+        event.outcome = "OK".to_owned();
+        event.resource = resource.to_owned();
+        self.audit.prepare(event)
+    }
+
+    /// Finishes a mutation that carried `commit`: if the store appended it
+    /// (a sequence number came back) the record is complete; otherwise (a
+    /// failure, or nothing written) the outcome is audited as [`Guard::finish`] does.
+    pub async fn finish_committed<R>(
+        &self,
+        admitted: Admitted,
+        commit: CommitEvent,
+        result: Result<(R, Option<u64>), ServiceError>,
+    ) -> Result<R, Status> {
+        match result {
+            Ok((value, Some(sequence))) => {
+                self.audit.committed(commit, sequence).map_err(|error| {
+                    tracing::error!(%error, "audit log unavailable");
+                    Status::unavailable("the audit log is unavailable")
+                })?;
+                Ok(value)
+            }
+            Ok((value, None)) => self.finish(admitted, Ok(value)).await,
+            Err(error) => self.finish(admitted, Err(error)).await,
+        }
     }
 
     /// Audits the outcome of an admitted request, then returns its result.

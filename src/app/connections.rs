@@ -6,7 +6,7 @@ use std::time::Duration;
 use connvault_crypto::{Aad, Sealed, SecretMap};
 use connvault_plugin_abi::pb as plugin;
 use connvault_plugin_host::{Plugin, ProviderClient};
-use connvault_store::{ConnectionRecord, StoreError};
+use connvault_store::{AuditAppend, ConnectionRecord, StoreError};
 use prost::Message;
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
@@ -276,6 +276,23 @@ impl App {
         connection: Option<v1::Connection>,
         validate_only: bool,
     ) -> Result<v1::Connection, ServiceError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        self.create_connection_audited(parent, connection, validate_only, &id, None)
+            .await
+            .map(|(connection, _)| connection)
+    }
+
+    /// [`App::create_connection`] with the new connection's id (a UUID v7)
+    /// chosen by the caller, appending `audit` in the connection's own store
+    /// transaction; returns the entry's sequence number when it was appended.
+    pub async fn create_connection_audited(
+        &self,
+        parent: &str,
+        connection: Option<v1::Connection>,
+        validate_only: bool,
+        id: &str,
+        audit: Option<AuditAppend<'_>>,
+    ) -> Result<(v1::Connection, Option<u64>), ServiceError> {
         let tenant = parse_tenant(parent, "parent")?;
         let mut connection =
             connection.ok_or_else(|| ServiceError::invalid("connection", "is required"))?;
@@ -294,7 +311,7 @@ impl App {
         let secrets = to_secret_map(std::mem::take(&mut connection.secrets), client_key);
         let checked = self.check(&connection, &secrets).await?;
 
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = id.to_owned();
         let time = now();
         let stored_connection = v1::Connection {
             name: connection_name(&tenant, &id),
@@ -328,12 +345,13 @@ impl App {
             {
                 return Err(name_taken(&stored_connection.display_name, parent));
             }
-            return Ok(v1::Connection {
+            let connection = v1::Connection {
                 name: String::new(),
                 create_time: None,
                 update_time: None,
                 ..stored_connection
-            });
+            };
+            return Ok((connection, None));
         }
         let stored = StoredConnection {
             connection: Some(stored_connection),
@@ -352,8 +370,9 @@ impl App {
             .as_ref()
             .map(|c| c.display_name.clone())
             .unwrap_or_default();
-        self.store
-            .create_connection_async(&record)
+        let sequence = self
+            .store
+            .create_connection_async(&record, audit)
             .await
             .map_err(ServiceError::from)
             .map_err(|error| match error {
@@ -362,7 +381,7 @@ impl App {
                 other => other,
             })?;
         tracing::info!(tenant = %tenant, connection = %id, data_source = %checked.source.id, plugin = checked.plugin.name(), "connection created");
-        decode_connection(&value)
+        Ok((decode_connection(&value)?, sequence))
     }
 
     /// Gets a connection. Its sealed secrets are opened (and dropped) to prove they are intact.
@@ -377,6 +396,18 @@ impl App {
         &self,
         request: v1::UpdateConnectionRequest,
     ) -> Result<v1::Connection, ServiceError> {
+        self.update_connection_audited(request, None)
+            .await
+            .map(|(connection, _)| connection)
+    }
+
+    /// [`App::update_connection`], appending `audit` in the update's own store
+    /// transaction; returns the entry's sequence number when it was appended.
+    pub async fn update_connection_audited(
+        &self,
+        request: v1::UpdateConnectionRequest,
+        audit: Option<AuditAppend<'_>>,
+    ) -> Result<(v1::Connection, Option<u64>), ServiceError> {
         let mut patch = request
             .connection
             .ok_or_else(|| ServiceError::invalid("connection", "is required"))?;
@@ -553,7 +584,7 @@ impl App {
             sealed_secrets: self.seal(&loaded.tenant, &loaded.id, &secrets)?,
             revision: loaded.stored.revision + 1,
         };
-        let updated = self.write_back(&loaded, stored, &patch.name).await?;
+        let updated = self.write_back(&loaded, stored, &patch.name, audit).await?;
         if config_changed {
             // The catalog was read through the old settings: drop it.
             self.forget_metadata(&loaded.tenant, &loaded.id).await;
@@ -566,7 +597,8 @@ impl App {
         loaded: &Loaded,
         stored: StoredConnection,
         name: &str,
-    ) -> Result<v1::Connection, ServiceError> {
+        audit: Option<AuditAppend<'_>>,
+    ) -> Result<(v1::Connection, Option<u64>), ServiceError> {
         let display_name = stored
             .connection
             .as_ref()
@@ -581,8 +613,9 @@ impl App {
         let value = record.value.clone();
         let expected = loaded.value.clone();
         let parent = crate::names::tenant_name(&loaded.tenant);
-        self.store
-            .update_connection_async(&record, &expected)
+        let sequence = self
+            .store
+            .update_connection_async(&record, &expected, audit)
             .await
             .map_err(ServiceError::from)
             .map_err(|error| match error {
@@ -593,19 +626,33 @@ impl App {
                 other => other,
             })?;
         tracing::info!(tenant = %loaded.tenant, connection = %loaded.id, "connection updated");
-        decode_connection(&value)
+        Ok((decode_connection(&value)?, sequence))
     }
 
     /// Deletes a connection (ABORTED if `etag` is set and stale).
     pub async fn delete_connection(&self, name: &str, etag: &str) -> Result<(), ServiceError> {
+        self.delete_connection_audited(name, etag, None)
+            .await
+            .map(drop)
+    }
+
+    /// [`App::delete_connection`], appending `audit` in the delete's own store
+    /// transaction; returns the entry's sequence number when it was appended.
+    pub async fn delete_connection_audited(
+        &self,
+        name: &str,
+        etag: &str,
+        audit: Option<AuditAppend<'_>>,
+    ) -> Result<Option<u64>, ServiceError> {
         let loaded = self.load(name, "name").await?;
         if !etag.is_empty() && etag != etag_of(&loaded.value) {
             return Err(ServiceError::Aborted(
                 "etag does not match: the connection changed since it was read".into(),
             ));
         }
-        self.store
-            .delete_connection_async(&loaded.tenant, &loaded.id, Some(&loaded.value))
+        let sequence = self
+            .store
+            .delete_connection_async(&loaded.tenant, &loaded.id, Some(&loaded.value), audit)
             .await
             .map_err(ServiceError::from)
             .map_err(|error| match error {
@@ -613,7 +660,7 @@ impl App {
                 other => other,
             })?;
         tracing::info!(tenant = %loaded.tenant, connection = %loaded.id, "connection deleted");
-        Ok(())
+        Ok(sequence)
     }
 
     /// Deletes the named connections of one tenant, all or nothing.
@@ -763,7 +810,11 @@ impl App {
                 connection.last_test = Some(result.clone());
             }
             stored.revision += 1;
-            match self.write_back(&loaded, stored, name).await {
+            match self
+                .write_back(&loaded, stored, name, None)
+                .await
+                .map(|(connection, _)| connection)
+            {
                 Ok(_) => return,
                 Err(ServiceError::Aborted(_)) => continue,
                 Err(error) => {

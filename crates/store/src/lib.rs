@@ -86,6 +86,16 @@ pub struct AuditRecord {
     pub value: Vec<u8>,
 }
 
+/// An audit entry appended in the same transaction as a connection write
+/// (only if the write succeeds), so the change and its record commit together.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditAppend<'a> {
+    /// Tenant the entry is about (filed under it).
+    pub tenant_id: &'a str,
+    /// The encoded entry.
+    pub value: &'a [u8],
+}
+
 /// How to open a [`Store`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -94,6 +104,10 @@ pub struct StoreOptions {
     /// shared between concurrent writers). Default `true`; `false` is for
     /// benchmarks and tests that do not measure durability.
     pub durable: bool,
+    /// Capacity of sled's page cache in bytes (`None`: sled's default, 1 GiB).
+    /// What the cache holds is what the store keeps in memory beyond the
+    /// data being written.
+    pub cache_bytes: Option<u64>,
 }
 
 impl StoreOptions {
@@ -102,11 +116,20 @@ impl StoreOptions {
         self.durable = durable;
         self
     }
+
+    /// Sets [`StoreOptions::cache_bytes`].
+    pub fn with_cache_bytes(mut self, bytes: u64) -> Self {
+        self.cache_bytes = Some(bytes);
+        self
+    }
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { durable: true }
+        Self {
+            durable: true,
+            cache_bytes: None,
+        }
     }
 }
 

@@ -10,8 +10,12 @@ use sled::{IVec, Tree};
 
 use crate::durability::Durability;
 use crate::keys::{self, MAX_ID_LEN};
-use crate::writer::{AUDIT_BY_TENANT, Done, Trees, Write, Writer, audit_entry_key, sweep_prefix};
-use crate::{AuditRecord, ConnectionRecord, Result, StoreError, StoreOptions, TenantRecord};
+use crate::writer::{
+    AUDIT_BY_TENANT, AuditBytes, Done, Trees, Write, Writer, audit_entry_key, sweep_prefix,
+};
+use crate::{
+    AuditAppend, AuditRecord, ConnectionRecord, Result, StoreError, StoreOptions, TenantRecord,
+};
 
 /// How often a forced tenant delete rescans after racing a concurrent writer.
 const DELETE_TENANT_ATTEMPTS: usize = 16;
@@ -120,10 +124,11 @@ impl Store {
     pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
         std::fs::create_dir_all(&path)?;
-        let db = sled::Config::new()
-            .path(&path)
-            .open()
-            .map_err(|e| open_error(&path, e))?;
+        let mut config = sled::Config::new().path(&path);
+        if let Some(bytes) = options.cache_bytes {
+            config = config.cache_capacity(bytes);
+        }
+        let db = config.open().map_err(|e| open_error(&path, e))?;
         let durability = Arc::new(Durability::new(&path, options.durable)?);
         let trees = Trees {
             tenants: db.open_tree("tenants")?,
@@ -337,9 +342,10 @@ impl Store {
         keys::check_value(&record.value)
     }
 
-    fn create_write(record: &ConnectionRecord) -> Result<Write> {
+    fn create_write(record: &ConnectionRecord, audit: Option<AuditAppend<'_>>) -> Result<Write> {
         Self::check_connection(record)?;
         Ok(Write::CreateConnection {
+            audit: audit.map(Self::audit_bytes).transpose()?,
             tenant_key: record.tenant_id.as_bytes().to_vec(),
             key: keys::connection_key(&record.tenant_id, &record.id)?,
             name_key: keys::name_key(&record.tenant_id, &record.display_name_key)?,
@@ -353,15 +359,20 @@ impl Store {
     /// exist; [`StoreError::AlreadyExists`] if the id or the display name is
     /// taken in this tenant.
     pub fn create_connection(&self, record: &ConnectionRecord) -> Result<()> {
-        self.write_blocking(Self::create_write(record)?, self.durable)
-            .map(drop)
+        let write = Self::create_write(record, None)?;
+        self.write_blocking(write, self.durable).map(drop)
     }
 
-    /// [`Store::create_connection`] without blocking a thread.
-    pub async fn create_connection_async(&self, record: &ConnectionRecord) -> Result<()> {
-        self.write(Self::create_write(record)?, self.durable)
-            .await
-            .map(drop)
+    /// [`Store::create_connection`] without blocking a thread; appends
+    /// `audit` in the same transaction if the create succeeds and returns
+    /// its sequence number.
+    pub async fn create_connection_async(
+        &self,
+        record: &ConnectionRecord,
+        audit: Option<AuditAppend<'_>>,
+    ) -> Result<Option<u64>> {
+        let write = Self::create_write(record, audit)?;
+        Ok(self.write(write, self.durable).await?.seq)
     }
 
     /// Reads a connection; [`StoreError::NotFound`] if absent.
@@ -377,9 +388,14 @@ impl Store {
         })
     }
 
-    fn update_write(record: &ConnectionRecord, expected_old_value: &[u8]) -> Result<Write> {
+    fn update_write(
+        record: &ConnectionRecord,
+        expected_old_value: &[u8],
+        audit: Option<AuditAppend<'_>>,
+    ) -> Result<Write> {
         Self::check_connection(record)?;
         Ok(Write::UpdateConnection {
+            audit: audit.map(Self::audit_bytes).transpose()?,
             tenant_id: record.tenant_id.clone(),
             key: keys::connection_key(&record.tenant_id, &record.id)?,
             id: record.id.as_bytes().to_vec(),
@@ -400,25 +416,21 @@ impl Store {
         record: &ConnectionRecord,
         expected_old_value: &[u8],
     ) -> Result<()> {
-        self.write_blocking(
-            Self::update_write(record, expected_old_value)?,
-            self.durable,
-        )
-        .map(drop)
+        let write = Self::update_write(record, expected_old_value, None)?;
+        self.write_blocking(write, self.durable).map(drop)
     }
 
-    /// [`Store::update_connection`] without blocking a thread.
+    /// [`Store::update_connection`] without blocking a thread; appends
+    /// `audit` in the same transaction if the update succeeds and returns
+    /// its sequence number.
     pub async fn update_connection_async(
         &self,
         record: &ConnectionRecord,
         expected_old_value: &[u8],
-    ) -> Result<()> {
-        self.write(
-            Self::update_write(record, expected_old_value)?,
-            self.durable,
-        )
-        .await
-        .map(drop)
+        audit: Option<AuditAppend<'_>>,
+    ) -> Result<Option<u64>> {
+        let write = Self::update_write(record, expected_old_value, audit)?;
+        Ok(self.write(write, self.durable).await?.seq)
     }
 
     /// Deletes a connection and its name index entry; with `expected`, only
@@ -429,19 +441,22 @@ impl Store {
         id: &str,
         expected: Option<&[u8]>,
     ) -> Result<()> {
-        let write = Self::delete_write(tenant_id, &[id], expected)?;
+        let write = Self::delete_write(tenant_id, &[id], expected, None)?;
         self.write_blocking(write, self.durable).map(drop)
     }
 
-    /// [`Store::delete_connection`] without blocking a thread.
+    /// [`Store::delete_connection`] without blocking a thread; appends
+    /// `audit` in the same transaction if the delete succeeds and returns
+    /// its sequence number.
     pub async fn delete_connection_async(
         &self,
         tenant_id: &str,
         id: &str,
         expected: Option<&[u8]>,
-    ) -> Result<()> {
-        let write = Self::delete_write(tenant_id, &[id], expected)?;
-        self.write(write, self.durable).await.map(drop)
+        audit: Option<AuditAppend<'_>>,
+    ) -> Result<Option<u64>> {
+        let write = Self::delete_write(tenant_id, &[id], expected, audit)?;
+        Ok(self.write(write, self.durable).await?.seq)
     }
 
     /// Deletes several connections of one tenant, all or nothing: if any is
@@ -453,21 +468,23 @@ impl Store {
         if ids.is_empty() {
             return Ok(0);
         }
-        let write = Self::delete_write(tenant_id, &ids, None)?;
-        let done = self.write_blocking(write, self.durable)?;
-        Ok(match done {
-            Done::Count(count) => count,
-            Done::Unit | Done::Seq(_) => ids.len(),
-        })
+        let write = Self::delete_write(tenant_id, &ids, None, None)?;
+        Ok(self.write_blocking(write, self.durable)?.count)
     }
 
-    fn delete_write(tenant_id: &str, ids: &[&str], expected: Option<&[u8]>) -> Result<Write> {
+    fn delete_write(
+        tenant_id: &str,
+        ids: &[&str],
+        expected: Option<&[u8]>,
+        audit: Option<AuditAppend<'_>>,
+    ) -> Result<Write> {
         keys::tenant_prefix(tenant_id)?;
         let keys = ids
             .iter()
             .map(|id| Ok((keys::connection_key(tenant_id, id)?, (*id).to_owned())))
             .collect::<Result<Vec<_>>>()?;
         Ok(Write::DeleteConnections {
+            audit: audit.map(Self::audit_bytes).transpose()?,
             tenant_id: tenant_id.to_owned(),
             keys,
             expected: expected.map(<[u8]>::to_vec),
@@ -555,23 +572,24 @@ impl Store {
 
     // ----- audit -----
 
-    fn audit_write(tenant_id: &str, value: &[u8]) -> Result<Write> {
-        let tenant_prefix = keys::tenant_prefix(tenant_id)?;
-        keys::check_value(value)?;
-        Ok(Write::AppendAudit {
+    fn audit_bytes(audit: AuditAppend<'_>) -> Result<AuditBytes> {
+        let tenant_prefix = keys::tenant_prefix(audit.tenant_id)?;
+        keys::check_value(audit.value)?;
+        Ok(AuditBytes {
             tenant_prefix,
-            tenant_id: tenant_id.to_owned(),
-            value: value.to_vec(),
+            tenant_id: audit.tenant_id.to_owned(),
+            value: audit.value.to_vec(),
         })
     }
 
+    fn audit_write(tenant_id: &str, value: &[u8]) -> Result<Write> {
+        let audit = AuditAppend { tenant_id, value };
+        Ok(Write::AppendAudit(Self::audit_bytes(audit)?))
+    }
+
     fn sequence(done: Done) -> Result<u64> {
-        match done {
-            Done::Seq(seq) => Ok(seq),
-            Done::Unit | Done::Count(_) => Err(StoreError::Corrupt(
-                "an audit write returned no sequence".into(),
-            )),
-        }
+        done.seq
+            .ok_or_else(|| StoreError::Corrupt("an audit write returned no sequence".into()))
     }
 
     /// Appends an audit entry durably; returns its sequence number (from 1,

@@ -608,29 +608,37 @@ fn concurrent_writes_share_transactions_and_still_check_each_other() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn async_writes_match_blocking_ones() {
+async fn async_writes_commit_their_audit_entry_only_when_they_succeed() {
+    use crate::AuditAppend;
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     tenant(&store, "t");
+    let audit = |value: &'static [u8]| {
+        Some(AuditAppend {
+            tenant_id: "t",
+            value,
+        })
+    };
     let id = new_id();
-    store
-        .create_connection_async(&conn("t", &id, "a", "v1"))
+    let created = store
+        .create_connection_async(&conn("t", &id, "a", "v1"), audit(b"created"))
         .await
         .unwrap();
+    assert!(created.is_some());
     assert!(matches!(
         store
-            .create_connection_async(&conn("t", &new_id(), "a", "v"))
+            .create_connection_async(&conn("t", &new_id(), "a", "v"), audit(b"duplicate"))
             .await,
         Err(StoreError::AlreadyExists)
     ));
     assert!(matches!(
         store
-            .update_connection_async(&conn("t", &id, "b", "v2"), b"stale")
+            .update_connection_async(&conn("t", &id, "b", "v2"), b"stale", audit(b"stale"))
             .await,
         Err(StoreError::Conflict)
     ));
-    store
-        .update_connection_async(&conn("t", &id, "b", "v2"), b"v1")
+    let updated = store
+        .update_connection_async(&conn("t", &id, "b", "v2"), b"v1", audit(b"updated"))
         .await
         .unwrap();
     assert_eq!(store.find_connection_by_name("t", "a").unwrap(), None);
@@ -639,17 +647,39 @@ async fn async_writes_match_blocking_ones() {
         Some(id.clone())
     );
     store.put_cache("t", &id, "k", b"cached").unwrap();
-    store
-        .delete_connection_async("t", &id, Some(b"v2"))
+    let deleted = store
+        .delete_connection_async("t", &id, Some(b"v2"), audit(b"deleted"))
         .await
         .unwrap();
     assert!(matches!(
-        store.delete_connection_async("t", &id, None).await,
+        store
+            .delete_connection_async("t", &id, None, audit(b"missing"))
+            .await,
         Err(StoreError::NotFound)
     ));
     assert_eq!(store.get_cache("t", &id, "k").unwrap(), None, "cache swept");
     assert_eq!(store.tenant_connection_count("t").unwrap(), 0);
+    let plain = store
+        .create_connection_async(&conn("t", &new_id(), "c", "v"), None)
+        .await;
+    assert_eq!(plain.unwrap(), None);
     let first = store.append_audit_async("t", b"one", true).await.unwrap();
     let second = store.append_audit_async("t", b"two", false).await.unwrap();
     assert!(second > first);
+    // Exactly the successful writes' entries, in order, with the sequence
+    // numbers the writes returned.
+    let log: Vec<(u64, Vec<u8>)> = store
+        .list_audit(Some("t"), 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|record| (record.seq, record.value))
+        .collect();
+    let expected = vec![
+        (created.unwrap(), b"created".to_vec()),
+        (updated.unwrap(), b"updated".to_vec()),
+        (deleted.unwrap(), b"deleted".to_vec()),
+        (first, b"one".to_vec()),
+        (second, b"two".to_vec()),
+    ];
+    assert_eq!(log, expected);
 }

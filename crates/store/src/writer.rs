@@ -37,14 +37,28 @@ use crate::{Result, StoreError};
 /// The most writes applied in one transaction: bounds the transaction's
 /// memory and the latency of the writes queued behind it.
 const MAX_BATCH: usize = 256;
+/// How long the writer keeps gathering a batch once a second write is
+/// waiting: under load more writers are about to arrive, and each batch
+/// costs sled a forced log write; a lone write is applied at once.
+const GATHER: std::time::Duration = std::time::Duration::from_micros(200);
 /// Audit keyspace: `0x00 || seq` holds entries, `0x01 || tenant prefix || seq`
 /// indexes them by tenant.
 pub(crate) const AUDIT_ENTRY: u8 = 0x00;
 pub(crate) const AUDIT_BY_TENANT: u8 = 0x01;
 
-/// One mutation, its keys already built and checked by the caller.
+/// An audit entry to append, its keys already checked.
+pub(crate) struct AuditBytes {
+    pub(crate) tenant_prefix: Vec<u8>,
+    pub(crate) tenant_id: String,
+    pub(crate) value: Vec<u8>,
+}
+
+/// One mutation, its keys already built and checked by the caller. A
+/// connection write may carry an audit entry, appended in the same
+/// transaction if (and only if) the write succeeds.
 pub(crate) enum Write {
     CreateConnection {
+        audit: Option<AuditBytes>,
         tenant_key: Vec<u8>,
         key: Vec<u8>,
         name_key: Vec<u8>,
@@ -52,6 +66,7 @@ pub(crate) enum Write {
         stored: Vec<u8>,
     },
     UpdateConnection {
+        audit: Option<AuditBytes>,
         tenant_id: String,
         key: Vec<u8>,
         id: Vec<u8>,
@@ -62,23 +77,33 @@ pub(crate) enum Write {
     },
     /// All or nothing; `keys` pairs each connection key with its id.
     DeleteConnections {
+        audit: Option<AuditBytes>,
         tenant_id: String,
         keys: Vec<(Vec<u8>, String)>,
         expected: Option<Vec<u8>>,
     },
-    AppendAudit {
-        tenant_prefix: Vec<u8>,
-        tenant_id: String,
-        value: Vec<u8>,
-    },
+    AppendAudit(AuditBytes),
+}
+
+impl Write {
+    /// The audit entry this write appends, if any.
+    fn audit(&self) -> Option<&AuditBytes> {
+        match self {
+            Write::CreateConnection { audit, .. }
+            | Write::UpdateConnection { audit, .. }
+            | Write::DeleteConnections { audit, .. } => audit.as_ref(),
+            Write::AppendAudit(audit) => Some(audit),
+        }
+    }
 }
 
 /// What a write returns.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Done {
-    Unit,
-    Count(usize),
-    Seq(u64),
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Done {
+    /// Connections deleted.
+    pub(crate) count: usize,
+    /// Sequence number of the audit entry appended.
+    pub(crate) seq: Option<u64>,
 }
 
 enum Reply {
@@ -236,9 +261,15 @@ fn write_loop(
 ) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
+        let gather_until = std::time::Instant::now() + GATHER;
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
+                Err(mpsc::TryRecvError::Empty)
+                    if batch.len() > 1 && std::time::Instant::now() < gather_until =>
+                {
+                    std::thread::yield_now();
+                }
                 Err(_) => break,
             }
         }
@@ -354,7 +385,7 @@ fn apply(db: &sled::Db, trees: &Trees, writes: &[Write]) -> Result<Vec<Result<Do
     // transaction reuses them; sled's ids are monotonic across restarts.
     let mut seqs = HashMap::new();
     for (index, write) in writes.iter().enumerate() {
-        if matches!(write, Write::AppendAudit { .. }) {
+        if write.audit().is_some() {
             seqs.insert(index, db.generate_id()? + 1);
         }
     }
@@ -373,7 +404,17 @@ fn apply(db: &sled::Db, trees: &Trees, writes: &[Write]) -> Result<Vec<Result<Do
             };
             let mut results = Vec::with_capacity(writes.len());
             for (index, write) in writes.iter().enumerate() {
-                results.push(tx.apply(write, seqs.get(&index).copied())?);
+                let mut result = tx.apply(write)?;
+                if let (Ok(done), Some(audit)) = (&mut result, write.audit()) {
+                    let Some(&seq) = seqs.get(&index) else {
+                        return Err(ConflictableTransactionError::Abort(StoreError::Corrupt(
+                            "audit write without a sequence".into(),
+                        )));
+                    };
+                    tx.append_audit(audit, seq)?;
+                    done.seq = Some(seq);
+                }
+                results.push(result);
             }
             Ok(results)
         })
@@ -395,9 +436,10 @@ struct Tx<'a> {
 impl Tx<'_> {
     /// Applies one write: `Ok(Err(_))` is that write's own failure (nothing of
     /// it written); `Err(_)` aborts the transaction.
-    fn apply(&self, write: &Write, seq: Option<u64>) -> TxResult<Result<Done>> {
+    fn apply(&self, write: &Write) -> TxResult<Result<Done>> {
         match write {
             Write::CreateConnection {
+                audit: _,
                 tenant_key,
                 key,
                 name_key,
@@ -418,9 +460,10 @@ impl Tx<'_> {
                 self.connections.insert(key.as_slice(), stored.as_slice())?;
                 self.names.insert(name_key.as_slice(), id.as_slice())?;
                 self.tenants.insert(tenant_key.as_slice(), tenant)?;
-                Ok(Ok(Done::Unit))
+                Ok(Ok(Done::default()))
             }
             Write::UpdateConnection {
+                audit: _,
                 tenant_id,
                 key,
                 id,
@@ -453,36 +496,36 @@ impl Tx<'_> {
                     self.names.insert(new_name_key.as_slice(), id.as_slice())?;
                 }
                 self.connections.insert(key.as_slice(), stored.as_slice())?;
-                Ok(Ok(Done::Unit))
+                Ok(Ok(Done::default()))
             }
             Write::DeleteConnections {
+                audit: _,
                 tenant_id,
                 keys: connection_keys,
                 expected,
             } => self.delete(tenant_id, connection_keys, expected.as_deref()),
-            Write::AppendAudit {
-                tenant_prefix,
-                tenant_id,
-                value,
-            } => {
-                let Some(seq) = seq else {
-                    return Ok(Err(StoreError::Corrupt(
-                        "audit write without a sequence".into(),
-                    )));
-                };
-                let mut entry = Vec::with_capacity(1 + tenant_id.len() + value.len());
-                entry.push(tenant_prefix[0]);
-                entry.extend_from_slice(tenant_id.as_bytes());
-                entry.extend_from_slice(value);
-                let mut index = Vec::with_capacity(1 + tenant_prefix.len() + 8);
-                index.push(AUDIT_BY_TENANT);
-                index.extend_from_slice(tenant_prefix);
-                index.extend_from_slice(&seq.to_be_bytes());
-                self.audit.insert(audit_entry_key(seq), entry)?;
-                self.audit.insert(index, &[])?;
-                Ok(Ok(Done::Seq(seq)))
-            }
+            // The entry itself is the write's audit entry, appended by the caller.
+            Write::AppendAudit(_) => Ok(Ok(Done::default())),
         }
+    }
+
+    fn append_audit(&self, audit: &AuditBytes, seq: u64) -> TxResult<()> {
+        let AuditBytes {
+            tenant_prefix,
+            tenant_id,
+            value,
+        } = audit;
+        let mut entry = Vec::with_capacity(1 + tenant_id.len() + value.len());
+        entry.push(tenant_prefix[0]);
+        entry.extend_from_slice(tenant_id.as_bytes());
+        entry.extend_from_slice(value);
+        let mut index = Vec::with_capacity(1 + tenant_prefix.len() + 8);
+        index.push(AUDIT_BY_TENANT);
+        index.extend_from_slice(tenant_prefix);
+        index.extend_from_slice(&seq.to_be_bytes());
+        self.audit.insert(audit_entry_key(seq), entry)?;
+        self.audit.insert(index, &[])?;
+        Ok(())
     }
 
     fn delete(
@@ -541,7 +584,10 @@ impl Tx<'_> {
         let remaining = count.saturating_sub(found.len() as u64);
         self.tenants
             .insert(tenant_key, keys::encode_tenant(remaining, tenant_value))?;
-        Ok(Ok(Done::Count(found.len())))
+        Ok(Ok(Done {
+            count: found.len(),
+            seq: None,
+        }))
     }
 }
 
