@@ -27,6 +27,10 @@ const MAX_SECRETS: usize = 64;
 const MAX_SECRET_BYTES: usize = 64 * 1024;
 /// The most connections one batch delete may name.
 const MAX_BATCH: usize = 1000;
+/// How often an update without an etag is tried before it gives up ABORTED.
+/// Every round of racing updates has a winner, so this many racers on one
+/// connection at once all get through.
+const UPDATE_ATTEMPTS: u32 = 32;
 
 fn aad<'a>(tenant: &'a str, id: &'a str) -> Aad<'a> {
     Aad {
@@ -403,7 +407,36 @@ impl App {
 
     /// [`App::update_connection`], appending `audit` in the update's own store
     /// transaction; returns the entry's sequence number when it was appended.
+    ///
+    /// A caller that sent no etag asked for "apply this patch to whatever is
+    /// there": if another write lands between our read and our
+    /// compare-and-swap, the patch is applied again to the new version rather
+    /// than failing with ABORTED. With an etag, the conflict is the caller's.
     pub async fn update_connection_audited(
+        &self,
+        request: v1::UpdateConnectionRequest,
+        audit: Option<AuditAppend<'_>>,
+    ) -> Result<(v1::Connection, Option<u64>), ServiceError> {
+        if !request.etag.is_empty() {
+            return self.update_once(request, audit).await;
+        }
+        let mut attempt = 1;
+        loop {
+            match self.update_once(request.clone(), audit).await {
+                // Without an etag, ABORTED can only come from the lost compare-and-swap.
+                Err(ServiceError::Aborted(_)) if attempt < UPDATE_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::debug!(
+                        attempt,
+                        "update raced another write; applying the patch again"
+                    );
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn update_once(
         &self,
         request: v1::UpdateConnectionRequest,
         audit: Option<AuditAppend<'_>>,

@@ -1,8 +1,10 @@
 //! The service's rules: what each RPC does, independent of gRPC plumbing.
 //!
 //! Handlers in [`crate::api`] decode a request and call one method here; the
-//! methods validate, call plugins, seal secrets and write to the store. Store
-//! calls are synchronous (sled) and run on the blocking pool.
+//! methods validate, call plugins, seal secrets and write to the store. Reads
+//! run inline (sled answers from its cache); connection writes and audit
+//! appends are awaited from the store's writer thread; other store calls run
+//! on the blocking pool.
 
 mod connections;
 mod data_sources;

@@ -562,3 +562,48 @@ async fn data_sources_are_listed_and_found_by_alias() {
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
 }
+
+#[tokio::test]
+async fn racing_updates_without_an_etag_all_apply() {
+    let server = Server::start();
+    server.create_tenant("acme").await;
+    let mut client = server.connections().await;
+    let created = create(&mut client, "acme", connection("Orders DB", "pw-1"))
+        .await
+        .unwrap();
+    // 16 updates of the same connection at once, without an etag: each asks
+    // for "this patch on whatever is there", so each must be applied (the
+    // server re-applies a patch that lost the compare-and-swap) and none may
+    // fail ABORTED.
+    let mut updates = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let mut client = client.clone();
+        let name = created.name.clone();
+        updates.spawn(async move {
+            client
+                .update_connection(v1::UpdateConnectionRequest {
+                    connection: Some(v1::Connection {
+                        name,
+                        labels: [("writer".to_owned(), format!("{i}"))].into(),
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["labels"]),
+                    etag: String::new(),
+                })
+                .await
+                .map(|_| ())
+                .map_err(|status| status.code())
+        });
+    }
+    let results = updates.join_all().await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let fetched = client
+        .get_connection(v1::GetConnectionRequest {
+            name: created.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let writer: u32 = fetched.labels["writer"].parse().unwrap();
+    assert!(writer < 16, "the last patch applied wins");
+}

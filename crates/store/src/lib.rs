@@ -10,8 +10,13 @@
 //! the store adds an `fsync` and shares it between concurrent writers (group
 //! commit).
 //!
-//! The API is synchronous and may block on disk I/O: from async code call it
-//! through `tokio::task::spawn_blocking`.
+//! Connection writes and audit appends go through one writer thread that
+//! applies whatever is queued in a single transaction (each write still
+//! checked on its own), because sled 0.34 forces a log write per transaction;
+//! a flusher thread then makes the batch durable while the next one is
+//! applied. Their `*_async` variants wait without blocking a thread. The rest
+//! of the API is synchronous and may block on disk I/O: from async code call
+//! it through `tokio::task::spawn_blocking`.
 //!
 //! ```
 //! use connvault_store::{ConnectionRecord, Store, StoreOptions, TenantRecord};
