@@ -493,12 +493,12 @@ impl Store {
 
     /// Queues a write and blocks until it is applied (and durable with `durable`).
     fn write_blocking(&self, write: Write, durable: bool) -> Result<Done> {
-        self.writer.submit_blocking(write, durable).wait()
+        self.writer.write_blocking(write, durable)
     }
 
     /// Queues a write and waits for it without blocking a thread.
     async fn write(&self, write: Write, durable: bool) -> Result<Done> {
-        self.writer.submit_async(write, durable).done().await
+        self.writer.write(write, durable).await
     }
 
     /// One page of a tenant's connections in id order (UUID v7: creation

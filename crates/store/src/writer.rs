@@ -151,35 +151,8 @@ pub(crate) struct Writer {
     threads: Vec<JoinHandle<()>>,
 }
 
-/// A queued write's outcome, to `.await` or [`Pending::wait`] for.
-pub(crate) enum Pending {
-    Blocking(Receiver<Result<Done>>),
-    Async(tokio::sync::oneshot::Receiver<Result<Done>>),
-    Failed(Option<StoreError>),
-}
-
 fn writer_gone() -> StoreError {
-    StoreError::Durability("the store's writer thread has stopped".into())
-}
-
-impl Pending {
-    /// Blocks until the write is applied (and durable, if asked).
-    pub(crate) fn wait(self) -> Result<Done> {
-        match self {
-            Pending::Blocking(rx) => rx.recv().map_err(|_| writer_gone())?,
-            Pending::Async(rx) => rx.blocking_recv().map_err(|_| writer_gone())?,
-            Pending::Failed(error) => Err(error.unwrap_or_else(writer_gone)),
-        }
-    }
-
-    /// Waits without blocking a thread.
-    pub(crate) async fn done(self) -> Result<Done> {
-        match self {
-            Pending::Async(rx) => rx.await.map_err(|_| writer_gone())?,
-            Pending::Blocking(rx) => rx.recv().map_err(|_| writer_gone())?,
-            Pending::Failed(error) => Err(error.unwrap_or_else(writer_gone)),
-        }
-    }
+    StoreError::Backend("the store's writer thread has stopped".into())
 }
 
 impl Writer {
@@ -220,24 +193,23 @@ impl Writer {
             .is_some_and(|queue| queue.send(job).is_ok())
     }
 
-    /// Queues a write for a thread that will block on it.
-    pub(crate) fn submit_blocking(&self, write: Write, durable: bool) -> Pending {
+    /// Queues a write and blocks the calling thread until it is applied
+    /// (and durable, with `durable`).
+    pub(crate) fn write_blocking(&self, write: Write, durable: bool) -> Result<Done> {
         let (tx, rx) = mpsc::sync_channel(1);
-        if self.submit(write, durable, Reply::Blocking(tx)) {
-            Pending::Blocking(rx)
-        } else {
-            Pending::Failed(None)
+        if !self.submit(write, durable, Reply::Blocking(tx)) {
+            return Err(writer_gone());
         }
+        rx.recv().map_err(|_| writer_gone())?
     }
 
-    /// Queues a write for a task that will `.await` it.
-    pub(crate) fn submit_async(&self, write: Write, durable: bool) -> Pending {
+    /// Queues a write and waits for it without blocking a thread.
+    pub(crate) async fn write(&self, write: Write, durable: bool) -> Result<Done> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.submit(write, durable, Reply::Async(tx)) {
-            Pending::Async(rx)
-        } else {
-            Pending::Failed(None)
+        if !self.submit(write, durable, Reply::Async(tx)) {
+            return Err(writer_gone());
         }
+        rx.await.map_err(|_| writer_gone())?
     }
 }
 
@@ -279,7 +251,7 @@ fn write_loop(
             .unzip();
         // sled can panic; a panic fails this batch, not the thread.
         let results = catch_unwind(AssertUnwindSafe(|| apply(db, trees, &writes)))
-            .unwrap_or_else(|_| Err(StoreError::Corrupt("the store panicked in a write".into())));
+            .unwrap_or_else(|_| Err(StoreError::Backend("the store panicked in a write".into())));
         batches.fetch_add(1, Ordering::Relaxed);
         let results: Vec<Result<Done>> = match results {
             Ok(results) => sweep_caches(trees, &writes, results),
@@ -287,7 +259,7 @@ fn write_loop(
                 let message = error.to_string();
                 writes
                     .iter()
-                    .map(|_| Err(StoreError::Durability(message.clone())))
+                    .map(|_| Err(StoreError::Backend(message.clone())))
                     .collect()
             }
         };
