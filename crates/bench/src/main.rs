@@ -81,7 +81,7 @@ struct ServerArgs {
     /// Start this `connvault` binary in --dev mode on a temp data dir instead.
     #[arg(long)]
     spawn: Option<PathBuf>,
-    /// Plugin directory for --spawn [default: the fixture plugin found beside the binary].
+    /// Plugin directory for --spawn; the server loads the files named `libconnvault_plugin_*.so` in it [default: a temp dir holding the fixture plugin found beside the binary, copied under such a name].
     #[arg(long)]
     plugin_dir: Option<PathBuf>,
     /// With --spawn: acknowledge writes before they are durable (`durable = false`).
