@@ -18,17 +18,16 @@
 //! caller that waited for one write before queueing the next (an audit
 //! `STARTED` event before its mutation) finds them in that order in the log.
 
-use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread::JoinHandle;
 
+use sled::Tree;
 use sled::transaction::{
-    ConflictableTransactionError, TransactionError, Transactional as _, TransactionalTree,
+    TransactionError, Transactional as _, TransactionalTree, UnabortableTransactionError,
 };
-use sled::{IVec, Tree};
 
 use crate::durability::Durability;
 use crate::keys;
@@ -355,12 +354,15 @@ pub(crate) fn sweep_prefix(tree: &Tree, prefix: &[u8]) -> Result<usize> {
 fn apply(db: &sled::Db, trees: &Trees, writes: &[Write]) -> Result<Vec<Result<Done>>> {
     // Audit sequence numbers are taken before the transaction so a retried
     // transaction reuses them; sled's ids are monotonic across restarts.
-    let mut seqs = HashMap::new();
-    for (index, write) in writes.iter().enumerate() {
-        if write.audit().is_some() {
-            seqs.insert(index, db.generate_id()? + 1);
-        }
-    }
+    let audits = writes
+        .iter()
+        .map(|write| {
+            write
+                .audit()
+                .map(|audit| Ok((audit, db.generate_id()? + 1)))
+                .transpose()
+        })
+        .collect::<Result<Vec<Option<(&AuditBytes, u64)>>>>()?;
     (
         &trees.tenants,
         &trees.connections,
@@ -375,17 +377,18 @@ fn apply(db: &sled::Db, trees: &Trees, writes: &[Write]) -> Result<Vec<Result<Do
                 audit,
             };
             let mut results = Vec::with_capacity(writes.len());
-            for (index, write) in writes.iter().enumerate() {
-                let mut result = tx.apply(write)?;
-                if let (Ok(done), Some(audit)) = (&mut result, write.audit()) {
-                    let Some(&seq) = seqs.get(&index) else {
-                        return Err(ConflictableTransactionError::Abort(StoreError::Corrupt(
-                            "audit write without a sequence".into(),
-                        )));
-                    };
-                    tx.append_audit(audit, seq)?;
-                    done.seq = Some(seq);
-                }
+            for (write, entry) in writes.iter().zip(&audits) {
+                let result = match tx.apply(write) {
+                    Ok(mut done) => {
+                        if let Some((audit, seq)) = entry {
+                            tx.append_audit(audit, *seq)?;
+                            done.seq = Some(*seq);
+                        }
+                        Ok(done)
+                    }
+                    Err(Failed::Write(error)) => Err(error),
+                    Err(Failed::Transaction(error)) => return Err(error.into()),
+                };
                 results.push(result);
             }
             Ok(results)
@@ -396,7 +399,26 @@ fn apply(db: &sled::Db, trees: &Trees, writes: &[Write]) -> Result<Vec<Result<Do
         })
 }
 
-type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
+/// Why one write inside the batch's transaction did not happen.
+enum Failed {
+    /// The write's own failure (a taken name, a stale value): nothing of it
+    /// is written, the rest of the batch goes on.
+    Write(StoreError),
+    /// sled's: the whole transaction retries or fails.
+    Transaction(UnabortableTransactionError),
+}
+
+impl From<StoreError> for Failed {
+    fn from(error: StoreError) -> Self {
+        Failed::Write(error)
+    }
+}
+
+impl From<UnabortableTransactionError> for Failed {
+    fn from(error: UnabortableTransactionError) -> Self {
+        Failed::Transaction(error)
+    }
+}
 
 struct Tx<'a> {
     tenants: &'a TransactionalTree,
@@ -406,9 +428,8 @@ struct Tx<'a> {
 }
 
 impl Tx<'_> {
-    /// Applies one write: `Ok(Err(_))` is that write's own failure (nothing of
-    /// it written); `Err(_)` aborts the transaction.
-    fn apply(&self, write: &Write) -> TxResult<Result<Done>> {
+    /// Applies one write, checking everything before writing anything.
+    fn apply(&self, write: &Write) -> std::result::Result<Done, Failed> {
         match write {
             Write::CreateConnection {
                 audit: _,
@@ -418,21 +439,19 @@ impl Tx<'_> {
                 id,
                 stored,
             } => {
-                let Some(tenant) = self.tenants.get(tenant_key)? else {
-                    return Ok(Err(StoreError::TenantNotFound));
-                };
-                let (count, tenant_value) = match keys::decode_tenant(&tenant) {
-                    Ok(decoded) => decoded,
-                    Err(error) => return Ok(Err(error)),
-                };
+                let tenant = self
+                    .tenants
+                    .get(tenant_key)?
+                    .ok_or(StoreError::TenantNotFound)?;
+                let (count, tenant_value) = keys::decode_tenant(&tenant)?;
                 if self.connections.get(key)?.is_some() || self.names.get(name_key)?.is_some() {
-                    return Ok(Err(StoreError::AlreadyExists));
+                    return Err(StoreError::AlreadyExists.into());
                 }
                 let tenant = keys::encode_tenant(count + 1, tenant_value);
                 self.connections.insert(key.as_slice(), stored.as_slice())?;
                 self.names.insert(name_key.as_slice(), id.as_slice())?;
                 self.tenants.insert(tenant_key.as_slice(), tenant)?;
-                Ok(Ok(Done::default()))
+                Ok(Done::default())
             }
             Write::UpdateConnection {
                 audit: _,
@@ -444,31 +463,23 @@ impl Tx<'_> {
                 stored,
                 expected,
             } => {
-                let Some(old) = self.connections.get(key)? else {
-                    return Ok(Err(StoreError::NotFound));
-                };
-                let (old_name, old_value) = match keys::decode_connection(&old) {
-                    Ok(decoded) => decoded,
-                    Err(error) => return Ok(Err(error)),
-                };
+                let old = self.connections.get(key)?.ok_or(StoreError::NotFound)?;
+                let (old_name, old_value) = keys::decode_connection(&old)?;
                 if old_value != expected.as_slice() {
-                    return Ok(Err(StoreError::Conflict));
+                    return Err(StoreError::Conflict.into());
                 }
                 if old_name != display_name_key {
                     if let Some(owner) = self.names.get(new_name_key)? {
                         if owner.as_ref() != id.as_slice() {
-                            return Ok(Err(StoreError::AlreadyExists));
+                            return Err(StoreError::AlreadyExists.into());
                         }
                     }
-                    let old_name_key = match keys::name_key(tenant_id, old_name) {
-                        Ok(key) => key,
-                        Err(error) => return Ok(Err(error)),
-                    };
+                    let old_name_key = keys::name_key(tenant_id, old_name)?;
                     self.names.remove(old_name_key)?;
                     self.names.insert(new_name_key.as_slice(), id.as_slice())?;
                 }
                 self.connections.insert(key.as_slice(), stored.as_slice())?;
-                Ok(Ok(Done::default()))
+                Ok(Done::default())
             }
             Write::DeleteConnections {
                 audit: _,
@@ -477,11 +488,15 @@ impl Tx<'_> {
                 expected,
             } => self.delete(tenant_id, connection_keys, expected.as_deref()),
             // The entry itself is the write's audit entry, appended by the caller.
-            Write::AppendAudit(_) => Ok(Ok(Done::default())),
+            Write::AppendAudit(_) => Ok(Done::default()),
         }
     }
 
-    fn append_audit(&self, audit: &AuditBytes, seq: u64) -> TxResult<()> {
+    fn append_audit(
+        &self,
+        audit: &AuditBytes,
+        seq: u64,
+    ) -> std::result::Result<(), UnabortableTransactionError> {
         let AuditBytes {
             tenant_prefix,
             tenant_id,
@@ -505,61 +520,39 @@ impl Tx<'_> {
         tenant_id: &str,
         connection_keys: &[(Vec<u8>, String)],
         expected: Option<&[u8]>,
-    ) -> TxResult<Result<Done>> {
+    ) -> std::result::Result<Done, Failed> {
         // Check everything first: a write that fails leaves nothing behind.
-        let mut found: Vec<(&[u8], IVec)> = Vec::with_capacity(connection_keys.len());
-        for (key, _) in connection_keys {
-            let Some(old) = self.connections.get(key)? else {
-                return Ok(Err(StoreError::NotFound));
-            };
-            if let Some(expected) = expected {
-                match keys::decode_connection(&old) {
-                    Ok((_, value)) if value == expected => {}
-                    Ok(_) => return Ok(Err(StoreError::Conflict)),
-                    Err(error) => return Ok(Err(error)),
-                }
+        let mut found = Vec::with_capacity(connection_keys.len());
+        for (key, id) in connection_keys {
+            let old = self.connections.get(key)?.ok_or(StoreError::NotFound)?;
+            let (name, value) = keys::decode_connection(&old)?;
+            if expected.is_some_and(|expected| expected != value) {
+                return Err(StoreError::Conflict.into());
             }
-            found.push((key, old));
+            found.push((key, id, keys::name_key(tenant_id, name)?));
         }
         let tenant_key = tenant_id.as_bytes();
-        let Some(tenant) = self.tenants.get(tenant_key)? else {
-            return Ok(Err(StoreError::Corrupt(format!(
-                "connections of missing tenant {tenant_id:?}"
-            ))));
-        };
-        let (count, tenant_value) = match keys::decode_tenant(&tenant) {
-            Ok(decoded) => decoded,
-            Err(error) => return Ok(Err(error)),
-        };
-        let mut name_keys = Vec::with_capacity(found.len());
-        for ((_, id), (_, old)) in connection_keys.iter().zip(&found) {
-            let name_key = match keys::decode_connection(old)
-                .and_then(|(name, _)| keys::name_key(tenant_id, name))
-            {
-                Ok(key) => key,
-                Err(error) => return Ok(Err(error)),
-            };
-            name_keys.push((name_key, id));
-        }
-        for (key, _) in &found {
-            self.connections.remove(*key)?;
-        }
-        for (name_key, id) in name_keys {
+        let tenant = self.tenants.get(tenant_key)?.ok_or_else(|| {
+            StoreError::Corrupt(format!("connections of missing tenant {tenant_id:?}"))
+        })?;
+        let (count, tenant_value) = keys::decode_tenant(&tenant)?;
+        for (key, id, name_key) in &found {
+            self.connections.remove(key.as_slice())?;
             if self
                 .names
-                .get(&name_key)?
+                .get(name_key)?
                 .is_some_and(|owner| owner.as_ref() == id.as_bytes())
             {
-                self.names.remove(name_key)?;
+                self.names.remove(name_key.as_slice())?;
             }
         }
         let remaining = count.saturating_sub(found.len() as u64);
         self.tenants
             .insert(tenant_key, keys::encode_tenant(remaining, tenant_value))?;
-        Ok(Ok(Done {
+        Ok(Done {
             count: found.len(),
             seq: None,
-        }))
+        })
     }
 }
 
