@@ -26,7 +26,7 @@ pub struct Guard {
 #[derive(Debug)]
 pub struct Admitted {
     /// The caller.
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
     event: v1::AuditEvent,
     durable: bool,
 }
@@ -129,7 +129,7 @@ impl Guard {
         })
     }
 
-    fn authenticate<T>(&self, request: &Request<T>) -> Result<Principal, AuthError> {
+    fn authenticate<T>(&self, request: &Request<T>) -> Result<Arc<Principal>, AuthError> {
         let header = request
             .metadata()
             .get("authorization")

@@ -2,21 +2,40 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 use super::{AuthError, PublicKeyConfig};
 
+/// Source of [`KeySet::generation`]: every key set built gets its own.
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
+
 /// Keys by `kid`, each pinned to one algorithm.
-#[derive(Default)]
 pub struct KeySet {
     /// The shared HS256 secret, used for tokens without a `kid`.
     pub(super) hs256: Option<DecodingKey>,
     by_kid: HashMap<String, (DecodingKey, Algorithm)>,
+    generation: u64,
+}
+
+impl Default for KeySet {
+    fn default() -> Self {
+        Self {
+            hs256: None,
+            by_kid: HashMap::new(),
+            generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
+        }
+    }
 }
 
 impl KeySet {
+    /// Which key set this is: tokens verified under another are checked again.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Whether no key is configured.
     pub fn is_empty(&self) -> bool {
         self.hs256.is_none() && self.by_kid.is_empty()
@@ -36,6 +55,11 @@ impl KeySet {
             }
             None => None,
         }
+    }
+
+    /// A changed set is a new generation.
+    fn renew(&mut self) {
+        self.generation = GENERATIONS.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Adds a PEM public key.
@@ -58,6 +82,7 @@ impl KeySet {
             }
         };
         self.by_kid.insert(config.kid.clone(), (key, alg));
+        self.renew();
         Ok(())
     }
 
@@ -82,6 +107,7 @@ impl KeySet {
             };
             self.by_kid.insert(kid, (DecodingKey::from_jwk(jwk)?, alg));
         }
+        self.renew();
         Ok(())
     }
 }

@@ -8,18 +8,21 @@
 
 mod keys;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 pub use keys::KeySet;
 
 /// The longest token accepted, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// The most verified tokens remembered at once (each about 200 bytes).
+pub const MAX_VERIFIED_TOKENS: usize = 4096;
 /// The one message every authentication failure carries.
 pub const UNAUTHENTICATED: &str = "missing or invalid bearer token";
 
@@ -215,6 +218,43 @@ pub struct Verifier {
     issuer: String,
     audience: String,
     leeway: u64,
+    verified: Mutex<VerifiedTokens>,
+}
+
+/// Tokens that passed a full check, by SHA-256 of the token.
+///
+/// A service calls with the same token for minutes; checking its signature
+/// and parsing its JSON again on every call was the largest part of a read's
+/// CPU. A remembered token is still held to its own `exp` and `nbf`, and
+/// only under the key set that verified it: a key reload forgets them all.
+/// Failed tokens are never remembered. The digest, not the token, is the
+/// key, so the map holds nothing a caller could replay.
+#[derive(Default)]
+struct VerifiedTokens {
+    generation: u64,
+    by_digest: HashMap<[u8; 32], Verified>,
+}
+
+struct Verified {
+    principal: Arc<Principal>,
+    not_before: u64,
+    expires: u64,
+}
+
+impl VerifiedTokens {
+    fn remember(&mut self, generation: u64, digest: [u8; 32], verified: Verified, now: u64) {
+        if generation != self.generation {
+            self.by_digest.clear();
+            self.generation = generation;
+        }
+        if self.by_digest.len() >= MAX_VERIFIED_TOKENS {
+            self.by_digest.retain(|_, entry| entry.expires >= now);
+            if self.by_digest.len() >= MAX_VERIFIED_TOKENS {
+                self.by_digest.clear();
+            }
+        }
+        self.by_digest.insert(digest, verified);
+    }
 }
 
 impl std::fmt::Debug for Verifier {
@@ -233,16 +273,27 @@ impl Verifier {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             leeway: config.leeway_secs,
+            verified: Mutex::new(VerifiedTokens::default()),
         }
     }
 
     /// Checks a token and returns its principal.
-    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+    pub fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
+        self.verify_at(token, unix_now())
+    }
+
+    /// [`Verifier::verify`] at `now` (seconds since the epoch) for a
+    /// remembered token; a full check always uses the real clock.
+    fn verify_at(&self, token: &str, now: u64) -> Result<Arc<Principal>, AuthError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::TooLarge);
         }
-        let header = jsonwebtoken::decode_header(token)?;
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let keys = self.keys.read().map_err(|_| AuthError::UnknownKey)?;
+        if let Some(principal) = self.remembered(keys.generation(), &digest, now)? {
+            return Ok(principal);
+        }
+        let header = jsonwebtoken::decode_header(token)?;
         let (key, algorithm) = keys
             .find(header.kid.as_deref(), header.alg)
             .ok_or(AuthError::UnknownKey)?;
@@ -254,8 +305,48 @@ impl Verifier {
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = self.leeway;
-        let data = jsonwebtoken::decode::<Claims>(token, key, &validation)?;
-        Ok(data.claims.principal())
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)?.claims;
+        let (not_before, expires) = (claims.nbf, claims.exp);
+        let principal = Arc::new(claims.principal());
+        if let Ok(mut verified) = self.verified.lock() {
+            let entry = Verified {
+                principal: Arc::clone(&principal),
+                not_before,
+                expires,
+            };
+            verified.remember(keys.generation(), digest, entry, now);
+        }
+        Ok(principal)
+    }
+
+    /// The principal of a token verified before under this key set, if it is
+    /// still within its validity (with the same leeway as a full check).
+    fn remembered(
+        &self,
+        generation: u64,
+        digest: &[u8; 32],
+        now: u64,
+    ) -> Result<Option<Arc<Principal>>, AuthError> {
+        let Ok(verified) = self.verified.lock() else {
+            return Ok(None);
+        };
+        if verified.generation != generation {
+            return Ok(None);
+        }
+        let Some(entry) = verified.by_digest.get(digest) else {
+            return Ok(None);
+        };
+        if entry.expires.saturating_add(self.leeway) < now {
+            return Err(AuthError::Invalid(
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature.into(),
+            ));
+        }
+        if entry.not_before > now.saturating_add(self.leeway) {
+            return Err(AuthError::Invalid(
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature.into(),
+            ));
+        }
+        Ok(Some(Arc::clone(&entry.principal)))
     }
 }
 
@@ -380,5 +471,58 @@ mod tests {
             .mint("op", &["*".into()], &[Role::Admin], unix_now(), 60)
             .unwrap();
         assert!(verifier.verify(&operator).unwrap().may_enter("acme"));
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires() {
+        let (minter, verifier) = setup();
+        let now = unix_now();
+        let token = minter
+            .mint("svc", &["acme".into()], &[Role::Reader], now, 60)
+            .unwrap();
+        assert!(verifier.verify_at(&token, now).is_ok());
+        assert!(
+            verifier.verify_at(&token, now + 60 + 30).is_ok(),
+            "within leeway"
+        );
+        let error = verifier.verify_at(&token, now + 60 + 31).unwrap_err();
+        assert!(
+            matches!(&error, AuthError::Invalid(e) if *e.kind() == jsonwebtoken::errors::ErrorKind::ExpiredSignature),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_key_reload_forgets_remembered_tokens() {
+        let (minter, verifier) = setup();
+        let token = minter
+            .mint("svc", &["acme".into()], &[Role::Reader], unix_now(), 60)
+            .unwrap();
+        assert!(verifier.verify(&token).is_ok());
+        let other = SecretString::from("another-secret-of-32-bytes-or-more".to_owned());
+        let reloaded = load_keys(&AuthConfig::default(), Some(&other)).unwrap();
+        *verifier.keys.write().unwrap() = reloaded;
+        assert!(verifier.verify(&token).is_err());
+    }
+
+    #[test]
+    fn failed_tokens_are_not_remembered_and_the_memory_is_bounded() {
+        let (minter, verifier) = setup();
+        assert!(verifier.verify("not.a.token").is_err());
+        assert_eq!(verifier.verified.lock().unwrap().by_digest.len(), 0);
+        let now = unix_now();
+        for n in 0..MAX_VERIFIED_TOKENS + 10 {
+            let token = minter
+                .mint(
+                    &format!("svc{n}"),
+                    &["acme".into()],
+                    &[Role::Reader],
+                    now,
+                    60,
+                )
+                .unwrap();
+            assert_eq!(verifier.verify(&token).unwrap().subject, format!("svc{n}"));
+        }
+        assert!(verifier.verified.lock().unwrap().by_digest.len() <= MAX_VERIFIED_TOKENS);
     }
 }

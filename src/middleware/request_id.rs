@@ -59,11 +59,11 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let id = request_id(&request);
-        if let Ok(value) = http::HeaderValue::from_str(&id) {
-            request.headers_mut().insert("x-request-id", value);
+        let header = http::HeaderValue::from_str(&id).ok();
+        if let Some(value) = &header {
+            request.headers_mut().insert("x-request-id", value.clone());
         }
-        let method = request.uri().path().to_owned();
-        let span = tracing::info_span!("rpc", request_id = %id, method = %method);
+        let span = tracing::info_span!("rpc", request_id = %id, method = %request.uri().path());
         // Take the service that was driven to readiness; leave a fresh clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -71,17 +71,18 @@ where
             async move {
                 let started = Instant::now();
                 let mut result = inner.call(request).await;
-                let status = match &result {
-                    Ok(response) => response
-                        .headers()
-                        .get("grpc-status")
-                        .and_then(|value| value.to_str().ok())
-                        .unwrap_or("0")
-                        .to_owned(),
-                    Err(_) => "transport-error".into(),
-                };
-                tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, grpc_status = %status, "request finished");
-                if let (Ok(response), Ok(value)) = (&mut result, http::HeaderValue::from_str(&id)) {
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    let status = match &result {
+                        Ok(response) => response
+                            .headers()
+                            .get("grpc-status")
+                            .and_then(|value| value.to_str().ok())
+                            .unwrap_or("0"),
+                        Err(_) => "transport-error",
+                    };
+                    tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, grpc_status = %status, "request finished");
+                }
+                if let (Ok(response), Some(value)) = (&mut result, header) {
                     response.headers_mut().insert("x-request-id", value);
                 }
                 result
