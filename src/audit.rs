@@ -17,6 +17,10 @@ use secrecy::SecretString;
 use crate::error::ServiceError;
 use crate::pb::v1;
 
+/// Audit entries deleted per store write when pruning: bounds the
+/// transaction and how long other writes queue behind it.
+pub const PRUNE_CHUNK: usize = 512;
+
 /// Tenant key under which events without a tenant (refused, unauthenticated) are kept.
 const NO_TENANT: &str = "-";
 
@@ -78,6 +82,43 @@ impl AuditLog {
     pub fn hmac(&self, value: &str) -> String {
         self.keyring
             .hmac_secret(&SecretString::from(value.to_owned()))
+    }
+
+    /// Deletes the events stamped before `cutoff`, oldest first, in chunks of
+    /// [`PRUNE_CHUNK`]; returns how many went. Events are appended in time
+    /// order, so the walk stops at the first one that is young enough.
+    pub async fn prune_older_than(
+        &self,
+        cutoff: std::time::SystemTime,
+    ) -> Result<usize, ServiceError> {
+        let cutoff = prost_types::Timestamp::from(cutoff);
+        let mut pruned = 0;
+        loop {
+            let store = Arc::clone(&self.store);
+            let oldest =
+                tokio::task::spawn_blocking(move || store.list_audit(None, 0, PRUNE_CHUNK))
+                    .await
+                    .map_err(|error| ServiceError::Internal(format!("audit pruning: {error}")))??;
+            let expired: Vec<u64> = oldest
+                .iter()
+                .take_while(|record| {
+                    // An entry that cannot be decoded has no age: it stays,
+                    // and so does everything after it (the walk is in order).
+                    v1::AuditEvent::decode(record.value.as_slice())
+                        .ok()
+                        .and_then(|event| event.time)
+                        .is_some_and(|time| {
+                            (time.seconds, time.nanos) < (cutoff.seconds, cutoff.nanos)
+                        })
+                })
+                .map(|record| record.seq)
+                .collect();
+            let whole_chunk = expired.len() == PRUNE_CHUNK;
+            pruned += self.store.delete_audit_async(expired).await?;
+            if !whole_chunk {
+                return Ok(pruned);
+            }
+        }
     }
 
     /// Stamps and encodes `event` for a store write to append.

@@ -55,6 +55,8 @@ pub struct Config {
     pub auth: crate::auth::AuthConfig,
     /// Also write audit events as JSON lines to this file.
     pub audit_log: Option<PathBuf>,
+    /// Delete audit events older than this many seconds (0: keep them all).
+    pub audit_retention_secs: u64,
     /// How long discovered metadata stays cached, in seconds (0: never cached).
     pub metadata_cache_ttl_secs: u64,
     /// Default time a metadata discovery may take, in milliseconds.
@@ -86,6 +88,7 @@ impl Default for Config {
             plugins: PluginConfig::default(),
             durable: true,
             store_cache_mb: 64,
+            audit_retention_secs: 0,
             validate_timeout_ms: 2_000,
             test_timeout_ms: 10_000,
             max_test_timeout_ms: 60_000,
@@ -156,6 +159,9 @@ pub struct ServeArgs {
     /// The store's page cache in MiB [default: 64].
     #[arg(long, env = "CONNVAULT_STORE_CACHE_MB")]
     pub store_cache_mb: Option<u64>,
+    /// Delete audit events older than this many seconds [default: 0, keep all].
+    #[arg(long, env = "CONNVAULT_AUDIT_RETENTION_SECS")]
+    pub audit_retention_secs: Option<u64>,
 }
 
 impl Config {
@@ -192,6 +198,9 @@ impl Config {
         }
         if let Some(megabytes) = args.store_cache_mb {
             config.store_cache_mb = megabytes;
+        }
+        if let Some(secs) = args.audit_retention_secs {
+            config.audit_retention_secs = secs;
         }
         Ok(config)
     }
@@ -242,6 +251,15 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/flag"));
         assert_eq!(config.plugins.pins.len(), 1);
         assert_eq!(config.validate_timeout_ms, 2_000);
+        assert_eq!(
+            config.audit_retention_secs, 0,
+            "audit events are kept by default"
+        );
+        let args = ServeArgs {
+            audit_retention_secs: Some(86_400),
+            ..args
+        };
+        assert_eq!(Config::load(&args).unwrap().audit_retention_secs, 86_400);
 
         std::fs::write(&file, "lisen = 1\n").unwrap();
         let error = Config::load(&args).unwrap_err().to_string();

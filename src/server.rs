@@ -210,6 +210,12 @@ pub async fn run(
             source,
         })?,
     );
+    if config.audit_retention_secs > 0 {
+        tokio::spawn(prune_audit_log(
+            Arc::clone(&audit),
+            std::time::Duration::from_secs(config.audit_retention_secs),
+        ));
+    }
     let guard = Arc::new(Guard::new(verifier, Arc::clone(&audit)));
     if config.dev {
         if app.get_tenant("tenants/dev").await.is_err()
@@ -330,6 +336,32 @@ fn finished(
     match result {
         Ok(outcome) => Ok(outcome?),
         Err(error) => Err(StartError::Task(error.to_string())),
+    }
+}
+
+/// Deletes audit events older than `retention`, checking every tenth of it
+/// (at least every second, at most every minute) so the log, and the memory
+/// the store keeps for it, stop growing once events expire as fast as they come.
+async fn prune_audit_log(audit: Arc<AuditLog>, retention: std::time::Duration) {
+    let every = (retention / 10).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+    );
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        let Some(cutoff) = std::time::SystemTime::now().checked_sub(retention) else {
+            continue;
+        };
+        match audit.prune_older_than(cutoff).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(
+                pruned,
+                retention_secs = retention.as_secs(),
+                "deleted expired audit events"
+            ),
+            Err(error) => tracing::error!(%error, "deleting expired audit events failed"),
+        }
     }
 }
 

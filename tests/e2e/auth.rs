@@ -633,3 +633,60 @@ async fn dev_mode_prints_the_same_working_tokens_across_restarts() {
         .await
         .expect("the admin token creates tenants");
 }
+
+#[tokio::test]
+async fn expired_audit_events_are_deleted_and_recent_ones_kept() {
+    let server = Server::start_with(crate::support::Options {
+        args: vec!["--audit-retention-secs".into(), "4".into()],
+        ..Default::default()
+    });
+    server.create_tenant("acme").await;
+    let writer = token("app", &["acme"], &[Role::Writer]);
+    let mut connections = ConnectionServiceClient::new(server.channel_as(Some(writer)).await);
+    let old = create(&mut connections, "acme", connection("Old", "pw"))
+        .await
+        .unwrap();
+    let audit = AuditServiceClient::new(
+        server
+            .channel_as(Some(crate::support::operator_token()))
+            .await,
+    );
+    let created = |mut audit: AuditServiceClient<Authed>| async move {
+        audit
+            .list_audit_events(v1::ListAuditEventsRequest {
+                parent: "tenants/acme".into(),
+                filter: "method=CreateConnection".into(),
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .events
+            .into_iter()
+            .map(|event| event.resource)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(created(audit.clone()).await, std::slice::from_ref(&old.name));
+
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let new = create(&mut connections, "acme", connection("New", "pw"))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(3_500);
+    let mut left = created(audit.clone()).await;
+    while left.contains(&old.name) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        left = created(audit.clone()).await;
+    }
+    assert_eq!(left, [new.name], "the old event went, the new one stayed");
+    assert!(
+        server.log_text().contains("deleted expired audit events"),
+        "pruning is logged"
+    );
+    // The connections themselves are untouched by audit retention.
+    connections
+        .get_connection(v1::GetConnectionRequest { name: old.name })
+        .await
+        .unwrap();
+}

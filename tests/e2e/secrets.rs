@@ -137,6 +137,7 @@ const KEY_B: &str = "HxwdHBsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA=";
 async fn records_survive_a_restart_and_a_wrong_master_key_refuses_to_start() {
     let mut server = Server::start_with(Options {
         master_key: Some(KEY_A.into()),
+        ..Options::default()
     });
     server.create_tenant("acme").await;
     let mut client = server.connections().await;
@@ -162,6 +163,7 @@ async fn records_survive_a_restart_and_a_wrong_master_key_refuses_to_start() {
     server.stop();
     let mut wrong = Server::start_with(Options {
         master_key: Some(KEY_A.into()),
+        ..Options::default()
     });
     wrong.stop();
     // Point the second server at the first one's data with the wrong key.
@@ -190,6 +192,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 async fn a_flipped_byte_is_data_loss_for_that_record_only() {
     let mut server = Server::start_with(Options {
         master_key: Some(KEY_A.into()),
+        ..Options::default()
     });
     server.create_tenant("acme").await;
     let mut client = server.connections().await;

@@ -81,6 +81,8 @@ pub fn fixture_so() -> PathBuf {
 pub struct Options {
     /// Base64 master key; `None` runs with `--dev`.
     pub master_key: Option<String>,
+    /// More `serve` flags.
+    pub args: Vec<String>,
 }
 
 /// A running server and the directories it owns.
@@ -160,6 +162,7 @@ impl Server {
             .arg(self.plugins.path())
             .args(["--log-level", "debug"])
             .args(["--shutdown-grace-ms", "500"])
+            .args(&self.options.args)
             .env("CONNVAULT_JWT_HS256_SECRET", TOKEN_SECRET)
             .arg("--audit-log")
             .arg(self.data.path().join("audit.jsonl"))

@@ -618,6 +618,24 @@ impl Store {
         Self::sequence(self.write(write, durable && self.durable).await?)
     }
 
+    /// Deletes the audit entries with these sequence numbers (retention: the
+    /// oldest go first). Entries already gone are skipped; returns how many
+    /// were deleted. Not flushed on its own: the next durable write carries it.
+    pub async fn delete_audit_async(&self, seqs: Vec<u64>) -> Result<usize> {
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        Ok(self.write(Write::DeleteAudit(seqs), false).await?.count)
+    }
+
+    /// [`Store::delete_audit_async`], blocking the calling thread.
+    pub fn delete_audit(&self, seqs: Vec<u64>) -> Result<usize> {
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        Ok(self.write_blocking(Write::DeleteAudit(seqs), false)?.count)
+    }
+
     /// Audit entries with `seq > after_seq` in order, at most `limit`, of one
     /// tenant or (with `None`) of all.
     pub fn list_audit(
@@ -728,15 +746,27 @@ fn decode_audit(key: &[u8], value: &[u8]) -> Result<AuditRecord> {
         .get(1..)
         .and_then(|b| <[u8; 8]>::try_from(b).ok())
         .ok_or_else(corrupt)?;
-    let (&len, rest) = value.split_first().ok_or_else(corrupt)?;
-    let len = usize::from(len);
-    if rest.len() < len {
-        return Err(corrupt());
-    }
-    let (tenant, value) = rest.split_at(len);
+    let (tenant, value) = split_audit_entry(value)?;
     Ok(AuditRecord {
         seq: u64::from_be_bytes(seq),
         tenant_id: utf8(tenant, "audit tenant id")?,
         value: value.to_vec(),
     })
+}
+
+/// An audit entry's stored value: one length byte, the tenant id, the event.
+fn split_audit_entry(value: &[u8]) -> Result<(&[u8], &[u8])> {
+    let corrupt = || StoreError::Corrupt("audit entry".into());
+    let (&len, rest) = value.split_first().ok_or_else(corrupt)?;
+    let len = usize::from(len);
+    if rest.len() < len {
+        return Err(corrupt());
+    }
+    Ok(rest.split_at(len))
+}
+
+/// The tenant an audit entry is filed under (to find its index key).
+pub(crate) fn audit_entry_tenant(value: &[u8]) -> Result<String> {
+    let (tenant, _) = split_audit_entry(value)?;
+    utf8(tenant, "audit tenant id")
 }

@@ -82,6 +82,9 @@ pub(crate) enum Write {
         expected: Option<Vec<u8>>,
     },
     AppendAudit(AuditBytes),
+    /// Removes the audit entries with these sequence numbers (and their
+    /// tenant index keys); entries already gone are skipped.
+    DeleteAudit(Vec<u64>),
 }
 
 impl Write {
@@ -92,6 +95,7 @@ impl Write {
             | Write::UpdateConnection { audit, .. }
             | Write::DeleteConnections { audit, .. } => audit.as_ref(),
             Write::AppendAudit(audit) => Some(audit),
+            Write::DeleteAudit(_) => None,
         }
     }
 }
@@ -489,6 +493,7 @@ impl Tx<'_> {
             } => self.delete(tenant_id, connection_keys, expected.as_deref()),
             // The entry itself is the write's audit entry, appended by the caller.
             Write::AppendAudit(_) => Ok(Done::default()),
+            Write::DeleteAudit(seqs) => self.delete_audit(seqs),
         }
     }
 
@@ -513,6 +518,31 @@ impl Tx<'_> {
         self.audit.insert(audit_entry_key(seq), entry)?;
         self.audit.insert(index, &[])?;
         Ok(())
+    }
+
+    fn delete_audit(&self, seqs: &[u64]) -> std::result::Result<Done, Failed> {
+        // Read everything first: a write that fails leaves nothing behind.
+        let mut found = Vec::with_capacity(seqs.len());
+        for &seq in seqs {
+            let key = audit_entry_key(seq);
+            let Some(entry) = self.audit.get(&key)? else {
+                continue;
+            };
+            let mut index = vec![AUDIT_BY_TENANT];
+            index.extend_from_slice(&keys::tenant_prefix(&crate::store::audit_entry_tenant(
+                &entry,
+            )?)?);
+            index.extend_from_slice(&seq.to_be_bytes());
+            found.push((key, index));
+        }
+        for (key, index) in &found {
+            self.audit.remove(key.as_slice())?;
+            self.audit.remove(index.as_slice())?;
+        }
+        Ok(Done {
+            count: found.len(),
+            seq: None,
+        })
     }
 
     fn delete(
