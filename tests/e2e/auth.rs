@@ -667,7 +667,10 @@ async fn expired_audit_events_are_deleted_and_recent_ones_kept() {
             .map(|event| event.resource)
             .collect::<Vec<_>>()
     };
-    assert_eq!(created(audit.clone()).await, std::slice::from_ref(&old.name));
+    assert_eq!(
+        created(audit.clone()).await,
+        std::slice::from_ref(&old.name)
+    );
 
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     let new = create(&mut connections, "acme", connection("New", "pw"))
@@ -689,4 +692,63 @@ async fn expired_audit_events_are_deleted_and_recent_ones_kept() {
         .get_connection(v1::GetConnectionRequest { name: old.name })
         .await
         .unwrap();
+}
+
+/// A JWKS file naming the fixture RSA key under `kid` (`n` and `e` of
+/// `tests/fixtures/rs256-public.pem`, as `openssl rsa -pubin -modulus` gives them).
+fn jwks_with(kid: &str) -> String {
+    let mut jwk: serde_json::Value = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/rs256-public.jwk.json"
+    )))
+    .unwrap();
+    jwk["kid"] = json!(kid);
+    jwk["alg"] = json!("RS256");
+    jwk["use"] = json!("sig");
+    json!({ "keys": [jwk] }).to_string()
+}
+
+#[tokio::test]
+async fn a_jwks_reload_revokes_a_token_already_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("keys.jwks");
+    std::fs::write(&jwks, jwks_with("j1")).unwrap();
+    let server = Server::start_with(crate::support::Options {
+        jwks_file: Some(jwks.clone()),
+        ..Default::default()
+    });
+    let list = |token: String| {
+        let server = &server;
+        async move {
+            TenantServiceClient::new(server.channel_as(Some(token)).await)
+                .list_tenants(v1::ListTenantsRequest::default())
+                .await
+                .map(drop)
+        }
+    };
+    let old = rs256(&claims(), "j1");
+    // Twice: the second call is answered from the verified-token memory.
+    list(old.clone()).await.unwrap();
+    list(old.clone()).await.unwrap();
+
+    std::fs::write(&jwks, jwks_with("j2")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let refused = loop {
+        match list(old.clone()).await {
+            Err(status) => break status,
+            Ok(()) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Ok(()) => panic!("a token of a key removed from the JWKS still works"),
+        }
+    };
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    list(rs256(&claims(), "j2"))
+        .await
+        .expect("the reloaded key verifies");
+    assert!(
+        server
+            .log_text()
+            .contains("reloaded token verification keys")
+    );
 }

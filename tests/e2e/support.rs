@@ -83,6 +83,8 @@ pub struct Options {
     pub master_key: Option<String>,
     /// More `serve` flags.
     pub args: Vec<String>,
+    /// `auth.jwks_file` (a file setting only).
+    pub jwks_file: Option<PathBuf>,
 }
 
 /// A running server and the directories it owns.
@@ -176,8 +178,12 @@ impl Server {
                     .open(&self.log)
                     .unwrap(),
             );
+        let jwks = match &self.options.jwks_file {
+            Some(path) => format!("jwks_file = \"{}\"\n", path.display()),
+            None => String::new(),
+        };
         let mut toml = format!(
-            "[auth]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\n\n[[auth.keys]]\nkid = \"rs1\"\nalg = \"RS256\"\npem_file = \"{}\"\n\n",
+            "[auth]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\n{jwks}\n[[auth.keys]]\nkid = \"rs1\"\nalg = \"RS256\"\npem_file = \"{}\"\n\n",
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("tests/fixtures/rs256-public.pem")
                 .display()
