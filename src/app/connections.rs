@@ -368,7 +368,6 @@ impl App {
             display_name_key: name_key,
             value: stored.encode_to_vec(),
         };
-        let value = record.value.clone();
         let display_name = stored
             .connection
             .as_ref()
@@ -385,7 +384,10 @@ impl App {
                 other => other,
             })?;
         tracing::info!(tenant = %tenant, connection = %id, data_source = %checked.source.id, plugin = checked.plugin.name(), "connection created");
-        Ok((decode_connection(&value)?, sequence))
+        // The answer is what was stored, as a read would decode it.
+        let mut created = stored.connection.unwrap_or_default();
+        created.etag = etag_of(&record.value);
+        Ok((created, sequence))
     }
 
     /// Gets a connection. Its sealed secrets are opened (and dropped) to prove they are intact.
