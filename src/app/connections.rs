@@ -267,6 +267,13 @@ impl App {
         })
     }
 
+    /// [`App::view`] without the copy, for a caller done with `loaded`.
+    fn into_view(loaded: Loaded) -> v1::Connection {
+        let mut connection = loaded.stored.connection.unwrap_or_default();
+        connection.etag = etag_of(&loaded.value);
+        connection
+    }
+
     pub(super) fn view(&self, loaded: &Loaded) -> Result<v1::Connection, ServiceError> {
         let mut connection = loaded.connection().clone();
         connection.etag = etag_of(&loaded.value);
@@ -394,7 +401,7 @@ impl App {
     pub async fn get_connection(&self, name: &str) -> Result<v1::Connection, ServiceError> {
         let loaded = self.load(name, "name").await?;
         drop(self.open(&loaded)?);
-        self.view(&loaded)
+        Ok(Self::into_view(loaded))
     }
 
     /// Updates the fields named in `mask`.
