@@ -39,6 +39,10 @@ impl MariaDb {
         install
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            // The bootstrap server's temporary tables get their own directory
+            // too: two installs at once in a shared /tmp once collided
+            // ("Could not remove temporary table ... Unknown table mysql.tmp_user_sys").
+            .arg(format!("--tmpdir={}", dir.path().display()))
             .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
         if root {
             install.arg("--user=root");
