@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 
 use super::list::decode_connection;
-use super::{App, check_labels, etag_of};
+use super::{App, check_labels, etag_of, stamped};
 use crate::convert::{self, config_from_struct, config_to_struct, now, tls_to_plugin};
 use crate::error::{ServiceError, Violation};
 use crate::names::{connection_name, parse_connection, parse_tenant};
@@ -269,15 +269,11 @@ impl App {
 
     /// [`App::view`] without the copy, for a caller done with `loaded`.
     fn into_view(loaded: Loaded) -> v1::Connection {
-        let mut connection = loaded.stored.connection.unwrap_or_default();
-        connection.etag = etag_of(&loaded.value);
-        connection
+        stamped(loaded.stored.connection, &loaded.value)
     }
 
     pub(super) fn view(&self, loaded: &Loaded) -> Result<v1::Connection, ServiceError> {
-        let mut connection = loaded.connection().clone();
-        connection.etag = etag_of(&loaded.value);
-        Ok(connection)
+        Ok(stamped(loaded.stored.connection.clone(), &loaded.value))
     }
 
     /// Creates a connection in `parent`; with `validate_only`, checks everything and stores nothing.
@@ -392,9 +388,7 @@ impl App {
             })?;
         tracing::info!(tenant = %tenant, connection = %id, data_source = %checked.source.id, plugin = checked.plugin.name(), "connection created");
         // The answer is what was stored, as a read would decode it.
-        let mut created = stored.connection.unwrap_or_default();
-        created.etag = etag_of(&record.value);
-        Ok((created, sequence))
+        Ok((stamped(stored.connection, &record.value), sequence))
     }
 
     /// Gets a connection. Its sealed secrets are opened (and dropped) to prove they are intact.

@@ -251,7 +251,5 @@ impl App {
 pub fn decode_connection(value: &[u8]) -> Result<v1::Connection, ServiceError> {
     let stored = StoredConnection::decode(value)
         .map_err(|_| ServiceError::DataLoss("the stored connection cannot be read".into()))?;
-    let mut connection = stored.connection.unwrap_or_default();
-    connection.etag = super::etag_of(value);
-    Ok(connection)
+    Ok(super::stamped(stored.connection, value))
 }

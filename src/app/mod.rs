@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::error::ServiceError;
+use crate::pb::v1;
 
 pub use list::{
     PAGE_SIZE_MAX, decode_simple_token as decode_token, encode_simple_token as encode_token,
@@ -115,6 +116,14 @@ impl App {
             .map_err(|error| ServiceError::Internal(format!("store task failed: {error}")))?
             .map_err(ServiceError::from)
     }
+}
+
+/// A stored connection as the API answers with it: stamped with the etag of
+/// the bytes it was stored as.
+pub fn stamped(connection: Option<v1::Connection>, stored_value: &[u8]) -> v1::Connection {
+    let mut connection = connection.unwrap_or_default();
+    connection.etag = etag_of(stored_value);
+    connection
 }
 
 /// An opaque etag derived from a stored value: it changes with every write.
