@@ -251,12 +251,9 @@ impl App {
     pub(super) async fn load(&self, name: &str, field: &str) -> Result<Loaded, ServiceError> {
         let (tenant, id) = parse_connection(name, field)?;
         let (t, i) = (tenant.clone(), id.clone());
-        let record =
-            self.read(|store| store.get_connection(&t, &i))
-                .map_err(|error| match error {
-                    ServiceError::NotFound(_) => ServiceError::NotFound(name.to_owned()),
-                    other => other,
-                })?;
+        let record = self
+            .read(|store| store.get_connection(&t, &i))
+            .map_err(|error| error.naming_missing(name))?;
         let stored = StoredConnection::decode(record.value.as_slice())
             .map_err(|_| ServiceError::DataLoss(format!("{name} cannot be read back")))?;
         Ok(Loaded {
@@ -303,9 +300,7 @@ impl App {
         let tenant = parse_tenant(parent, "parent")?;
         let mut connection =
             connection.ok_or_else(|| ServiceError::invalid("connection", "is required"))?;
-        let t = tenant.clone();
-        self.read(|store| store.get_tenant(&t))
-            .map_err(|error| super::tenants::not_found(error, parent))?;
+        self.require_tenant(&tenant, parent)?;
         let mut violations = Vec::new();
         check_secrets(&connection.secrets, &mut violations);
         if !violations.is_empty() {
@@ -381,10 +376,9 @@ impl App {
             .create_connection_async(&record, audit)
             .await
             .map_err(ServiceError::from)
-            .map_err(|error| match error {
-                ServiceError::Store(StoreError::AlreadyExists) => name_taken(&display_name, parent),
-                ServiceError::NotFound(_) => ServiceError::NotFound(parent.to_owned()),
-                other => other,
+            .map_err(|error| match error.store_error() {
+                Some(StoreError::AlreadyExists) => name_taken(&display_name, parent),
+                _ => error.naming_missing(parent),
             })?;
         tracing::info!(tenant = %tenant, connection = %id, data_source = %checked.source.id, plugin = checked.plugin.name(), "connection created");
         // The answer is what was stored, as a read would decode it.
@@ -654,12 +648,9 @@ impl App {
             .update_connection_async(&record, &expected, audit)
             .await
             .map_err(ServiceError::from)
-            .map_err(|error| match error {
-                ServiceError::Store(StoreError::AlreadyExists) => {
-                    name_taken(&display_name, &parent)
-                }
-                ServiceError::NotFound(_) => ServiceError::NotFound(name.to_owned()),
-                other => other,
+            .map_err(|error| match error.store_error() {
+                Some(StoreError::AlreadyExists) => name_taken(&display_name, &parent),
+                _ => error.naming_missing(name),
             })?;
         tracing::info!(tenant = %loaded.tenant, connection = %loaded.id, "connection updated");
         Ok((decode_connection(&value)?, sequence))
@@ -691,10 +682,7 @@ impl App {
             .delete_connection_async(&loaded.tenant, &loaded.id, Some(&loaded.value), audit)
             .await
             .map_err(ServiceError::from)
-            .map_err(|error| match error {
-                ServiceError::NotFound(_) => ServiceError::NotFound(name.to_owned()),
-                other => other,
-            })?;
+            .map_err(|error| error.naming_missing(name))?;
         tracing::info!(tenant = %loaded.tenant, connection = %loaded.id, "connection deleted");
         Ok(sequence)
     }
@@ -731,11 +719,8 @@ impl App {
         let (t, count) = (tenant.clone(), ids.len());
         self.blocking(move |store| store.batch_delete(&t, &ids))
             .await
-            .map_err(|error| match error {
-                ServiceError::NotFound(_) => ServiceError::NotFound(
-                    "one or more of the named connections (nothing was deleted)".into(),
-                ),
-                other => other,
+            .map_err(|error| {
+                error.naming_missing("one or more of the named connections (nothing was deleted)")
             })?;
         tracing::info!(tenant = %tenant, count, "connections deleted in a batch");
         Ok(())
@@ -785,8 +770,7 @@ impl App {
             }
             Some(v1::test_connection_request::Target::Connection(mut connection)) => {
                 let tenant = parse_tenant(&request.parent, "parent")?;
-                self.read(|store| store.get_tenant(&tenant))
-                    .map_err(|error| super::tenants::not_found(error, &request.parent))?;
+                self.require_tenant(&tenant, &request.parent)?;
                 let client_key = connection
                     .tls
                     .as_mut()

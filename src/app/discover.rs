@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use connvault_plugin_abi::pb as plugin;
-use connvault_plugin_host::{CallError, ProviderClient};
+use connvault_plugin_host::ProviderClient;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -49,7 +49,7 @@ const ENTRY_V1: u8 = 1;
 const HOST_MARGIN: Duration = Duration::from_secs(1);
 
 /// What a finished read hands to every caller waiting on it.
-type Outcome = Result<Arc<v1::DiscoverMetadataResponse>, Arc<ServiceError>>;
+type Outcome = Result<Arc<v1::DiscoverMetadataResponse>, ServiceError>;
 /// A read in progress: its id and the channel its outcome is published on.
 type Flight = (u64, watch::Receiver<Option<Outcome>>);
 
@@ -244,47 +244,11 @@ fn decode_entry(entry: &[u8], ttl: Duration) -> Option<v1::DiscoverMetadataRespo
     Some(response)
 }
 
-/// The same error for another waiter of a shared read (errors do not clone).
-fn replicate(error: &ServiceError) -> ServiceError {
-    match error {
-        ServiceError::InvalidArgument(violations) => {
-            ServiceError::InvalidArgument(violations.clone())
-        }
-        ServiceError::NotFound(what) => ServiceError::NotFound(what.clone()),
-        ServiceError::AlreadyExists(message) => ServiceError::AlreadyExists(message.clone()),
-        ServiceError::Aborted(message) => ServiceError::Aborted(message.clone()),
-        ServiceError::FailedPrecondition(message) => {
-            ServiceError::FailedPrecondition(message.clone())
-        }
-        ServiceError::DataLoss(message) => ServiceError::DataLoss(message.clone()),
-        // Same status code, message and field as the original.
-        ServiceError::Plugin(call) => ServiceError::Plugin(CallError::Application {
-            plugin: String::new(),
-            error: plugin::Error {
-                code: call.grpc_code(),
-                message: call.to_string(),
-                field: call.field().unwrap_or_default().to_owned(),
-                retryable: false,
-            },
-        }),
-        ServiceError::Store(store) => ServiceError::Internal(format!("store: {store}")),
-        ServiceError::Internal(detail) => ServiceError::Internal(detail.clone()),
-        #[allow(unreachable_patterns)]
-        other => ServiceError::Internal(other.to_string()),
-    }
-}
-
 /// DEADLINE_EXCEEDED for a caller that stopped waiting on a shared read.
 fn deadline_exceeded(timeout: Duration) -> ServiceError {
-    ServiceError::Plugin(CallError::Application {
-        plugin: String::new(),
-        error: plugin::Error {
-            code: 4,
-            message: format!("metadata discovery did not finish within {timeout:?}"),
-            field: String::new(),
-            retryable: true,
-        },
-    })
+    ServiceError::DeadlineExceeded(format!(
+        "metadata discovery did not finish within {timeout:?}"
+    ))
 }
 
 impl App {
@@ -341,8 +305,7 @@ impl App {
                         let outcome = app
                             .read_catalog(&name, &key, &params, timeout)
                             .await
-                            .map(Arc::new)
-                            .map_err(Arc::new);
+                            .map(Arc::new);
                         // Unpublish before answering: a caller arriving later
                         // finds the cache (or starts a fresh read), never a
                         // finished flight's leftovers.
@@ -371,7 +334,7 @@ impl App {
                 .clone();
         match waited {
             Some(Ok(response)) => Ok(response.as_ref().clone()),
-            Some(Err(error)) => Err(replicate(&error)),
+            Some(Err(error)) => Err(error),
             None => Err(ServiceError::Internal(
                 "a metadata read ended without an answer".into(),
             )),
@@ -391,17 +354,12 @@ impl App {
                 let (tenant, id) = parse_connection(&name, "name")?;
                 let (t, i) = (tenant.clone(), id.clone());
                 self.read(|store| store.get_connection(&t, &i))
-                    .map_err(|error| match error {
-                        ServiceError::NotFound(_) => ServiceError::NotFound(name.clone()),
-                        other => other,
-                    })?;
+                    .map_err(|error| error.naming_missing(&name))?;
                 (tenant, Some(id))
             }
             Some(Target::Parent(parent)) => {
                 let tenant = parse_tenant(&parent, "parent")?;
-                let t = tenant.clone();
-                self.read(|store| store.get_tenant(&t))
-                    .map_err(|error| super::tenants::not_found(error, &parent))?;
+                self.require_tenant(&tenant, &parent)?;
                 (tenant, None)
             }
             None => {
@@ -524,6 +482,8 @@ impl App {
 
 #[cfg(test)]
 mod tests {
+    use connvault_plugin_host::CallError;
+
     use super::*;
 
     fn table(name: &str, columns: usize) -> plugin::Table {
@@ -721,16 +681,16 @@ mod tests {
     }
 
     #[test]
-    fn replicated_errors_keep_their_status() {
-        let original = ServiceError::Plugin(CallError::DeadlineExceeded {
+    fn shared_errors_keep_their_status() {
+        let original = ServiceError::from(CallError::DeadlineExceeded {
             plugin: "p".into(),
             method: "discover",
             deadline: Duration::from_secs(1),
         });
-        let copy = tonic::Status::from(replicate(&original));
+        let copy = tonic::Status::from(original.clone());
         assert_eq!(copy.code(), tonic::Code::DeadlineExceeded);
         assert_eq!(copy.message(), original.to_string());
-        let copy = tonic::Status::from(replicate(&ServiceError::NotFound("x".into())));
+        let copy = tonic::Status::from(ServiceError::NotFound("x".into()).clone());
         assert_eq!(copy.code(), tonic::Code::NotFound);
         assert_eq!(
             tonic::Status::from(deadline_exceeded(Duration::from_secs(1))).code(),

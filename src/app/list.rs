@@ -115,10 +115,8 @@ impl App {
             filter.data_source, filter.product, filter.labels
         );
         let cursor = decode_simple_token(&request.page_token, &query)?;
-        let tenant_id = tenant.clone();
         // Listing a tenant that does not exist is NOT_FOUND, not an empty page.
-        self.read(|store| store.get_tenant(&tenant_id))
-            .map_err(|error| super::tenants::not_found(error, &request.parent))?;
+        self.require_tenant(&tenant, &request.parent)?;
         match order {
             v1::ConnectionOrder::Unspecified => {
                 self.list_by_id(tenant, size, cursor, filter, &query).await

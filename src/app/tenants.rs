@@ -63,11 +63,11 @@ impl App {
         let result = record.clone();
         self.blocking(move |store| store.create_tenant(&record))
             .await
-            .map_err(|error| match error {
-                ServiceError::Store(StoreError::AlreadyExists) => {
+            .map_err(|error| match error.store_error() {
+                Some(StoreError::AlreadyExists) => {
                     ServiceError::AlreadyExists(format!("tenants/{tenant_id} already exists"))
                 }
-                other => other,
+                _ => error,
             })?;
         tracing::info!(tenant = %result.tenant_id, "tenant created");
         decode(&result)
@@ -76,10 +76,7 @@ impl App {
     /// Gets a tenant.
     pub async fn get_tenant(&self, name: &str) -> Result<v1::Tenant, ServiceError> {
         let tenant_id = parse_tenant(name, "name")?;
-        let record = self
-            .read(|store| store.get_tenant(&tenant_id))
-            .map_err(|error| not_found(error, name))?;
-        decode(&record)
+        decode(&self.tenant_record(&tenant_id, name)?)
     }
 
     /// Lists tenants in id order.
@@ -109,6 +106,18 @@ impl App {
         })
     }
 
+    /// NOT_FOUND naming `name` unless tenant `tenant_id` exists: what is
+    /// created in or listed from a tenant needs it to exist.
+    pub(super) fn require_tenant(&self, tenant_id: &str, name: &str) -> Result<(), ServiceError> {
+        self.tenant_record(tenant_id, name).map(drop)
+    }
+
+    /// The stored tenant `tenant_id`; NOT_FOUND names it as `name`.
+    fn tenant_record(&self, tenant_id: &str, name: &str) -> Result<TenantRecord, ServiceError> {
+        self.read(|store| store.get_tenant(tenant_id))
+            .map_err(|error| error.naming_missing(name))
+    }
+
     /// Deletes a tenant; with `force`, all its connections in the same durable step.
     pub async fn delete_tenant(&self, name: &str, force: bool) -> Result<(), ServiceError> {
         let tenant_id = parse_tenant(name, "name")?;
@@ -116,23 +125,15 @@ impl App {
         let removed = self
             .blocking(move |store| store.delete_tenant(&id, force))
             .await
-            .map_err(|error| match error {
-                ServiceError::Store(StoreError::TenantNotEmpty { connections }) => {
+            .map_err(|error| match error.store_error() {
+                Some(StoreError::TenantNotEmpty { connections }) => {
                     ServiceError::FailedPrecondition(format!(
                         "{name} still has {connections} connection(s); delete them or pass force"
                     ))
                 }
-                other => not_found(other, name),
+                _ => error.naming_missing(name),
             })?;
         tracing::info!(tenant = %tenant_id, connections_removed = removed, "tenant deleted");
         Ok(())
-    }
-}
-
-/// Names the resource in a NOT_FOUND.
-pub(super) fn not_found(error: ServiceError, name: &str) -> ServiceError {
-    match error {
-        ServiceError::NotFound(_) => ServiceError::NotFound(name.to_owned()),
-        other => other,
     }
 }
