@@ -123,7 +123,7 @@ impl AuditLog {
 
     /// Stamps and encodes `event` for a store write to append.
     pub fn prepare(&self, mut event: v1::AuditEvent) -> CommitEvent {
-        event.time = Some(crate::convert::now());
+        event.time = Some(crate::clock::timestamp_now());
         CommitEvent {
             tenant: filed_under(&event),
             bytes: event.encode_to_vec(),
@@ -148,7 +148,7 @@ impl AuditLog {
         mut event: v1::AuditEvent,
         durable: bool,
     ) -> Result<(), ServiceError> {
-        event.time = Some(crate::convert::now());
+        event.time = Some(crate::clock::timestamp_now());
         let tenant = filed_under(&event);
         let sequence = self
             .store

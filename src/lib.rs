@@ -12,13 +12,14 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod clock;
 pub mod config;
-pub mod convert;
 pub mod dev;
 pub mod error;
 pub mod keys;
 pub mod middleware;
 pub mod names;
+pub mod plugin_messages;
 pub mod server;
 
 /// Generated protobuf and gRPC code (modules mirror the proto packages).

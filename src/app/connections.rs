@@ -13,11 +13,12 @@ use std::sync::Arc;
 
 use super::list::decode_connection;
 use super::{App, check_labels, etag_of, stamped};
-use crate::convert::{self, config_from_struct, config_to_struct, now, tls_to_plugin};
+use crate::clock::timestamp_now;
 use crate::error::{ServiceError, Violation};
 use crate::names::{connection_name, parse_connection, parse_tenant};
 use crate::pb::storage::StoredConnection;
 use crate::pb::v1;
+use crate::plugin_messages::{self, config_from_struct, config_to_struct, tls_to_plugin};
 
 /// The secret-map entry holding a TLS client key (no field name contains a dot).
 pub(super) const TLS_KEY_SECRET: &str = "tls.client_key_pem";
@@ -314,7 +315,7 @@ impl App {
         let checked = self.check(&connection, &secrets).await?;
 
         let id = id.to_owned();
-        let time = now();
+        let time = timestamp_now();
         let stored_connection = v1::Connection {
             name: connection_name(&tenant, &id),
             display_name: connection.display_name.clone(),
@@ -604,7 +605,7 @@ impl App {
         if let Some(tls) = next.tls.as_mut() {
             tls.client_key_set = secrets.contains_key(TLS_KEY_SECRET);
         }
-        next.update_time = Some(now());
+        next.update_time = Some(timestamp_now());
         next.etag = String::new();
         if config_changed {
             next.last_test = None;
@@ -763,7 +764,8 @@ impl App {
                     deadline_ms,
                 };
                 drop(secrets);
-                let result = convert::test_response(plugin.test(&test, host_deadline).await?);
+                let result =
+                    plugin_messages::test_response(plugin.test(&test, host_deadline).await?);
                 drop(test);
                 self.record_test(&name, &result).await;
                 Ok(result)
@@ -787,7 +789,7 @@ impl App {
                     deadline_ms,
                 };
                 drop(secrets);
-                Ok(convert::test_response(
+                Ok(plugin_messages::test_response(
                     checked.plugin.test(&test, host_deadline).await?,
                 ))
             }

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::App;
-use crate::convert::now;
+use crate::clock::timestamp_now;
 use crate::error::{ServiceError, Violation};
 use crate::names::{parse_connection, parse_tenant};
 use crate::pb::v1;
@@ -213,7 +213,7 @@ impl Params {
         v1::DiscoverMetadataResponse {
             schemas,
             truncated,
-            fetched_time: Some(now()),
+            fetched_time: Some(timestamp_now()),
             from_cache: false,
         }
     }
@@ -660,7 +660,7 @@ mod tests {
                 tables: vec![],
             }],
             truncated: true,
-            fetched_time: Some(now()),
+            fetched_time: Some(timestamp_now()),
             from_cache: false,
         };
         let entry = encode_entry(&response);

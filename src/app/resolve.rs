@@ -7,9 +7,9 @@ use connvault_plugin_host::ProviderClient;
 use secrecy::ExposeSecret;
 
 use super::App;
-use crate::convert::config_from_struct;
 use crate::error::ServiceError;
 use crate::pb::v1;
+use crate::plugin_messages::config_from_struct;
 
 impl App {
     /// The stored connection, its secrets, and the plugin's rendered connection strings.

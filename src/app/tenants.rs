@@ -4,7 +4,7 @@ use connvault_store::{StoreError, TenantRecord};
 use prost::Message;
 
 use super::{App, check_labels, etag_of, list};
-use crate::convert::now;
+use crate::clock::timestamp_now;
 use crate::error::{ServiceError, Violation};
 use crate::names::{parse_tenant, tenant_name, valid_tenant_id};
 use crate::pb::storage::StoredTenant;
@@ -44,7 +44,7 @@ impl App {
         if !violations.is_empty() {
             return Err(ServiceError::InvalidArgument(violations));
         }
-        let time = now();
+        let time = timestamp_now();
         let stored = StoredTenant {
             tenant: Some(v1::Tenant {
                 name: tenant_name(&tenant_id),

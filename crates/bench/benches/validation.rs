@@ -64,7 +64,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("config_from_struct", |b| {
         b.iter(|| {
             black_box(
-                connvault::convert::config_from_struct(
+                connvault::plugin_messages::config_from_struct(
                     black_box(config.as_ref()),
                     "connection.config",
                 )

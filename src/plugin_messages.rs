@@ -1,10 +1,13 @@
-//! Conversions between the public API messages and the plugin protocol.
+//! Conversions between the public API's messages (`connvault.v1`) and the
+//! plugin protocol's (`connvault.plugin.v1`): config values, TLS settings,
+//! test results and data-source schemas.
 
 use std::collections::BTreeMap;
 
 use connvault_plugin_abi::pb as plugin;
 use prost_types::{ListValue, Struct, Value, value::Kind};
 
+use crate::clock::timestamp_now;
 use crate::error::Violation;
 use crate::pb::v1;
 
@@ -114,7 +117,7 @@ pub fn test_response(result: plugin::TestResponse) -> v1::TestConnectionResponse
         message: result.message,
         server_version: result.server_version,
         duration_us: result.duration_us,
-        test_time: Some(now()),
+        test_time: Some(timestamp_now()),
     }
 }
 
@@ -155,11 +158,6 @@ pub fn data_source(
         supports_tls: source.supports_tls,
         secret_bound_fields: source.secret_bound_fields.clone(),
     }
-}
-
-/// The current time as a protobuf timestamp.
-pub fn now() -> prost_types::Timestamp {
-    prost_types::Timestamp::from(std::time::SystemTime::now())
 }
 
 #[cfg(test)]
