@@ -1,7 +1,7 @@
 //! Data sources: what the loaded plugins serve.
 
 use super::App;
-use super::list::{decode_simple_token, encode_simple_token, page_size};
+use super::pagination::{decode_simple_token, encode_simple_token, page_size};
 use crate::error::ServiceError;
 use crate::pb::v1;
 use crate::plugin_messages;

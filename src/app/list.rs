@@ -1,63 +1,20 @@
-//! Pagination: page sizes, opaque page tokens, and listing connections.
+//! Listing a tenant's connections: filtered, ordered, a page at a time.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use prost::Message;
-use sha2::{Digest, Sha256};
 
 use super::App;
+use super::pagination::{decode_simple_token, encode_simple_token, page_size};
 use crate::error::ServiceError;
 use crate::names::parse_tenant;
 use crate::pb::storage::StoredConnection;
 use crate::pb::v1;
 
-/// Page size when a request asks for none.
-pub const PAGE_SIZE_DEFAULT: usize = 50;
-/// The largest page served; larger requests are coerced down (AIP-158).
-pub const PAGE_SIZE_MAX: usize = 1000;
 /// Records examined by one filtered list call before it returns a partial page.
 const SCAN_BUDGET: usize = 10_000;
 /// The most connections a sorted (non-id) listing will sort in memory.
 const SORT_LIMIT: usize = 100_000;
 
-/// Validates and defaults a page size.
-pub fn page_size(requested: i32) -> Result<usize, ServiceError> {
-    match requested {
-        size if size < 0 => Err(ServiceError::invalid("page_size", "must not be negative")),
-        0 => Ok(PAGE_SIZE_DEFAULT),
-        size => Ok((size as usize).min(PAGE_SIZE_MAX)),
-    }
-}
-
-/// An opaque token carrying a position and a fingerprint of the query it belongs to.
-pub fn encode_simple_token(query: &str, position: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}\n{position}", fingerprint(query)))
-}
-
-/// Decodes a token made by [`encode_simple_token`] for the same query.
-pub fn decode_simple_token(token: &str, query: &str) -> Result<Option<String>, ServiceError> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let invalid = || {
-        ServiceError::invalid(
-            "page_token",
-            "is not a token from a previous page of this same request",
-        )
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let (print, position) = text.split_once('\n').ok_or_else(invalid)?;
-    if print != fingerprint(query) {
-        return Err(invalid());
-    }
-    Ok(Some(position.to_owned()))
-}
-
-fn fingerprint(query: &str) -> String {
-    hex::encode(&Sha256::digest(query.as_bytes())[..8])
-}
-
+/// What a listing keeps: every set condition must hold.
 struct Filter {
     data_source: Option<String>,
     product: Option<String>,

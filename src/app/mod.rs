@@ -10,6 +10,7 @@ mod connections;
 mod data_sources;
 mod discover;
 mod list;
+mod pagination;
 mod resolve;
 mod tenants;
 
@@ -25,7 +26,7 @@ use crate::config::Config;
 use crate::error::ServiceError;
 use crate::pb::v1;
 
-pub use list::{
+pub use pagination::{
     PAGE_SIZE_MAX, decode_simple_token as decode_token, encode_simple_token as encode_token,
     page_size,
 };

@@ -3,7 +3,8 @@
 use connvault_store::{StoreError, TenantRecord};
 use prost::Message;
 
-use super::{App, check_labels, etag_of, list};
+use super::pagination::{decode_simple_token, encode_simple_token, page_size};
+use super::{App, check_labels, etag_of};
 use crate::clock::timestamp_now;
 use crate::error::{ServiceError, Violation};
 use crate::names::{parse_tenant, tenant_name, valid_tenant_id};
@@ -82,11 +83,11 @@ impl App {
     /// Lists tenants in id order.
     pub async fn list_tenants(
         &self,
-        page_size: i32,
+        page_size_requested: i32,
         page_token: &str,
     ) -> Result<v1::ListTenantsResponse, ServiceError> {
-        let size = list::page_size(page_size)?;
-        let after = list::decode_simple_token(page_token, "tenants")?;
+        let size = page_size(page_size_requested)?;
+        let after = decode_simple_token(page_token, "tenants")?;
         let records = self
             .blocking(move |store| store.list_tenants(after.as_deref(), size + 1))
             .await?;
@@ -97,7 +98,7 @@ impl App {
             .map(decode)
             .collect::<Result<Vec<_>, _>>()?;
         let next_page_token = match (more, records.get(size.saturating_sub(1))) {
-            (true, Some(last)) => list::encode_simple_token("tenants", &last.tenant_id),
+            (true, Some(last)) => encode_simple_token("tenants", &last.tenant_id),
             _ => String::new(),
         };
         Ok(v1::ListTenantsResponse {
