@@ -6,6 +6,7 @@
 //! appends are awaited from the store's writer thread; other store calls run
 //! on the blocking pool.
 
+mod audit_events;
 mod connections;
 mod data_sources;
 mod discover;
@@ -26,6 +27,7 @@ use crate::config::Config;
 use crate::error::ServiceError;
 use crate::pb::v1;
 
+pub use audit_events::{AuditFilter, list_audit_events};
 pub use pagination::{
     PAGE_SIZE_MAX, decode_simple_token as decode_token, encode_simple_token as encode_token,
     page_size,
