@@ -431,7 +431,7 @@ impl App {
                 return Ok(hit);
             }
         }
-        let (plugin, spec) = self.saved_spec(name).await?;
+        let super::connections::Opened { plugin, spec, .. } = self.open_for_plugin(name).await?;
         let request = params.plugin_request(spec, timeout);
         self.metadata.plugin_calls.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
