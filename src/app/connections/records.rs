@@ -64,6 +64,18 @@ impl App {
         })
     }
 
+    /// NOT_FOUND naming `name` unless connection `id` of `tenant` exists.
+    pub(in crate::app) fn require_connection(
+        &self,
+        tenant: &str,
+        id: &str,
+        name: &str,
+    ) -> Result<(), ServiceError> {
+        self.read(|store| store.get_connection(tenant, id))
+            .map(drop)
+            .map_err(|error| error.naming_missing(name))
+    }
+
     /// Whether a connection of `tenant` has the lowercased display name `name_key`.
     pub(super) async fn name_in_use(
         &self,
