@@ -73,3 +73,28 @@ pub async fn list_audit_events(
         next_page_token,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filter_keeps_what_every_set_condition_matches() {
+        let event = v1::AuditEvent {
+            method: "CreateConnection".into(),
+            outcome: "OK".into(),
+            ..Default::default()
+        };
+        assert!(AuditFilter::default().keeps(&event));
+        let created = AuditFilter {
+            method: Some("CreateConnection".into()),
+            outcome: None,
+        };
+        assert!(created.keeps(&event));
+        let failed = AuditFilter {
+            outcome: Some("NOT_FOUND".into()),
+            ..created
+        };
+        assert!(!failed.keeps(&event));
+    }
+}

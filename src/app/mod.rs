@@ -5,6 +5,12 @@
 //! run inline (sled answers from its cache); connection writes and audit
 //! appends are awaited from the store's writer thread; other store calls run
 //! on the blocking pool.
+//!
+//! One file (or folder) per job: `tenants`, `connections` (a folder: rules,
+//! secrets, sealing, store calls, the RPCs), `list` (listing connections),
+//! `pagination` (page sizes and tokens every list call shares),
+//! `data_sources`, `resolve`, `discover` (a folder: parameters, cache,
+//! single flight) and `audit_events` (reading the audit log).
 
 mod audit_events;
 mod connections;
@@ -28,10 +34,6 @@ use crate::error::ServiceError;
 use crate::pb::v1;
 
 pub use audit_events::{AuditFilter, list_audit_events};
-pub use pagination::{
-    PAGE_SIZE_MAX, decode_simple_token as decode_token, encode_simple_token as encode_token,
-    page_size,
-};
 
 /// Shared state of a running server.
 pub struct App {
