@@ -2,17 +2,15 @@
 
 use std::collections::HashMap;
 
-use connvault_store::{AuditAppend, ConnectionRecord};
-use prost::Message;
+use connvault_store::AuditAppend;
 
-use super::records::name_taken;
+use super::records::{name_taken, to_record};
 use super::rules::check_secrets;
 use super::secrets::{describe_secrets, take_secrets};
 use crate::app::{App, stamped};
 use crate::clock::timestamp_now;
 use crate::error::ServiceError;
 use crate::names::{connection_name, parse_tenant};
-use crate::pb::storage::StoredConnection;
 use crate::pb::v1;
 use crate::plugin_messages::config_to_struct;
 
@@ -44,7 +42,7 @@ impl App {
         let tenant = parse_tenant(parent, "parent")?;
         let mut connection =
             connection.ok_or_else(|| ServiceError::invalid("connection", "is required"))?;
-        self.require_tenant(&tenant, parent)?;
+        self.require_tenant(&tenant, parent).await?;
         let mut violations = Vec::new();
         check_secrets(&connection.secrets, &mut violations);
         if !violations.is_empty() {
@@ -84,25 +82,13 @@ impl App {
             };
             return Ok((connection, None));
         }
-        let stored = StoredConnection {
-            connection: Some(stored_connection),
-            sealed_secrets: self.seal(&tenant, &id, &secrets)?,
-            revision: 1,
-        };
-        let record = ConnectionRecord {
-            tenant_id: tenant.clone(),
-            id: id.clone(),
-            display_name_key: name_key,
-            value: stored.encode_to_vec(),
-        };
-        let display_name = stored
-            .connection
-            .as_ref()
-            .map(|c| c.display_name.clone())
-            .unwrap_or_default();
-        let sequence = self.insert(&record, audit, parent, &display_name).await?;
+        let sealed = self.seal(&tenant, &id, &secrets)?;
+        let record = to_record(&tenant, &id, &stored_connection, &sealed);
+        let sequence = self
+            .insert(&record, audit, parent, &stored_connection.display_name)
+            .await?;
         tracing::info!(tenant = %tenant, connection = %id, data_source = %checked.source.id, plugin = checked.plugin.name(), "connection created");
         // The answer is what was stored, as a read would decode it.
-        Ok((stamped(stored.connection, &record.value), sequence))
+        Ok((stamped(stored_connection, &record.value), sequence))
     }
 }

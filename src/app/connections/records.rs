@@ -2,35 +2,33 @@
 //! the store's refusals in the API's words.
 
 use connvault_store::{AuditAppend, ConnectionRecord, StoreError};
-use prost::Message;
 
-use crate::app::list::decode_connection;
+use crate::app::list::connection_view;
 use crate::app::{App, stamped};
 use crate::error::ServiceError;
-use crate::names::{parse_connection, tenant_name};
-use crate::pb::storage::StoredConnection;
+use crate::names::{connection_name, parse_connection, tenant_name};
 use crate::pb::v1;
+use crate::record_format::{self, StoredConnection};
 
-/// A connection read from the store, with the bytes its etag and CAS use.
+/// A connection read from the store, with the bytes its etag uses and the
+/// revision its compare-and-swap uses.
 pub(in crate::app) struct Loaded {
     /// The tenant's id.
     pub(super) tenant: String,
     /// The connection's id.
     pub(super) id: String,
-    /// The stored bytes: the etag and the compare-and-swap of a write use them.
+    /// The stored bytes: the etag derives from them.
     pub(super) value: Vec<u8>,
-    /// The decoded record.
+    /// The store's revision: a write back must still find it.
+    pub(super) revision: u64,
+    /// The decoded record (its connection named).
     pub(super) stored: StoredConnection,
 }
 
 impl Loaded {
-    /// The stored connection (an empty one if the record holds none).
+    /// The stored connection.
     pub(super) fn connection(&self) -> &v1::Connection {
-        static EMPTY: std::sync::OnceLock<v1::Connection> = std::sync::OnceLock::new();
-        self.stored
-            .connection
-            .as_ref()
-            .unwrap_or_else(|| EMPTY.get_or_init(Default::default))
+        &self.stored.connection
     }
 
     /// The connection as the API answers with it (no secrets, with its etag).
@@ -46,33 +44,57 @@ pub(super) fn name_taken(display_name: &str, parent: &str) -> ServiceError {
     ))
 }
 
+/// The store record of `connection` (its secrets already sealed).
+pub(super) fn to_record(
+    tenant: &str,
+    id: &str,
+    connection: &v1::Connection,
+    sealed_secrets: &[u8],
+) -> ConnectionRecord {
+    ConnectionRecord {
+        tenant_id: tenant.to_owned(),
+        id: id.to_owned(),
+        display_name_key: connection.display_name.to_lowercase(),
+        index: record_format::connection_index(connection),
+        revision: 0,
+        value: record_format::encode_connection(connection, sealed_secrets),
+    }
+}
+
 impl App {
     /// Reads connection `name` (given in request field `field`); NOT_FOUND names it.
     pub(super) async fn load(&self, name: &str, field: &str) -> Result<Loaded, ServiceError> {
         let (tenant, id) = parse_connection(name, field)?;
-        let (t, i) = (tenant.clone(), id.clone());
         let record = self
-            .read(|store| store.get_connection(&t, &i))
+            .store
+            .get_connection(&tenant, &id)
+            .await
+            .map_err(ServiceError::from)
             .map_err(|error| error.naming_missing(name))?;
-        let stored = StoredConnection::decode(record.value.as_slice())
+        let mut stored = record_format::decode_connection(&record.value)
             .map_err(|_| ServiceError::DataLoss(format!("{name} cannot be read back")))?;
+        stored.connection.name = connection_name(&tenant, &id);
         Ok(Loaded {
             tenant,
             id,
             value: record.value,
+            revision: record.revision,
             stored,
         })
     }
 
     /// NOT_FOUND naming `name` unless connection `id` of `tenant` exists.
-    pub(in crate::app) fn require_connection(
+    pub(in crate::app) async fn require_connection(
         &self,
         tenant: &str,
         id: &str,
         name: &str,
     ) -> Result<(), ServiceError> {
-        self.read(|store| store.get_connection(tenant, id))
+        self.store
+            .get_connection(tenant, id)
+            .await
             .map(drop)
+            .map_err(ServiceError::from)
             .map_err(|error| error.naming_missing(name))
     }
 
@@ -82,9 +104,9 @@ impl App {
         tenant: &str,
         name_key: &str,
     ) -> Result<bool, ServiceError> {
-        let (t, key) = (tenant.to_owned(), name_key.to_owned());
         Ok(self
-            .blocking(move |store| store.find_connection_by_name(&t, &key))
+            .store
+            .find_connection_by_name(tenant, name_key)
             .await?
             .is_some())
     }
@@ -98,8 +120,9 @@ impl App {
         display_name: &str,
     ) -> Result<Option<u64>, ServiceError> {
         self.store
-            .create_connection_async(record, audit)
+            .create_connection(record, audit)
             .await
+            .map(|committed| committed.audit_seq)
             .map_err(ServiceError::from)
             .map_err(|error| match error.store_error() {
                 Some(StoreError::AlreadyExists) => name_taken(display_name, parent),
@@ -107,44 +130,34 @@ impl App {
             })
     }
 
-    /// Replaces `loaded` with `stored` if the record is still what was loaded
-    /// (compare-and-swap), with `audit` in the same transaction; answers with
-    /// the connection as a read would decode it.
+    /// Replaces `loaded` with `connection` (secrets sealed into
+    /// `sealed_secrets`) if the record is still at the revision that was
+    /// loaded (compare-and-swap), with `audit` in the same transaction;
+    /// answers with the connection as a read would decode it.
     pub(super) async fn write_back(
         &self,
         loaded: &Loaded,
-        stored: StoredConnection,
+        connection: &v1::Connection,
+        sealed_secrets: &[u8],
         name: &str,
         audit: Option<AuditAppend<'_>>,
     ) -> Result<(v1::Connection, Option<u64>), ServiceError> {
-        let display_name = stored
-            .connection
-            .as_ref()
-            .map(|c| c.display_name.clone())
-            .unwrap_or_default();
-        let record = ConnectionRecord {
-            tenant_id: loaded.tenant.clone(),
-            id: loaded.id.clone(),
-            display_name_key: display_name.to_lowercase(),
-            value: stored.encode_to_vec(),
-        };
-        let value = record.value.clone();
-        let expected = loaded.value.clone();
+        let record = to_record(&loaded.tenant, &loaded.id, connection, sealed_secrets);
         let parent = tenant_name(&loaded.tenant);
-        let sequence = self
+        let committed = self
             .store
-            .update_connection_async(&record, &expected, audit)
+            .update_connection(&record, loaded.revision, audit)
             .await
             .map_err(ServiceError::from)
             .map_err(|error| match error.store_error() {
-                Some(StoreError::AlreadyExists) => name_taken(&display_name, &parent),
+                Some(StoreError::AlreadyExists) => name_taken(&connection.display_name, &parent),
                 _ => error.naming_missing(name),
             })?;
         tracing::info!(tenant = %loaded.tenant, connection = %loaded.id, "connection updated");
-        Ok((decode_connection(&value)?, sequence))
+        Ok((connection_view(&record)?, committed.audit_seq))
     }
 
-    /// Deletes `loaded` if it is still what was loaded, with `audit` in the same transaction.
+    /// Deletes `loaded` if it is still at the loaded revision, with `audit` in the same transaction.
     pub(super) async fn remove(
         &self,
         loaded: &Loaded,
@@ -152,8 +165,9 @@ impl App {
         audit: Option<AuditAppend<'_>>,
     ) -> Result<Option<u64>, ServiceError> {
         self.store
-            .delete_connection_async(&loaded.tenant, &loaded.id, Some(&loaded.value), audit)
+            .delete_connection(&loaded.tenant, &loaded.id, Some(loaded.revision), audit)
             .await
+            .map(|committed| committed.audit_seq)
             .map_err(ServiceError::from)
             .map_err(|error| error.naming_missing(name))
     }
@@ -164,10 +178,11 @@ impl App {
         tenant: &str,
         ids: Vec<String>,
     ) -> Result<(), ServiceError> {
-        let t = tenant.to_owned();
-        self.blocking(move |store| store.batch_delete(&t, &ids))
+        self.store
+            .batch_delete(tenant, &ids)
             .await
             .map(drop)
+            .map_err(ServiceError::from)
             .map_err(|error| {
                 error.naming_missing("one or more of the named connections (nothing was deleted)")
             })

@@ -52,7 +52,7 @@ impl App {
             }
             Some(v1::test_connection_request::Target::Connection(mut connection)) => {
                 let tenant = parse_tenant(&request.parent, "parent")?;
-                self.require_tenant(&tenant, &request.parent)?;
+                self.require_tenant(&tenant, &request.parent).await?;
                 let secrets = take_secrets(&mut connection);
                 let checked = self.check(&connection, &secrets).await?;
                 let test = plugin::TestRequest {
@@ -82,13 +82,16 @@ impl App {
             let Ok(loaded) = self.load(name, "name").await else {
                 return;
             };
-            let mut stored = loaded.stored.clone();
-            if let Some(connection) = stored.connection.as_mut() {
-                connection.last_test = Some(result.clone());
-            }
-            stored.revision += 1;
+            let mut connection = loaded.connection().clone();
+            connection.last_test = Some(result.clone());
             match self
-                .write_back(&loaded, stored, name, None)
+                .write_back(
+                    &loaded,
+                    &connection,
+                    &loaded.stored.sealed_secrets,
+                    name,
+                    None,
+                )
                 .await
                 .map(|(connection, _)| connection)
             {

@@ -10,7 +10,6 @@ use super::secrets::describe_secrets;
 use crate::app::{App, etag_of};
 use crate::clock::timestamp_now;
 use crate::error::ServiceError;
-use crate::pb::storage::StoredConnection;
 use crate::pb::v1;
 use crate::plugin_messages::config_to_struct;
 
@@ -126,12 +125,10 @@ impl App {
         if config_changed {
             next.last_test = None;
         }
-        let stored = StoredConnection {
-            connection: Some(next),
-            sealed_secrets: self.seal(&loaded.tenant, &loaded.id, &secrets)?,
-            revision: loaded.stored.revision + 1,
-        };
-        let updated = self.write_back(&loaded, stored, &patch.name, audit).await?;
+        let sealed = self.seal(&loaded.tenant, &loaded.id, &secrets)?;
+        let updated = self
+            .write_back(&loaded, &next, &sealed, &patch.name, audit)
+            .await?;
         if config_changed {
             // The catalog was read through the old settings: drop it.
             self.forget_metadata(&loaded.tenant, &loaded.id).await;

@@ -1,7 +1,6 @@
 //! The metadata cache: entries in the store's tenant-scoped cache tree,
 //! keyed by connection and parameters, and their invalidation.
 
-use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use prost::Message;
@@ -46,14 +45,9 @@ impl App {
         tenant: &str,
         id: Option<&str>,
     ) -> Result<usize, ServiceError> {
-        let epoch = Arc::clone(&self.metadata.epoch);
-        let (tenant, id) = (tenant.to_owned(), id.map(str::to_owned));
-        self.blocking(move |store| {
-            let mut epoch = epoch.lock().unwrap_or_else(PoisonError::into_inner);
-            *epoch += 1;
-            store.clear_cache(&tenant, id.as_deref())
-        })
-        .await
+        let mut epoch = self.metadata.epoch.lock().await;
+        *epoch += 1;
+        Ok(self.store.clear_cache(tenant, id).await?)
     }
 
     /// A fresh cache entry, if there is one (and caching is on).
@@ -67,10 +61,7 @@ impl App {
         if ttl.is_zero() {
             return Ok(None);
         }
-        let (t, i, k) = (tenant.to_owned(), id.to_owned(), cache_key.to_owned());
-        let entry = self
-            .blocking(move |store| store.get_cache(&t, &i, &k))
-            .await?;
+        let entry = self.store.get_cache(tenant, id, cache_key).await?;
         Ok(entry.and_then(|entry| decode_entry(&entry, ttl)))
     }
 
@@ -81,24 +72,19 @@ impl App {
         key: &FlightKey,
         response: &v1::DiscoverMetadataResponse,
     ) {
-        let epoch = Arc::clone(&self.metadata.epoch);
         let entry = encode_entry(response);
-        let (tenant, id, cache_key, started) = (
-            key.tenant.clone(),
-            key.id.clone(),
-            key.cache_key.clone(),
-            key.epoch,
-        );
-        let stored = self
-            .blocking(move |store| {
-                let epoch = epoch.lock().unwrap_or_else(PoisonError::into_inner);
-                if *epoch != started {
-                    return Ok(false);
-                }
-                store.put_cache(&tenant, &id, &cache_key, &entry)?;
-                Ok(true)
-            })
-            .await;
+        let stored: Result<bool, ServiceError> = async {
+            let epoch = self.metadata.epoch.lock().await;
+            if *epoch != key.epoch {
+                return Ok(false);
+            }
+            let put = self
+                .store
+                .put_cache(&key.tenant, &key.id, &key.cache_key, &entry);
+            put.await?;
+            Ok(true)
+        }
+        .await;
         match stored {
             Ok(true) => {}
             Ok(false) => {

@@ -41,7 +41,8 @@ pub(in crate::app) struct MetadataState {
     pub(super) flights: Mutex<HashMap<FlightKey, Flight>>,
     /// Bumped by every invalidation. Held while a read stores its result and
     /// while an invalidation clears the store, so the two never interleave.
-    pub(super) epoch: Arc<Mutex<u64>>,
+    /// An async lock: it is held across the store call.
+    pub(super) epoch: tokio::sync::Mutex<u64>,
     /// Ids of reads, so a finished read removes only its own map entry.
     pub(super) next_flight: AtomicU64,
     /// Plugin `discover` calls made (for logs and tests).
@@ -50,8 +51,8 @@ pub(in crate::app) struct MetadataState {
 
 impl MetadataState {
     /// The current invalidation epoch.
-    pub(super) fn epoch(&self) -> u64 {
-        *self.epoch.lock().unwrap_or_else(PoisonError::into_inner)
+    pub(super) async fn epoch(&self) -> u64 {
+        *self.epoch.lock().await
     }
 }
 

@@ -69,7 +69,7 @@ impl App {
             id,
             cache_key,
             refresh: request.refresh,
-            epoch: self.metadata.epoch(),
+            epoch: self.metadata.epoch().await,
         };
         self.join_flight(key, &request.name, params, timeout).await
     }
@@ -85,12 +85,12 @@ impl App {
         let (tenant, id) = match request.target {
             Some(Target::Name(name)) => {
                 let (tenant, id) = parse_connection(&name, "name")?;
-                self.require_connection(&tenant, &id, &name)?;
+                self.require_connection(&tenant, &id, &name).await?;
                 (tenant, Some(id))
             }
             Some(Target::Parent(parent)) => {
                 let tenant = parse_tenant(&parent, "parent")?;
-                self.require_tenant(&tenant, &parent)?;
+                self.require_tenant(&tenant, &parent).await?;
                 (tenant, None)
             }
             None => {

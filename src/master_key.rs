@@ -1,4 +1,5 @@
-//! Loads the master key and the keyring kept in the store.
+//! Loads the master key, and the keyring (data keys wrapped under it) kept
+//! in the store.
 //!
 //! The store keeps a key check value and the wrapped data keys in its `meta`
 //! tree: a wrong master key is refused at start, before anything is served.
@@ -6,7 +7,7 @@
 use std::path::Path;
 
 use connvault_crypto::{CryptoError, Keyring, MasterKey, WrappedKey};
-use connvault_store::{Store, StoreError};
+use connvault_store::{MetaStore, StoreError};
 use secrecy::{ExposeSecret, SecretString};
 
 const CHECK_VALUE_KEY: &str = "keyring/check_value";
@@ -84,15 +85,18 @@ pub fn load_master_key(
 
 /// Opens the keyring stored in `store`, creating it (check value and a first
 /// data key) on a new data directory. A wrong master key is refused.
-pub fn open_keyring(store: &Store, master: MasterKey) -> Result<Keyring, KeyError> {
+pub async fn open_keyring<S: MetaStore + ?Sized>(
+    store: &S,
+    master: MasterKey,
+) -> Result<Keyring, KeyError> {
     let check = Keyring::check_value(&master);
-    match store.get_meta(CHECK_VALUE_KEY)? {
+    match store.get_meta(CHECK_VALUE_KEY).await? {
         Some(stored) => {
             Keyring::verify_check_value(&master, &stored).map_err(|_| KeyError::WrongMasterKey)?
         }
-        None => store.cas_meta(CHECK_VALUE_KEY, None, Some(&check))?,
+        None => store.cas_meta(CHECK_VALUE_KEY, None, Some(&check)).await?,
     }
-    let wrapped = match store.get_meta(WRAPPED_KEYS_KEY)? {
+    let wrapped = match store.get_meta(WRAPPED_KEYS_KEY).await? {
         Some(bytes) => WrappedKey::decode_list(&bytes)?,
         None => Vec::new(),
     };
@@ -103,7 +107,9 @@ pub fn open_keyring(store: &Store, master: MasterKey) -> Result<Keyring, KeyErro
     if keyring.current_version().is_none() {
         keyring.add_data_key()?;
         let encoded = WrappedKey::encode_list(keyring.wrapped_keys());
-        store.cas_meta(WRAPPED_KEYS_KEY, None, Some(&encoded))?;
+        store
+            .cas_meta(WRAPPED_KEYS_KEY, None, Some(&encoded))
+            .await?;
     }
     Ok(keyring)
 }

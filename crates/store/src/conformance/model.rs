@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
 
-use crate::{ConnectionRecord, Store, StoreError, StoreOptions, TenantRecord};
+use super::Backend;
+use crate::{ConnectionQuery, ConnectionRecord, Store, StoreError, TenantRecord};
 
 /// `a` and `ab` on purpose: a prefix bug would show as cross-tenant records.
 const TENANTS: [&str; 3] = ["a", "ab", "b"];
@@ -58,8 +60,8 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// (tenant, id) -> (name key, value)
-type Model = BTreeMap<(String, String), (String, Vec<u8>)>;
+/// (tenant, id) -> (name key, value, revision)
+type Model = BTreeMap<(String, String), (String, Vec<u8>, u64)>;
 
 fn ids_of(model: &Model, tenant: &str) -> Vec<String> {
     model
@@ -72,7 +74,7 @@ fn ids_of(model: &Model, tenant: &str) -> Vec<String> {
 fn name_taken(model: &Model, tenant: &str, name: &str, except: Option<&str>) -> bool {
     model
         .iter()
-        .any(|((t, id), (n, _))| t == tenant && n == name && Some(id.as_str()) != except)
+        .any(|((t, id), (n, _, _))| t == tenant && n == name && Some(id.as_str()) != except)
 }
 
 fn pick(model: &Model, tenant: &str, pick: usize) -> String {
@@ -97,20 +99,48 @@ fn same<T: std::fmt::Debug>(
     }
 }
 
-fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let store = Store::open(
-        dir.path().join("data"),
-        StoreOptions::default().with_durable(false),
-    )
-    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+fn record(tenant: &str, id: &str, name: &str, value: Vec<u8>) -> ConnectionRecord {
+    ConnectionRecord {
+        tenant_id: tenant.into(),
+        id: id.into(),
+        display_name_key: name.into(),
+        index: Default::default(),
+        revision: 0,
+        value,
+    }
+}
+
+fn fail(error: impl std::fmt::Display) -> TestCaseError {
+    TestCaseError::fail(error.to_string())
+}
+
+async fn page(
+    store: &dyn Store,
+    tenant: &str,
+    after: Option<String>,
+    limit: usize,
+) -> Result<crate::ConnectionPage, TestCaseError> {
+    store
+        .list_connections(&ConnectionQuery {
+            tenant_id: tenant.into(),
+            filter: Default::default(),
+            order: Default::default(),
+            after,
+            limit,
+        })
+        .await
+        .map_err(fail)
+}
+
+async fn run(store: &dyn Store, ops: Vec<Op>) -> Result<(), TestCaseError> {
     for t in TENANTS {
         store
             .create_tenant(&TenantRecord {
                 tenant_id: t.into(),
                 value: vec![],
             })
-            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            .await
+            .map_err(fail)?;
     }
     let mut model = Model::new();
     let mut next_id = 0u32;
@@ -125,21 +155,16 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 next_id += 1;
                 let id = format!("{next_id:08}");
                 let name = format!("name-{name}");
-                let record = ConnectionRecord {
-                    tenant_id: t.into(),
-                    id: id.clone(),
-                    display_name_key: name.clone(),
-                    value: vec![value],
-                };
                 let expected = if name_taken(&model, t, &name, None) {
                     Err("AlreadyExists")
                 } else {
                     Ok(())
                 };
                 if expected.is_ok() {
-                    model.insert((t.into(), id), (name, vec![value]));
+                    model.insert((t.into(), id.clone()), (name.clone(), vec![value], 1));
                 }
-                same(store.create_connection(&record), expected)?;
+                let new = record(t, &id, &name, vec![value]);
+                same(store.create_connection(&new, None).await, expected)?;
             }
             Op::Update {
                 tenant,
@@ -152,26 +177,27 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let id = pick(&model, t, p);
                 let name = format!("name-{name}");
                 let current = model.get(&(t.to_owned(), id.clone())).cloned();
-                let expected_old = match (&current, stale) {
-                    (Some((_, v)), false) => v.clone(),
-                    _ => vec![0xAA, 0xBB], // never a stored value (those are 1 byte)
-                };
-                let record = ConnectionRecord {
-                    tenant_id: t.into(),
-                    id: id.clone(),
-                    display_name_key: name.clone(),
-                    value: vec![value],
+                let expected_revision = match (&current, stale) {
+                    (Some((_, _, revision)), false) => *revision,
+                    (Some((_, _, revision)), true) => revision + 5,
+                    (None, _) => 1,
                 };
                 let expected = match &current {
                     None => Err("NotFound"),
                     Some(_) if stale => Err("Conflict"),
                     Some(_) if name_taken(&model, t, &name, Some(&id)) => Err("AlreadyExists"),
-                    Some(_) => {
-                        model.insert((t.into(), id), (name, vec![value]));
+                    Some((_, _, revision)) => {
+                        let revision = revision + 1;
+                        model.insert(
+                            (t.into(), id.clone()),
+                            (name.clone(), vec![value], revision),
+                        );
                         Ok(())
                     }
                 };
-                same(store.update_connection(&record, &expected_old), expected)?;
+                let new = record(t, &id, &name, vec![value]);
+                let updated = store.update_connection(&new, expected_revision, None);
+                same(updated.await, expected)?;
             }
             Op::Delete {
                 tenant,
@@ -183,9 +209,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let id = pick(&model, t, p);
                 let key = (t.to_owned(), id.clone());
                 let current = model.get(&key).cloned();
-                let expected_value = match (&current, stale) {
-                    (Some((_, v)), false) => v.clone(),
-                    _ => vec![0xAA, 0xBB],
+                let expected_revision = match (&current, stale) {
+                    (Some((_, _, revision)), false) => *revision,
+                    (Some((_, _, revision)), true) => revision + 5,
+                    (None, _) => 1,
                 };
                 let expected = match &current {
                     None => Err("NotFound"),
@@ -195,10 +222,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         Ok(())
                     }
                 };
-                same(
-                    store.delete_connection(t, &id, check.then_some(expected_value.as_slice())),
-                    expected,
-                )?;
+                let deleted =
+                    store.delete_connection(t, &id, check.then_some(expected_revision), None);
+                same(deleted.await, expected)?;
             }
             Op::BatchDelete {
                 tenant,
@@ -221,29 +247,27 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 } else {
                     Err("NotFound")
                 };
-                same(store.batch_delete(t, &ids), expected)?;
+                same(store.batch_delete(t, &ids).await, expected)?;
             }
-            Op::List { tenant, page } => {
+            Op::List { tenant, page: size } => {
                 let t = TENANTS[tenant];
                 let mut cursor: Option<String> = None;
                 let mut seen = Vec::new();
                 loop {
-                    let batch = store
-                        .list_connections(t, cursor.as_deref(), page)
-                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
-                    prop_assert!(batch.len() <= page);
-                    let Some(last) = batch.last() else { break };
-                    cursor = Some(last.id.clone());
-                    seen.extend(batch);
+                    let batch = page(store, t, cursor.take(), size).await?;
+                    prop_assert!(batch.records.len() <= size);
+                    seen.extend(batch.records);
+                    match batch.next {
+                        Some(next) => cursor = Some(next),
+                        None => break,
+                    }
                 }
                 let expected: Vec<ConnectionRecord> = model
                     .iter()
                     .filter(|((mt, _), _)| mt == t)
-                    .map(|((mt, id), (name, value))| ConnectionRecord {
-                        tenant_id: mt.clone(),
-                        id: id.clone(),
-                        display_name_key: name.clone(),
-                        value: value.clone(),
+                    .map(|((mt, id), (name, value, revision))| ConnectionRecord {
+                        revision: *revision,
+                        ..record(mt, id, name, value.clone())
                     })
                     .collect();
                 prop_assert_eq!(seen, expected);
@@ -252,36 +276,45 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     }
     // Final state: records, counters and the name index agree with the model.
     for t in TENANTS {
-        let listed = store
-            .list_connections(t, None, usize::MAX)
-            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let listed = page(store, t, None, 10_000).await?.records;
         let ids: Vec<String> = listed.iter().map(|c| c.id.clone()).collect();
         prop_assert_eq!(&ids, &ids_of(&model, t));
         prop_assert_eq!(
-            store.tenant_connection_count(t).ok(),
+            store.tenant_connection_count(t).await.ok(),
             Some(ids.len() as u64)
         );
         for record in &listed {
             let owner = store
                 .find_connection_by_name(t, &record.display_name_key)
+                .await
                 .ok()
                 .flatten();
             prop_assert_eq!(owner.as_deref(), Some(record.id.as_str()));
         }
         for n in 0..6 {
             let name = format!("name-{n}");
-            let owner = store.find_connection_by_name(t, &name).ok().flatten();
+            let owner = store.find_connection_by_name(t, &name).await.ok().flatten();
             prop_assert_eq!(owner.is_some(), name_taken(&model, t, &name, None));
         }
     }
     Ok(())
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-
-    #[test]
-    fn store_matches_btreemap_model(ops in prop::collection::vec(op(), 1..60)) {
-        run(ops)?;
+/// Runs `cases` random operation sequences, each on a fresh store of
+/// `backend`, against a `BTreeMap` model; panics with the shrunk failing
+/// sequence. Call it from a plain (not async) test: it drives `runtime`.
+pub fn check_against_model(backend: &dyn Backend, runtime: &tokio::runtime::Runtime, cases: u32) {
+    let mut runner = TestRunner::new(Config {
+        cases,
+        ..Config::default()
+    });
+    let result = runner.run(&prop::collection::vec(op(), 1..60), |ops| {
+        runtime.block_on(async {
+            let fixture = backend.fresh().await;
+            run(fixture.store.as_ref(), ops).await
+        })
+    });
+    if let Err(error) = result {
+        panic!("the store departs from the model: {error}");
     }
 }
