@@ -21,12 +21,11 @@ mod discover;
 mod render;
 mod session;
 
-use connvault_plugin_sdk::pb::{self, Stage};
+use connvault_plugin_sdk::pb;
 use connvault_plugin_sdk::{
-    Connection, Deadline, PluginError, Provider, TestReport, Violations, export_provider, schema,
+    Connection, Deadline, PluginError, Provider, Violations, export_provider, schema,
 };
-use connvault_provider_kit::fields;
-use connvault_provider_kit::net;
+use connvault_provider_kit::{engine, fields, net};
 
 /// The MySQL port when none is configured.
 pub const DEFAULT_PORT: u16 = 3306;
@@ -90,16 +89,7 @@ impl Provider for MySql {
         connection: &Connection,
         deadline: Deadline,
     ) -> Result<pb::TestResponse, PluginError> {
-        let mut report = TestReport::new();
-        let mut conn = session::open(connection, deadline, &mut report);
-        let version = report.stage(Stage::Probe, || {
-            session::probe(net::prior(conn.as_mut())?, deadline)
-        });
-        if let Some(version) = version {
-            report.server_version(version);
-        }
-        session::close(conn, deadline);
-        Ok(report.finish())
+        Ok(engine::test(self, connection, deadline))
     }
 
     fn discover(

@@ -21,11 +21,11 @@ mod discover;
 mod render;
 mod session;
 
-use connvault_plugin_sdk::pb::{self, Stage};
+use connvault_plugin_sdk::pb;
 use connvault_plugin_sdk::{
-    Connection, Deadline, PluginError, Provider, TestReport, Violations, export_provider, schema,
+    Connection, Deadline, PluginError, Provider, Violations, export_provider, schema,
 };
-use connvault_provider_kit::{fields, net, tls};
+use connvault_provider_kit::{engine, fields, net, tls};
 
 /// The PostgreSQL port when none is configured.
 pub const DEFAULT_PORT: u16 = 5432;
@@ -105,22 +105,7 @@ impl Provider for Postgres {
         connection: &Connection,
         deadline: Deadline,
     ) -> Result<pb::TestResponse, PluginError> {
-        let mut report = TestReport::new();
-        let client = session::open(connection, deadline, &mut report);
-        let version = report.stage(Stage::Probe, || {
-            session::probe(net::prior(client.as_ref())?, deadline)
-        });
-        if let Some(version) = version {
-            report.server_version(version);
-        }
-        report.stage(Stage::Authorize, || {
-            session::schema_usage(
-                net::prior(client.as_ref())?,
-                connection.str("schema"),
-                deadline,
-            )
-        });
-        Ok(report.finish())
+        Ok(engine::test(self, connection, deadline))
     }
 
     fn discover(
