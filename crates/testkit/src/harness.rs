@@ -212,3 +212,16 @@ pub fn assert_stages(response: &pb::TestResponse, stages: &[Stage], status: Stag
         );
     }
 }
+
+/// Polls `condition` every 50 ms until it holds; panics naming `what` once
+/// `limit` has passed, so a test waits for a fact instead of a fixed time.
+pub fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < limit,
+            "gave up after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use connvault_plugin_postgres::Postgres;
 use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, StageStatus, TlsMode};
 use connvault_plugin_sdk::{Deadline, Provider};
-use connvault_testkit::harness::{CANARY, Harness};
+use connvault_testkit::harness::{CANARY, Harness, wait_for};
 use connvault_testkit::provider::{category, s, stage_status};
 use connvault_testkit::servers::{self, PgOptions, TestCa};
 
@@ -172,7 +172,15 @@ fn tls_modes_against_a_tls_server() {
         format!("hostssl all certuser 127.0.0.1/32 cert\n{hba_text}"),
     )
     .unwrap();
+    // pg_reload_conf only signals the postmaster: wait until it has re-read
+    // its files, which new sessions see as a later pg_conf_load_time().
+    let loaded = pg.psql("SELECT pg_conf_load_time()");
     pg.psql("SELECT pg_reload_conf()");
+    wait_for(
+        "the postmaster to reload pg_hba.conf",
+        Duration::from_secs(30),
+        || pg.psql("SELECT pg_conf_load_time()") != loaded,
+    );
     let client = ca.client("certuser");
     let mut spec = PG.login(pg.port(), "certuser", "unused");
     spec.secrets.clear();
@@ -184,8 +192,6 @@ fn tls_modes_against_a_tls_server() {
         client_key_pem: client.key_pem,
         ..Default::default()
     });
-    // pg_reload_conf is asynchronous: give the postmaster a moment.
-    std::thread::sleep(Duration::from_millis(300));
     let response = PG.test(spec);
     assert!(response.success, "client certificate: {response:#?}");
 }
