@@ -25,7 +25,7 @@ use connvault_plugin_sdk::pb;
 use connvault_plugin_sdk::{
     Connection, Deadline, PluginError, Provider, Violations, export_provider, schema,
 };
-use connvault_provider_kit::{engine, fields, net};
+use connvault_provider_kit::{engine, fields, net, tls};
 
 /// The MySQL port when none is configured.
 pub const DEFAULT_PORT: u16 = 3306;
@@ -72,16 +72,7 @@ impl Provider for MySql {
 
     fn validate(&self, connection: &Connection, violations: &mut Violations) {
         fields::check_host(connection.str("host"), violations);
-        let tls = &connection.tls;
-        let material = !tls.ca_pem.is_empty()
-            || !tls.client_cert_pem.is_empty()
-            || !tls.server_name.is_empty();
-        if connection.tls_mode() == pb::TlsMode::Disable && material {
-            violations.add(
-                "tls.mode",
-                "TLS material or a server name is set but TLS is disabled: choose a TLS mode",
-            );
-        }
+        tls::check_mode(connection, violations);
     }
 
     fn test(

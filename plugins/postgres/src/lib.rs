@@ -97,7 +97,8 @@ impl Provider for Postgres {
 
     fn validate(&self, connection: &Connection, violations: &mut Violations) {
         fields::check_host(connection.str("host"), violations);
-        validate_tls(connection, violations);
+        tls::check_mode(connection, violations);
+        tls::check_pem(&connection.tls, violations);
     }
 
     fn test(
@@ -124,20 +125,6 @@ impl Provider for Postgres {
     ) -> Result<pb::RenderResponse, PluginError> {
         Ok(render::render(connection, include_secrets))
     }
-}
-
-/// TLS material must match the mode and parse.
-fn validate_tls(connection: &Connection, violations: &mut Violations) {
-    let tls = &connection.tls;
-    let material =
-        !tls.ca_pem.is_empty() || !tls.client_cert_pem.is_empty() || !tls.server_name.is_empty();
-    if connection.tls_mode() == pb::TlsMode::Disable && material {
-        violations.add(
-            "tls.mode",
-            "TLS material or a server name is set but TLS is disabled: choose a TLS mode",
-        );
-    }
-    tls::check_pem(tls, violations);
 }
 
 export_provider!(Postgres);

@@ -68,17 +68,8 @@ impl Provider for Redis {
         if !connection.str("username").is_empty() && connection.secret("password").is_none() {
             violations.add("secrets.password", "an ACL username needs a password");
         }
-        let tls = &connection.tls;
-        let material = !tls.ca_pem.is_empty()
-            || !tls.client_cert_pem.is_empty()
-            || !tls.server_name.is_empty();
-        if connection.tls_mode() == pb::TlsMode::Disable && material {
-            violations.add(
-                "tls.mode",
-                "TLS material or a server name is set but TLS is disabled: choose a TLS mode",
-            );
-        }
-        tls::check_pem(tls, violations);
+        tls::check_mode(connection, violations);
+        tls::check_pem(&connection.tls, violations);
     }
 
     fn test(
