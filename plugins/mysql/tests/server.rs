@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use connvault_plugin_mysql::MySql;
 use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, StageStatus, TlsMode};
 use connvault_plugin_sdk::{Deadline, Provider, block_on};
-use connvault_testkit::harness::{CANARY, Harness};
+use connvault_testkit::harness::{CANARY, Harness, assert_stages};
 use connvault_testkit::provider::{category, s, stage_status};
 use connvault_testkit::servers::{self, MariaDb, MariaDbOptions, TestCa};
 use mysql_async::prelude::Queryable;
@@ -24,18 +24,16 @@ fn plain_server_stages_and_failure_categories() {
 
     let ok = DB.test(DB.login(db.port(), db.user(), db.password()));
     assert!(ok.success, "{ok:#?}");
-    for stage in [
-        Stage::Resolve,
-        Stage::Connect,
-        Stage::Authenticate,
-        Stage::Probe,
-    ] {
-        assert_eq!(
-            stage_status(&ok, stage),
-            Some(StageStatus::Ok),
-            "{stage:?} in {ok:#?}"
-        );
-    }
+    assert_stages(
+        &ok,
+        &[
+            Stage::Resolve,
+            Stage::Connect,
+            Stage::Authenticate,
+            Stage::Probe,
+        ],
+        StageStatus::Ok,
+    );
     assert_eq!(stage_status(&ok, Stage::Tls), Some(StageStatus::Skipped));
     assert!(
         ok.server_version.contains("MariaDB"),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use connvault_plugin_postgres::Postgres;
 use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, StageStatus, TlsMode};
 use connvault_plugin_sdk::{Deadline, Provider};
-use connvault_testkit::harness::{CANARY, Harness, wait_for};
+use connvault_testkit::harness::{CANARY, Harness, assert_stages, wait_for};
 use connvault_testkit::provider::{category, s, stage_status};
 use connvault_testkit::servers::{self, PgOptions, TestCa};
 
@@ -24,19 +24,17 @@ fn plain_server_stages_and_failure_categories() {
 
     let ok = PG.test(PG.login(pg.port(), pg.user(), pg.password()));
     assert!(ok.success, "{ok:#?}");
-    for stage in [
-        Stage::Resolve,
-        Stage::Connect,
-        Stage::Authenticate,
-        Stage::Probe,
-        Stage::Authorize,
-    ] {
-        assert_eq!(
-            stage_status(&ok, stage),
-            Some(StageStatus::Ok),
-            "{stage:?} in {ok:#?}"
-        );
-    }
+    assert_stages(
+        &ok,
+        &[
+            Stage::Resolve,
+            Stage::Connect,
+            Stage::Authenticate,
+            Stage::Probe,
+            Stage::Authorize,
+        ],
+        StageStatus::Ok,
+    );
     assert_eq!(stage_status(&ok, Stage::Tls), Some(StageStatus::Skipped));
     assert!(
         ok.server_version.starts_with(char::is_numeric),
