@@ -45,7 +45,7 @@ pub(crate) struct InProcess {
     _memfd: ManuallyDrop<memfd::Memfd>,
 }
 
-/// What [`load`](super::load) hands over to make an [`InProcess`].
+/// What loading (`load.rs`) hands over to make an [`InProcess`].
 pub(super) struct Parts {
     /// The plugin's name from its descriptor.
     pub(super) name: String,

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 /// Counters that say how a plugin is doing.
 ///
 /// Shared by the raw call (calls, panics) and the scheduler (abandoned, hung),
-/// and read through [`Plugin::stats`](super::Plugin::stats).
+/// and read through `Plugin::stats`.
 #[derive(Debug, Default)]
 pub struct PluginStats {
     /// Calls made.

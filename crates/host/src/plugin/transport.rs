@@ -2,7 +2,7 @@
 //!
 //! The scheduler decides when and on which thread a call runs; a
 //! [`Transport`] carries it to the plugin and back. Today the only transport
-//! is the in-process library ([`InProcess`](super::raw::InProcess)); a
+//! is the in-process library (`InProcess` in `raw.rs`); a
 //! transport that runs the plugin in a child process fits here without the
 //! scheduler changing.
 
