@@ -31,7 +31,7 @@
 use std::time::{Duration, Instant};
 
 use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, StageStatus, TlsMode};
-use connvault_plugin_sdk::{Connection, Deadline, Provider};
+use connvault_plugin_sdk::{Connection, Deadline, PluginError, Provider, code};
 
 use crate::provider::{self, category, closed_port, s, silent_server, stage_status};
 
@@ -200,6 +200,71 @@ impl<P: Provider> Harness<P> {
             assert!(!format!("{response:?}").contains("CANARY"));
         }
     }
+
+    /// The provider's `discover` within [`provider::TEST_DEADLINE_MS`].
+    pub fn discover(
+        &self,
+        connection: &Connection,
+        request: &pb::DiscoverRequest,
+    ) -> Result<pb::DiscoverResponse, PluginError> {
+        self.provider.discover(
+            connection,
+            request,
+            Deadline::from_millis(provider::TEST_DEADLINE_MS),
+        )
+    }
+
+    /// Limits cut the seeded `shop` catalog (tables `big_orders`,
+    /// `customers`, `orders`) and say so.
+    pub fn check_discover_limits(&self, connection: &Connection) {
+        let request = pb::DiscoverRequest {
+            schema_filter: "sh*".into(),
+            table_filter: "*o*".into(),
+            max_tables: 1,
+            max_columns_per_table: 1,
+            include_columns: true,
+            ..Default::default()
+        };
+        let bounded = self.discover(connection, &request).unwrap();
+        assert!(bounded.truncated);
+        assert_eq!(bounded.schemas[0].tables.len(), 1);
+        assert_eq!(bounded.schemas[0].tables[0].name, "big_orders");
+        assert_eq!(bounded.schemas[0].tables[0].columns.len(), 1);
+    }
+
+    /// Discover reports a wrong password (in `spec`) as UNAUTHENTICATED.
+    pub fn check_discover_refuses_wrong_password(
+        &self,
+        spec: pb::ConnectionSpec,
+        request: &pb::DiscoverRequest,
+    ) {
+        let wrong = self.discover(&self.connection(spec), request).unwrap_err();
+        assert_eq!(wrong.0.code, code::UNAUTHENTICATED);
+    }
+}
+
+/// A discovered column: name, type, nullable, position.
+pub type ColumnSummary = (String, String, bool, u32);
+
+/// A discovered table: name, kind and columns.
+pub type TableSummary = (String, String, Vec<ColumnSummary>);
+
+/// A discovered table as a [`TableSummary`], for comparing with what a test seeded.
+pub fn table_summary(table: &pb::Table) -> TableSummary {
+    (
+        table.name.clone(),
+        table.kind.clone(),
+        table
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.data_type.clone(), c.nullable, c.position))
+            .collect(),
+    )
+}
+
+/// The [`ColumnSummary`] a test expects.
+pub fn col(name: &str, ty: &str, nullable: bool, position: u32) -> ColumnSummary {
+    (name.to_owned(), ty.to_owned(), nullable, position)
 }
 
 /// Asserts that each of `stages` has `status` in `response`.

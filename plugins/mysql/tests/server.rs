@@ -6,17 +6,16 @@ use std::sync::LazyLock;
 
 use connvault_plugin_mysql::MySql;
 use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, StageStatus, TlsMode};
-use connvault_plugin_sdk::{Deadline, Provider, block_on};
-use connvault_testkit::harness::{CANARY, Harness, assert_stages};
+use connvault_plugin_sdk::{Provider, block_on};
+use connvault_testkit::harness::{
+    CANARY, Harness, TableSummary, assert_stages, col, table_summary,
+};
 use connvault_testkit::provider::{category, s, stage_status};
 use connvault_testkit::servers::{self, MariaDb, MariaDbOptions, TestCa};
 use mysql_async::prelude::Queryable;
 
 /// The MySQL provider under test, for the whole test process.
 static DB: LazyLock<Harness<MySql>> = LazyLock::new(|| Harness::new(MySql));
-
-/// A table's name, kind and columns (name, type, nullable, position).
-type TableSummary = (String, String, Vec<(String, String, bool, u32)>);
 
 #[test]
 fn plain_server_stages_and_failure_categories() {
@@ -138,16 +137,11 @@ fn discover_returns_exactly_the_seeded_catalog() {
          CREATE VIEW shop.big_orders AS SELECT id, total FROM shop.orders WHERE total > 100;",
     );
     let connection = DB.connection(DB.login(db.port(), db.user(), db.password()));
-    let found = MySql
-        .discover(
-            &connection,
-            &pb::DiscoverRequest {
-                include_columns: true,
-                ..Default::default()
-            },
-            Deadline::from_millis(5000),
-        )
-        .unwrap();
+    let request = pb::DiscoverRequest {
+        include_columns: true,
+        ..Default::default()
+    };
+    let found = DB.discover(&connection, &request).unwrap();
     assert!(!found.truncated);
     let summary: Vec<(String, Vec<TableSummary>)> = found
         .schemas
@@ -155,29 +149,10 @@ fn discover_returns_exactly_the_seeded_catalog() {
         .map(|schema| {
             (
                 schema.name.clone(),
-                schema
-                    .tables
-                    .iter()
-                    .map(|table| {
-                        (
-                            table.name.clone(),
-                            table.kind.clone(),
-                            table
-                                .columns
-                                .iter()
-                                .map(|c| {
-                                    (c.name.clone(), c.data_type.clone(), c.nullable, c.position)
-                                })
-                                .collect(),
-                        )
-                    })
-                    .collect(),
+                schema.tables.iter().map(table_summary).collect(),
             )
         })
         .collect();
-    let col = |name: &str, ty: &str, nullable: bool, position: u32| {
-        (name.to_owned(), ty.to_owned(), nullable, position)
-    };
     assert_eq!(
         summary,
         vec![(
@@ -213,33 +188,11 @@ fn discover_returns_exactly_the_seeded_catalog() {
         )]
     );
 
-    let bounded = MySql
-        .discover(
-            &connection,
-            &pb::DiscoverRequest {
-                schema_filter: "sh*".into(),
-                table_filter: "*o*".into(),
-                max_tables: 1,
-                max_columns_per_table: 1,
-                include_columns: true,
-                ..Default::default()
-            },
-            Deadline::from_millis(5000),
-        )
-        .unwrap();
-    assert!(bounded.truncated);
-    assert_eq!(bounded.schemas[0].tables.len(), 1);
-    assert_eq!(bounded.schemas[0].tables[0].name, "big_orders");
-    assert_eq!(bounded.schemas[0].tables[0].columns.len(), 1);
-
-    let wrong = MySql
-        .discover(
-            &DB.connection(DB.login(db.port(), db.user(), "wrong")),
-            &pb::DiscoverRequest::default(),
-            Deadline::from_millis(5000),
-        )
-        .unwrap_err();
-    assert_eq!(wrong.0.code, connvault_plugin_sdk::code::UNAUTHENTICATED);
+    DB.check_discover_limits(&connection);
+    DB.check_discover_refuses_wrong_password(
+        DB.login(db.port(), db.user(), "wrong"),
+        &pb::DiscoverRequest::default(),
+    );
 }
 
 #[test]

@@ -6,17 +6,16 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use connvault_plugin_postgres::Postgres;
+use connvault_plugin_sdk::Provider;
 use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, StageStatus, TlsMode};
-use connvault_plugin_sdk::{Deadline, Provider};
-use connvault_testkit::harness::{CANARY, Harness, assert_stages, wait_for};
+use connvault_testkit::harness::{
+    CANARY, Harness, TableSummary, assert_stages, col, table_summary, wait_for,
+};
 use connvault_testkit::provider::{category, s, stage_status};
 use connvault_testkit::servers::{self, PgOptions, TestCa};
 
 /// The PostgreSQL provider under test, for the whole test process.
 static PG: LazyLock<Harness<Postgres>> = LazyLock::new(|| Harness::new(Postgres));
-
-/// A table's name, kind and columns (name, type, nullable, position).
-type TableSummary = (String, String, Vec<(String, String, bool, u32)>);
 
 #[test]
 fn plain_server_stages_and_failure_categories() {
@@ -209,31 +208,12 @@ fn discover_returns_exactly_the_seeded_catalog() {
         include_columns: true,
         ..Default::default()
     };
-    let found = Postgres
-        .discover(&connection, &request, Deadline::from_millis(5000))
-        .unwrap();
+    let found = PG.discover(&connection, &request).unwrap();
     assert!(!found.truncated);
     assert_eq!(found.schemas.len(), 1);
     let shop = &found.schemas[0];
     assert_eq!(shop.name, "shop");
-    let summary: Vec<TableSummary> = shop
-        .tables
-        .iter()
-        .map(|table| {
-            (
-                table.name.clone(),
-                table.kind.clone(),
-                table
-                    .columns
-                    .iter()
-                    .map(|c| (c.name.clone(), c.data_type.clone(), c.nullable, c.position))
-                    .collect(),
-            )
-        })
-        .collect();
-    let col = |name: &str, ty: &str, nullable: bool, position: u32| {
-        (name.to_owned(), ty.to_owned(), nullable, position)
-    };
+    let summary: Vec<TableSummary> = shop.tables.iter().map(table_summary).collect();
     assert_eq!(
         summary,
         vec![
@@ -267,12 +247,8 @@ fn discover_returns_exactly_the_seeded_catalog() {
     );
 
     // All schemas the user can use: public and shop, nothing from the catalog.
-    let all = Postgres
-        .discover(
-            &connection,
-            &pb::DiscoverRequest::default(),
-            Deadline::from_millis(5000),
-        )
+    let all = PG
+        .discover(&connection, &pb::DiscoverRequest::default())
         .unwrap();
     let names: Vec<&str> = all
         .schemas
@@ -281,35 +257,8 @@ fn discover_returns_exactly_the_seeded_catalog() {
         .collect();
     assert_eq!(names, ["public", "shop"]);
 
-    // Limits cut the catalog and say so.
-    let bounded = Postgres
-        .discover(
-            &connection,
-            &pb::DiscoverRequest {
-                schema_filter: "sh*".into(),
-                table_filter: "*o*".into(),
-                max_tables: 1,
-                max_columns_per_table: 1,
-                include_columns: true,
-                ..Default::default()
-            },
-            Deadline::from_millis(5000),
-        )
-        .unwrap();
-    assert!(bounded.truncated);
-    assert_eq!(bounded.schemas[0].tables.len(), 1);
-    assert_eq!(bounded.schemas[0].tables[0].name, "big_orders");
-    assert_eq!(bounded.schemas[0].tables[0].columns.len(), 1);
-
-    // Discover reports a wrong password as UNAUTHENTICATED.
-    let wrong = Postgres
-        .discover(
-            &PG.connection(PG.login(pg.port(), pg.user(), "wrong")),
-            &request,
-            Deadline::from_millis(5000),
-        )
-        .unwrap_err();
-    assert_eq!(wrong.0.code, connvault_plugin_sdk::code::UNAUTHENTICATED);
+    PG.check_discover_limits(&connection);
+    PG.check_discover_refuses_wrong_password(PG.login(pg.port(), pg.user(), "wrong"), &request);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use connvault_plugin_redis::Redis;
 use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, StageStatus, TlsMode};
-use connvault_plugin_sdk::{Deadline, Provider, block_on};
+use connvault_plugin_sdk::{Provider, block_on};
 use connvault_testkit::harness::{CANARY, Harness, assert_stages};
 use connvault_testkit::provider::{category, i, s, stage_status};
 use connvault_testkit::servers::{self, RedisOptions, TestCa};
@@ -120,12 +120,8 @@ fn discover_summarises_the_keyspace() {
     server.cli(0, &["MSET", "a", "1", "b", "2", "c", "3"]);
     server.cli(5, &["SET", "x", "1"]);
     let connection = REDIS.connection(REDIS.local(server.port(), server.password()));
-    let found = Redis
-        .discover(
-            &connection,
-            &pb::DiscoverRequest::default(),
-            Deadline::from_millis(5000),
-        )
+    let found = REDIS
+        .discover(&connection, &pb::DiscoverRequest::default())
         .unwrap();
     let summary: Vec<(String, Option<i64>)> = found
         .schemas
@@ -138,14 +134,13 @@ fn discover_summarises_the_keyspace() {
     );
     assert!(!found.truncated);
 
-    let bounded = Redis
+    let bounded = REDIS
         .discover(
             &connection,
             &pb::DiscoverRequest {
                 max_schemas: 1,
                 ..Default::default()
             },
-            Deadline::from_millis(5000),
         )
         .unwrap();
     assert_eq!(bounded.schemas.len(), 1);
