@@ -46,6 +46,15 @@ pub enum ServiceError {
     /// A bug or an unexpected condition; details go to the log only.
     #[error("internal error")]
     Internal(String),
+    /// No valid bearer token; every cause gets the same message.
+    #[error("{}", crate::auth::UNAUTHENTICATED)]
+    Unauthenticated,
+    /// The caller may not do this here.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// A dependency the request needs (the audit log) cannot be used now.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl ServiceError {
@@ -100,6 +109,9 @@ impl From<ServiceError> for Status {
                 tracing::error!(%detail, "internal error");
                 Status::internal("internal error")
             }
+            ServiceError::Unauthenticated => Status::unauthenticated(crate::auth::UNAUTHENTICATED),
+            ServiceError::PermissionDenied(message) => Status::permission_denied(message),
+            ServiceError::Unavailable(message) => Status::unavailable(message),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::Guard;
+use super::guard::permission_denied;
 use crate::audit::AuditLog;
 use crate::auth::{Role, TenantScope};
 use crate::error::ServiceError;
@@ -12,7 +13,17 @@ use crate::names::parse_tenant;
 use crate::pb::v1::{self, audit_service_server::AuditService};
 
 /// Serves `AuditService`.
-pub struct AuditApi(pub Arc<AuditLog>, pub Arc<Guard>);
+pub struct AuditApi {
+    audit: Arc<AuditLog>,
+    guard: Arc<Guard>,
+}
+
+impl AuditApi {
+    /// Handlers reading `audit`, admitting through `guard`.
+    pub fn new(audit: Arc<AuditLog>, guard: Arc<Guard>) -> Self {
+        Self { audit, guard }
+    }
+}
 
 fn parse_filter(filter: &str) -> Result<(Option<String>, Option<String>), ServiceError> {
     let (mut method, mut outcome) = (None, None);
@@ -47,19 +58,13 @@ impl AuditService for AuditApi {
             other => Some(parse_tenant(other, "parent")?),
         };
         let admitted = self
-            .1
-            .admit(
-                &request,
-                "ListAuditEvents",
-                &[Role::Admin],
-                tenant.as_deref(),
-                &parent,
-            )
+            .guard
+            .admit(&request, &[Role::Admin], tenant.as_deref(), &parent)
             .await?;
+        // Every tenant's events at once are for operators only (not audited:
+        // the caller was admitted, only this scope is refused).
         if tenant.is_none() && admitted.principal.tenants != TenantScope::All {
-            return Err(Status::permission_denied(
-                "the caller may not call ListAuditEvents here",
-            ));
+            return Err(permission_denied(admitted.method()).into());
         }
         let request = request.into_inner();
         let (method, outcome) = parse_filter(&request.filter)?;
@@ -75,7 +80,7 @@ impl AuditService for AuditApi {
         let mut more = false;
         // Filtered reads scan forward in bounded batches.
         for _ in 0..64 {
-            let batch = self.0.list(tenant.clone(), after, 512).await?;
+            let batch = self.audit.list(tenant.clone(), after, 512).await?;
             let exhausted = batch.len() < 512;
             for event in batch {
                 after = event.sequence;
