@@ -9,11 +9,14 @@
 //! - `scale`: bulk-load N connections, then measure start-up, RSS, disk use,
 //!   get and first/middle/last list-page latency.
 //! - `flush`: what a durable write costs on this disk, and the group-commit batch.
+//! - `discover`: cold and cached `DiscoverMetadata` latency against a
+//!   throwaway PostgreSQL, beside `GetConnection`.
 //!
 //! Every command prints a table; `--json FILE` also writes the figures as JSON.
 #![forbid(unsafe_code)]
 
 mod client;
+mod discover;
 mod echo;
 mod flush;
 mod load;
@@ -51,6 +54,8 @@ enum Command {
     Scale(ScaleArgs),
     /// Measures the cost of a durable write and the group-commit batch size.
     Flush(FlushArgs),
+    /// Measures cold and cached DiscoverMetadata against a throwaway PostgreSQL.
+    Discover(discover::DiscoverArgs),
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -589,5 +594,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Baseline(args) => cmd_baseline(args).await,
         Command::Scale(args) => cmd_scale(args).await,
         Command::Flush(args) => tokio::task::spawn_blocking(move || cmd_flush(args)).await?,
+        Command::Discover(args) => discover::run(args).await,
     }
 }
