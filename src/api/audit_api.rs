@@ -4,8 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::Guard;
-use super::guard::permission_denied;
+use super::guard::{Guard, permission_denied};
 use crate::audit::AuditLog;
 use crate::auth::{Role, TenantScope};
 use crate::error::ServiceError;

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{Guard, Record};
+use super::audited::Record;
+use super::guard::Guard;
 use crate::app::App;
 use crate::auth::Role;
 use crate::names::{connection_name, tenant_of};

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::Guard;
+use super::guard::Guard;
 use crate::app::App;
 use crate::auth::Role;
 use crate::pb::v1::{self, data_source_service_server::DataSourceService};

@@ -144,7 +144,7 @@ impl Guard {
     }
 
     /// The success event of a mutation of `resource`, to append in the
-    /// mutation's own store transaction (see [`super::Record::InStore`]).
+    /// mutation's own store transaction (see `Record::InStore`).
     pub fn commit_event(&self, admitted: &Admitted, resource: &str) -> CommitEvent {
         let mut event = admitted.event.clone();
         event.outcome = "OK".to_owned();
