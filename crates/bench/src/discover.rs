@@ -13,9 +13,9 @@ use connvault::pb::v1;
 use connvault_testkit::servers::{PgOptions, Postgres};
 use serde::Serialize;
 
+use crate::cli::{ServerArgs, Target, write_json};
 use crate::client::{self, ConnectionsClient};
 use crate::scale::{Latency, histogram, record};
-use crate::{ServerArgs, Target, write_json};
 
 /// The schema the throwaway PostgreSQL is seeded with (that of the e2e tests).
 const SCHEMA: &str = "CREATE SCHEMA shop; \
