@@ -109,7 +109,67 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::convert::Infallible;
+    use std::future::{Ready, ready};
+    use std::sync::RwLock;
+
+    use secrecy::SecretString;
+
     use super::*;
+    use crate::auth::{AuthConfig, Minter, Role, load_keys, unix_now};
+
+    /// Answers with the caller the layer left in the request.
+    #[derive(Clone)]
+    struct Echo;
+
+    impl Service<http::Request<()>> for Echo {
+        type Response = Option<Caller>;
+        type Error = Infallible;
+        type Future = Ready<Result<Option<Caller>, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: http::Request<()>) -> Self::Future {
+            ready(Ok(request.extensions().get::<Caller>().cloned()))
+        }
+    }
+
+    #[tokio::test]
+    async fn every_request_carries_its_method_and_caller() {
+        let config = AuthConfig::default();
+        let secret = SecretString::from("0123456789abcdef0123456789abcdef".to_owned());
+        let keys = load_keys(&config, Some(&secret)).unwrap();
+        let verifier = Arc::new(Verifier::new(&config, Arc::new(RwLock::new(keys))));
+        let token = Minter::new(&secret, &config)
+            .mint("svc", &["acme".into()], &[Role::Reader], unix_now(), 60)
+            .unwrap();
+        let mut service = AuthenticateLayer::new(verifier).layer(Echo);
+        let request = |authorization: &str| {
+            http::Request::builder()
+                .uri("/connvault.v1.ConnectionService/GetConnection")
+                .header("authorization", authorization)
+                .body(())
+                .unwrap()
+        };
+
+        let caller = service
+            .call(request(&format!("Bearer {token}")))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(caller.method, "GetConnection");
+        assert_eq!(caller.identity.unwrap().subject, "svc");
+
+        let refused = service
+            .call(request("Bearer not.a.token"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(refused.method, "GetConnection");
+        assert!(refused.identity.is_err(), "the layer passes a refusal on");
+    }
 
     #[test]
     fn the_method_is_the_last_segment_of_the_path() {
