@@ -7,7 +7,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::Method;
+use super::mix::Method;
 
 /// The server's RSS at one moment of a run.
 #[derive(Debug, Clone, Copy, Serialize, serde::Deserialize)]
