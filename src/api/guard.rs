@@ -85,11 +85,6 @@ impl Guard {
         Self { audit }
     }
 
-    /// The audit log (for secret HMACs).
-    pub fn audit(&self) -> &AuditLog {
-        &self.audit
-    }
-
     /// Admits an authenticated caller (the authentication layer left its
     /// [`Caller`] in the request) that holds one of `roles` and may act in
     /// `tenant`. Refusals are audited and answered without detail.
