@@ -46,7 +46,7 @@ impl CommitEvent {
 
 /// Writes and reads audit events.
 pub struct AuditLog {
-    store: Arc<Store>,
+    store: Arc<dyn Store>,
     keyring: Arc<Keyring>,
     file: Option<Mutex<std::fs::File>>,
 }
@@ -54,7 +54,7 @@ pub struct AuditLog {
 impl AuditLog {
     /// An audit log in `store`, also appended to `file` as JSON lines when given.
     pub fn open(
-        store: Arc<Store>,
+        store: Arc<dyn Store>,
         keyring: Arc<Keyring>,
         file: Option<&Path>,
     ) -> std::io::Result<Self> {
@@ -94,11 +94,7 @@ impl AuditLog {
         let cutoff = prost_types::Timestamp::from(cutoff);
         let mut pruned = 0;
         loop {
-            let store = Arc::clone(&self.store);
-            let oldest =
-                tokio::task::spawn_blocking(move || store.list_audit(None, 0, PRUNE_CHUNK))
-                    .await
-                    .map_err(|error| ServiceError::Internal(format!("audit pruning: {error}")))??;
+            let oldest = self.store.list_audit(None, 0, PRUNE_CHUNK).await?;
             let expired: Vec<u64> = oldest
                 .iter()
                 .take_while(|record| {
@@ -114,7 +110,7 @@ impl AuditLog {
                 .map(|record| record.seq)
                 .collect();
             let whole_chunk = expired.len() == PRUNE_CHUNK;
-            pruned += self.store.delete_audit_async(expired).await?;
+            pruned += self.store.delete_audit(expired).await?;
             if !whole_chunk {
                 return Ok(pruned);
             }
@@ -123,7 +119,7 @@ impl AuditLog {
 
     /// Stamps and encodes `event` for a store write to append.
     pub fn prepare(&self, mut event: v1::AuditEvent) -> CommitEvent {
-        event.time = Some(crate::convert::now());
+        event.time = Some(crate::clock::timestamp_now());
         CommitEvent {
             tenant: filed_under(&event),
             bytes: event.encode_to_vec(),
@@ -152,11 +148,11 @@ impl AuditLog {
         mut event: v1::AuditEvent,
         durable: bool,
     ) -> Result<(), ServiceError> {
-        event.time = Some(crate::convert::now());
+        event.time = Some(crate::clock::timestamp_now());
         let tenant = filed_under(&event);
         let sequence = self
             .store
-            .append_audit_async(&tenant, &event.encode_to_vec(), durable)
+            .append_audit(&tenant, &event.encode_to_vec(), durable)
             .await
             .map_err(|error| ServiceError::Internal(format!("audit write failed: {error}")))?;
         event.sequence = sequence;
@@ -185,12 +181,10 @@ impl AuditLog {
         after: u64,
         limit: usize,
     ) -> Result<Vec<v1::AuditEvent>, ServiceError> {
-        let store = Arc::clone(&self.store);
-        let records =
-            tokio::task::spawn_blocking(move || store.list_audit(tenant.as_deref(), after, limit))
-                .await
-                .map_err(|error| ServiceError::Internal(format!("audit task failed: {error}")))?
-                .map_err(ServiceError::from)?;
+        let records = self
+            .store
+            .list_audit(tenant.as_deref(), after, limit)
+            .await?;
         records
             .into_iter()
             .map(|record| {

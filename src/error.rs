@@ -1,5 +1,7 @@
 //! The service's errors and their one mapping to gRPC statuses (AIP-193).
 
+use std::sync::Arc;
+
 use connvault_plugin_host::CallError;
 use connvault_store::StoreError;
 use tonic::{Code, Status};
@@ -16,7 +18,11 @@ pub struct Violation {
 
 /// Everything a request can fail with. Messages are safe to show to the
 /// caller: they never carry a secret or an internal detail.
-#[derive(Debug, thiserror::Error)]
+///
+/// Cloneable so that one outcome can answer several callers (the discovery
+/// single flight hands one plugin call's result to every waiter); the two
+/// errors from other crates are shared behind an `Arc` for that.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServiceError {
     /// The request is malformed; every bad field is listed.
@@ -34,27 +40,31 @@ pub enum ServiceError {
     /// The operation is not allowed in the current state.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The caller stopped waiting: the work did not finish in the time it allowed.
+    #[error("{0}")]
+    DeadlineExceeded(String),
+    /// A dependency the request needs (the audit log, a plugin) cannot take it now;
+    /// the caller may retry.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The request carries no valid credentials.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known but may not do this here.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// A stored record cannot be read back (corrupt or not ours).
     #[error("{0}")]
     DataLoss(String),
     /// A plugin failed or is unavailable.
     #[error(transparent)]
-    Plugin(#[from] CallError),
+    Plugin(Arc<CallError>),
     /// The store refused or failed; details go to the log only.
     #[error("storage failure")]
-    Store(#[source] StoreError),
+    Store(#[source] Arc<StoreError>),
     /// A bug or an unexpected condition; details go to the log only.
     #[error("internal error")]
     Internal(String),
-    /// No valid bearer token; every cause gets the same message.
-    #[error("{}", crate::auth::UNAUTHENTICATED)]
-    Unauthenticated,
-    /// The caller may not do this here.
-    #[error("{0}")]
-    PermissionDenied(String),
-    /// A dependency the request needs (the audit log) cannot be used now.
-    #[error("{0}")]
-    Unavailable(String),
 }
 
 impl ServiceError {
@@ -64,6 +74,30 @@ impl ServiceError {
             field: field.into(),
             description: description.into(),
         }])
+    }
+
+    /// Names `resource` in a NOT_FOUND; any other error passes through. The
+    /// store only knows that *a* record is missing; the caller knows which.
+    pub fn naming_missing(self, resource: &str) -> Self {
+        match self {
+            Self::NotFound(_) => Self::NotFound(resource.to_owned()),
+            other => other,
+        }
+    }
+
+    /// The store's own error, when the store refused or failed (callers map
+    /// the refusals they expect, such as a taken unique name, to their own words).
+    pub fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            Self::Store(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<CallError> for ServiceError {
+    fn from(error: CallError) -> Self {
+        Self::Plugin(Arc::new(error))
     }
 }
 
@@ -75,7 +109,7 @@ impl From<StoreError> for ServiceError {
             StoreError::Conflict => {
                 Self::Aborted("the resource changed concurrently; read it again and retry".into())
             }
-            other => Self::Store(other),
+            other => Self::Store(Arc::new(other)),
         }
     }
 }
@@ -99,23 +133,33 @@ impl From<ServiceError> for Status {
             ServiceError::AlreadyExists(message) => Status::already_exists(message),
             ServiceError::Aborted(message) => Status::aborted(message),
             ServiceError::FailedPrecondition(message) => Status::failed_precondition(message),
+            ServiceError::DeadlineExceeded(message) => Status::deadline_exceeded(message),
+            ServiceError::Unavailable(message) => Status::unavailable(message),
+            ServiceError::Unauthenticated(message) => Status::unauthenticated(message),
+            ServiceError::PermissionDenied(message) => Status::permission_denied(message),
             ServiceError::DataLoss(message) => Status::data_loss(message),
             ServiceError::Plugin(error) => plugin_status(&error),
+            // Internal-class errors: the detail goes to the log, inside the
+            // request's span (request id, method); the client gets a generic message.
             ServiceError::Store(error) => {
                 tracing::error!(%error, "store failure");
                 Status::internal("internal storage error")
             }
             ServiceError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                Status::internal("internal error")
+                Status::internal(INTERNAL)
             }
-            ServiceError::Unauthenticated => Status::unauthenticated(crate::auth::UNAUTHENTICATED),
-            ServiceError::PermissionDenied(message) => Status::permission_denied(message),
-            ServiceError::Unavailable(message) => Status::unavailable(message),
         }
     }
 }
 
+/// What a client is told about an internal failure: the detail is in the log.
+const INTERNAL: &str = "internal error";
+
+/// A plugin's failure as a status. An application error's message is the
+/// plugin's answer to the caller (a refused login, a bad host); anything of
+/// the INTERNAL class (a panic, a malformed answer, an internal return code)
+/// describes the server's insides, so it is logged and replaced.
 fn plugin_status(error: &CallError) -> Status {
     let code = Code::from_i32(error.grpc_code());
     match (code, error.field()) {
@@ -127,8 +171,60 @@ fn plugin_status(error: &CallError) -> Status {
         }
         (Code::Internal, _) => {
             tracing::error!(%error, "plugin failure");
-            Status::internal(error.to_string())
+            Status::internal(INTERNAL)
         }
         _ => Status::new(code, error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn internal_plugin_failures_do_not_reach_the_client() {
+        let panicked = ServiceError::from(CallError::Panicked {
+            plugin: "secret-plugin".into(),
+            method: "test",
+        });
+        let status = Status::from(panicked);
+        assert_eq!(status.code(), Code::Internal);
+        assert_eq!(status.message(), INTERNAL);
+        // A plugin's answer of another class is the caller's to read.
+        let late = ServiceError::from(CallError::DeadlineExceeded {
+            plugin: "p".into(),
+            method: "test",
+            deadline: Duration::from_secs(1),
+        });
+        let message = late.to_string();
+        let status = Status::from(late);
+        assert_eq!(status.code(), Code::DeadlineExceeded);
+        assert_eq!(status.message(), message);
+    }
+
+    #[test]
+    fn naming_missing_names_only_a_not_found() {
+        let named = ServiceError::NotFound("resource".into()).naming_missing("tenants/a");
+        assert_eq!(named.to_string(), "tenants/a not found");
+        let other = ServiceError::Aborted("raced".into()).naming_missing("tenants/a");
+        assert!(matches!(other, ServiceError::Aborted(message) if message == "raced"));
+    }
+
+    #[test]
+    fn clones_keep_their_status() {
+        let original = ServiceError::from(StoreError::AlreadyExists);
+        let copy = original.clone();
+        assert!(matches!(
+            copy.store_error(),
+            Some(StoreError::AlreadyExists)
+        ));
+        assert_eq!(Status::from(copy).code(), Status::from(original).code());
+        let status = Status::from(ServiceError::DeadlineExceeded("late".into()));
+        assert_eq!(
+            (status.code(), status.message()),
+            (Code::DeadlineExceeded, "late")
+        );
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! The server (`connvault serve`) exposes `connvault.v1` over gRPC. Provider
 //! logic lives in plugins ([`connvault_plugin_host`]); secrets are sealed with
-//! AES-256-GCM ([`connvault_crypto`]) and stored in sled
-//! ([`connvault_store`]). This library is the server's core, split from the
+//! AES-256-GCM ([`connvault_crypto`]) and stored behind the storage traits
+//! of [`connvault_store`] (sled by default). This library is the server's core, split from the
 //! binary so tests and benchmarks can drive it in-process.
 #![forbid(unsafe_code)]
 
@@ -12,14 +12,17 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod clock;
 pub mod config;
-pub mod convert;
 pub mod dev;
 pub mod error;
-pub mod keys;
+pub mod master_key;
 pub mod middleware;
 pub mod names;
+pub mod plugin_messages;
+pub mod record_format;
 pub mod server;
+pub mod store_setup;
 
 /// Generated protobuf and gRPC code (modules mirror the proto packages).
 pub mod pb {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use connvault_plugin_host::{HostOptions, PluginHost};
-use connvault_store::{Store, StoreError, StoreOptions};
+use connvault_store::StoreError;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
@@ -17,7 +17,7 @@ use crate::app::{App, Limits};
 use crate::audit::AuditLog;
 use crate::auth::{self, AuthError, Verifier};
 use crate::config::Config;
-use crate::keys::{self, KeyError, KeySource};
+use crate::master_key::{self, KeyError, KeySource};
 use crate::middleware::{AuthenticateLayer, RequestIdLayer};
 use crate::pb::{self, v1};
 
@@ -102,21 +102,15 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let master_key_env = secrets.master_key;
     create_data_dir(&config.data_dir)?;
-    let store_path = config.data_dir.join("store");
-    let options = StoreOptions::default()
-        .with_durable(config.durable)
-        .with_cache_bytes(config.store_cache_mb.saturating_mul(1024 * 1024));
-    let store = tokio::task::spawn_blocking(move || Store::open(&store_path, options))
+    let store = crate::store_setup::open(&config)
         .await
-        .map_err(|error| StartError::Task(error.to_string()))?
         .map_err(|error| match error {
             error @ StoreError::Locked { .. } => StartError::Locked(error),
             other => StartError::Store(other),
         })?;
-    let store = Arc::new(store);
     let store_for_audit = Arc::clone(&store);
 
-    let (master, source) = keys::load_master_key(
+    let (master, source) = master_key::load_master_key(
         master_key_env,
         config.master_key_file.as_deref(),
         config.dev,
@@ -124,22 +118,17 @@ pub async fn run(
     )?;
     match source {
         KeySource::Dev { created: true } => tracing::warn!(
-            file = %config.data_dir.join(keys::DEV_KEY_FILE).display(),
+            file = %config.data_dir.join(master_key::DEV_KEY_FILE).display(),
             "DEVELOPMENT MODE: created a new master key in the data directory. Anyone who can read it can read every secret. Never use --dev in production."
         ),
         KeySource::Dev { created: false } => tracing::warn!(
-            file = %config.data_dir.join(keys::DEV_KEY_FILE).display(),
+            file = %config.data_dir.join(master_key::DEV_KEY_FILE).display(),
             "DEVELOPMENT MODE: using the master key stored in the data directory. Never use --dev in production."
         ),
         KeySource::Environment => tracing::info!("master key from CONNVAULT_MASTER_KEY"),
         KeySource::File => tracing::info!("master key from the key file"),
     }
-    let keyring = {
-        let store = Arc::clone(&store);
-        tokio::task::spawn_blocking(move || keys::open_keyring(&store, master))
-            .await
-            .map_err(|error| StartError::Task(error.to_string()))??
-    };
+    let keyring = master_key::open_keyring(store.as_ref(), master).await?;
 
     let plugin_dir = config.plugin_dir();
     let mut host_options = HostOptions {

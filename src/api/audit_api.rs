@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::guard::{Guard, permission_denied};
+use crate::app::{AuditFilter, list_audit_events};
 use crate::audit::AuditLog;
 use crate::auth::{Role, TenantScope};
 use crate::error::ServiceError;
@@ -67,43 +68,9 @@ impl AuditService for AuditApi {
         }
         let request = request.into_inner();
         let (method, outcome) = parse_filter(&request.filter)?;
-        let size = crate::app::page_size(request.page_size)?;
-        let query = format!("audit|{parent}|{}", request.filter);
-        let mut after = match crate::app::decode_token(&request.page_token, &query)? {
-            Some(position) => position
-                .parse::<u64>()
-                .map_err(|_| ServiceError::invalid("page_token", "is not valid"))?,
-            None => 0,
-        };
-        let mut events = Vec::new();
-        let mut more = false;
-        // Filtered reads scan forward in bounded batches.
-        for _ in 0..64 {
-            let batch = self.audit.list(tenant.clone(), after, 512).await?;
-            let exhausted = batch.len() < 512;
-            for event in batch {
-                after = event.sequence;
-                let keep = method.as_ref().is_none_or(|m| *m == event.method)
-                    && outcome.as_ref().is_none_or(|o| *o == event.outcome);
-                if keep {
-                    if events.len() == size {
-                        more = true;
-                        break;
-                    }
-                    events.push(event);
-                }
-            }
-            if more || exhausted {
-                break;
-            }
-        }
-        let next_page_token = match (more, events.last()) {
-            (true, Some(last)) => crate::app::encode_token(&query, &last.sequence.to_string()),
-            _ => String::new(),
-        };
-        Ok(Response::new(v1::ListAuditEventsResponse {
-            events,
-            next_page_token,
-        }))
+        let filter = AuditFilter { method, outcome };
+        Ok(Response::new(
+            list_audit_events(&self.audit, tenant, &filter, &request).await?,
+        ))
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tonic::Request;
 
 use crate::audit::{AuditLog, CommitEvent};
-use crate::auth::{Principal, Role};
+use crate::auth::{Principal, Role, UNAUTHENTICATED};
 use crate::error::ServiceError;
 use crate::middleware::Caller;
 use crate::pb::v1;
@@ -116,7 +116,7 @@ impl Guard {
                 }
                 event.outcome = code_name(tonic::Code::Unauthenticated);
                 self.record(event, false).await?;
-                return Err(ServiceError::Unauthenticated);
+                return Err(ServiceError::Unauthenticated(UNAUTHENTICATED.into()));
             }
         };
         event.principal = principal.subject.clone();

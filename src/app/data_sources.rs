@@ -1,10 +1,10 @@
 //! Data sources: what the loaded plugins serve.
 
 use super::App;
-use super::list::{decode_simple_token, encode_simple_token, page_size};
-use crate::convert;
+use super::pagination::{decode_simple_token, encode_simple_token, page_size};
 use crate::error::ServiceError;
 use crate::pb::v1;
+use crate::plugin_messages;
 
 impl App {
     /// Lists every data source, in plugin load order.
@@ -23,7 +23,9 @@ impl App {
         let all: Vec<v1::DataSource> = self
             .plugins
             .data_sources()
-            .map(|(plugin, source)| convert::data_source(plugin.name(), plugin.version(), source))
+            .map(|(plugin, source)| {
+                plugin_messages::data_source(plugin.name(), plugin.version(), source)
+            })
             .collect();
         let end = (start + size).min(all.len());
         let next_page_token = if end < all.len() {
@@ -47,7 +49,7 @@ impl App {
             .plugins
             .find(id)
             .ok_or_else(|| ServiceError::NotFound(name.to_owned()))?;
-        Ok(convert::data_source(
+        Ok(plugin_messages::data_source(
             plugin.name(),
             plugin.version(),
             source,

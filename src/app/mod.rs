@@ -1,15 +1,22 @@
 //! The service's rules: what each RPC does, independent of gRPC plumbing.
 //!
 //! Handlers in [`crate::api`] decode a request and call one method here; the
-//! methods validate, call plugins, seal secrets and write to the store. Reads
-//! run inline (sled answers from its cache); connection writes and audit
-//! appends are awaited from the store's writer thread; other store calls run
-//! on the blocking pool.
+//! methods validate, call plugins, seal secrets and call the store through
+//! its async traits ([`connvault_store::Store`]); how a backend answers
+//! (inline, on a writer thread, over the network) is the backend's business.
+//!
+//! One file (or folder) per job: `tenants`, `connections` (a folder: rules,
+//! secrets, sealing, store calls, the RPCs), `list` (listing connections),
+//! `pagination` (page sizes and tokens every list call shares),
+//! `data_sources`, `resolve`, `discover` (a folder: parameters, cache,
+//! single flight) and `audit_events` (reading the audit log).
 
+mod audit_events;
 mod connections;
 mod data_sources;
 mod discover;
 mod list;
+mod pagination;
 mod resolve;
 mod tenants;
 
@@ -22,17 +29,13 @@ use connvault_store::Store;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::error::ServiceError;
 use crate::pb::v1;
 
-pub use list::{
-    PAGE_SIZE_MAX, decode_simple_token as decode_token, encode_simple_token as encode_token,
-    page_size,
-};
+pub use audit_events::{AuditFilter, list_audit_events};
 
 /// Shared state of a running server.
 pub struct App {
-    store: Arc<Store>,
+    store: Arc<dyn Store>,
     keyring: Arc<Keyring>,
     plugins: Arc<PluginHost>,
     limits: Limits,
@@ -71,7 +74,7 @@ impl Limits {
 impl App {
     /// Builds the service state.
     pub fn new(
-        store: Arc<Store>,
+        store: Arc<dyn Store>,
         keyring: Keyring,
         plugins: Arc<PluginHost>,
         limits: Limits,
@@ -94,34 +97,11 @@ impl App {
     pub fn plugins(&self) -> &PluginHost {
         &self.plugins
     }
-
-    /// Runs a store read inline: sled serves reads from its page cache without
-    /// blocking, and a hop to the blocking pool would cost more than the read.
-    fn read<T>(
-        &self,
-        operation: impl FnOnce(&Store) -> Result<T, connvault_store::StoreError>,
-    ) -> Result<T, ServiceError> {
-        operation(&self.store).map_err(ServiceError::from)
-    }
-
-    /// Runs a store operation on the blocking pool.
-    async fn blocking<T, F>(&self, operation: F) -> Result<T, ServiceError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Store) -> Result<T, connvault_store::StoreError> + Send + 'static,
-    {
-        let store = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || operation(&store))
-            .await
-            .map_err(|error| ServiceError::Internal(format!("store task failed: {error}")))?
-            .map_err(ServiceError::from)
-    }
 }
 
 /// A stored connection as the API answers with it: stamped with the etag of
 /// the bytes it was stored as.
-pub fn stamped(connection: Option<v1::Connection>, stored_value: &[u8]) -> v1::Connection {
-    let mut connection = connection.unwrap_or_default();
+pub fn stamped(mut connection: v1::Connection, stored_value: &[u8]) -> v1::Connection {
     connection.etag = etag_of(stored_value);
     connection
 }

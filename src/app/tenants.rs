@@ -1,20 +1,20 @@
 //! Tenants: create, get, list, delete.
 
 use connvault_store::{StoreError, TenantRecord};
-use prost::Message;
 
-use super::{App, check_labels, etag_of, list};
-use crate::convert::now;
+use super::pagination::{decode_simple_token, encode_simple_token, page_size};
+use super::{App, check_labels, etag_of};
+use crate::clock::timestamp_now;
 use crate::error::{ServiceError, Violation};
 use crate::names::{parse_tenant, tenant_name, valid_tenant_id};
-use crate::pb::storage::StoredTenant;
 use crate::pb::v1;
+use crate::record_format;
 
 fn decode(record: &TenantRecord) -> Result<v1::Tenant, ServiceError> {
-    let stored = StoredTenant::decode(record.value.as_slice()).map_err(|_| {
+    let mut tenant = record_format::decode_tenant(&record.value).map_err(|_| {
         ServiceError::DataLoss(format!("tenant {} cannot be read", record.tenant_id))
     })?;
-    let mut tenant = stored.tenant.unwrap_or_default();
+    tenant.name = tenant_name(&record.tenant_id);
     tenant.etag = etag_of(&record.value);
     Ok(tenant)
 }
@@ -44,55 +44,48 @@ impl App {
         if !violations.is_empty() {
             return Err(ServiceError::InvalidArgument(violations));
         }
-        let time = now();
-        let stored = StoredTenant {
-            tenant: Some(v1::Tenant {
-                name: tenant_name(&tenant_id),
-                display_name: tenant.display_name,
-                labels: tenant.labels,
-                create_time: Some(time),
-                update_time: Some(time),
-                etag: String::new(),
-            }),
-            revision: 1,
+        let time = timestamp_now();
+        let stored = v1::Tenant {
+            name: String::new(),
+            display_name: tenant.display_name,
+            labels: tenant.labels,
+            create_time: Some(time),
+            update_time: Some(time),
+            etag: String::new(),
         };
         let record = TenantRecord {
             tenant_id: tenant_id.clone(),
-            value: stored.encode_to_vec(),
+            value: record_format::encode_tenant(&stored),
         };
-        let result = record.clone();
-        self.blocking(move |store| store.create_tenant(&record))
+        self.store
+            .create_tenant(&record)
             .await
-            .map_err(|error| match error {
-                ServiceError::Store(StoreError::AlreadyExists) => {
+            .map_err(ServiceError::from)
+            .map_err(|error| match error.store_error() {
+                Some(StoreError::AlreadyExists) => {
                     ServiceError::AlreadyExists(format!("tenants/{tenant_id} already exists"))
                 }
-                other => other,
+                _ => error,
             })?;
-        tracing::info!(tenant = %result.tenant_id, "tenant created");
-        decode(&result)
+        tracing::info!(tenant = %record.tenant_id, "tenant created");
+        decode(&record)
     }
 
     /// Gets a tenant.
     pub async fn get_tenant(&self, name: &str) -> Result<v1::Tenant, ServiceError> {
         let tenant_id = parse_tenant(name, "name")?;
-        let record = self
-            .read(|store| store.get_tenant(&tenant_id))
-            .map_err(|error| not_found(error, name))?;
-        decode(&record)
+        decode(&self.tenant_record(&tenant_id, name).await?)
     }
 
     /// Lists tenants in id order.
     pub async fn list_tenants(
         &self,
-        page_size: i32,
+        page_size_requested: i32,
         page_token: &str,
     ) -> Result<v1::ListTenantsResponse, ServiceError> {
-        let size = list::page_size(page_size)?;
-        let after = list::decode_simple_token(page_token, "tenants")?;
-        let records = self
-            .blocking(move |store| store.list_tenants(after.as_deref(), size + 1))
-            .await?;
+        let size = page_size(page_size_requested)?;
+        let after = decode_simple_token(page_token, "tenants")?;
+        let records = self.store.list_tenants(after.as_deref(), size + 1).await?;
         let more = records.len() > size;
         let tenants = records
             .iter()
@@ -100,7 +93,7 @@ impl App {
             .map(decode)
             .collect::<Result<Vec<_>, _>>()?;
         let next_page_token = match (more, records.get(size.saturating_sub(1))) {
-            (true, Some(last)) => list::encode_simple_token("tenants", &last.tenant_id),
+            (true, Some(last)) => encode_simple_token("tenants", &last.tenant_id),
             _ => String::new(),
         };
         Ok(v1::ListTenantsResponse {
@@ -109,30 +102,46 @@ impl App {
         })
     }
 
+    /// NOT_FOUND naming `name` unless tenant `tenant_id` exists: what is
+    /// created in or listed from a tenant needs it to exist.
+    pub(super) async fn require_tenant(
+        &self,
+        tenant_id: &str,
+        name: &str,
+    ) -> Result<(), ServiceError> {
+        self.tenant_record(tenant_id, name).await.map(drop)
+    }
+
+    /// The stored tenant `tenant_id`; NOT_FOUND names it as `name`.
+    async fn tenant_record(
+        &self,
+        tenant_id: &str,
+        name: &str,
+    ) -> Result<TenantRecord, ServiceError> {
+        self.store
+            .get_tenant(tenant_id)
+            .await
+            .map_err(ServiceError::from)
+            .map_err(|error| error.naming_missing(name))
+    }
+
     /// Deletes a tenant; with `force`, all its connections in the same durable step.
     pub async fn delete_tenant(&self, name: &str, force: bool) -> Result<(), ServiceError> {
         let tenant_id = parse_tenant(name, "name")?;
-        let id = tenant_id.clone();
         let removed = self
-            .blocking(move |store| store.delete_tenant(&id, force))
+            .store
+            .delete_tenant(&tenant_id, force)
             .await
-            .map_err(|error| match error {
-                ServiceError::Store(StoreError::TenantNotEmpty { connections }) => {
+            .map_err(ServiceError::from)
+            .map_err(|error| match error.store_error() {
+                Some(StoreError::TenantNotEmpty { connections }) => {
                     ServiceError::FailedPrecondition(format!(
                         "{name} still has {connections} connection(s); delete them or pass force"
                     ))
                 }
-                other => not_found(other, name),
+                _ => error.naming_missing(name),
             })?;
         tracing::info!(tenant = %tenant_id, connections_removed = removed, "tenant deleted");
         Ok(())
-    }
-}
-
-/// Names the resource in a NOT_FOUND.
-pub(super) fn not_found(error: ServiceError, name: &str) -> ServiceError {
-    match error {
-        ServiceError::NotFound(_) => ServiceError::NotFound(name.to_owned()),
-        other => other,
     }
 }

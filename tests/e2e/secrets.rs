@@ -1,7 +1,6 @@
 //! Secrets at rest and in flight, restarts, master keys, corruption, tenant boundaries.
 
 use connvault::pb::v1;
-use prost::Message;
 use tonic::Code;
 
 use crate::support::{Options, Server, config, connection, create};
@@ -204,18 +203,23 @@ async fn a_flipped_byte_is_data_loss_for_that_record_only() {
         .unwrap();
     server.stop();
     {
-        let store =
-            connvault_store::Store::open(server.data_dir().join("store"), Default::default())
-                .unwrap();
+        use connvault::record_format;
+        use connvault_store::ConnectionStore as _;
+        let store = connvault_store::sled::SledStore::open(
+            server.data_dir().join("store"),
+            Default::default(),
+        )
+        .unwrap();
         let id = damaged.name.rsplit('/').next().unwrap();
-        let mut record = store.get_connection("acme", id).unwrap();
-        let original = record.value.clone();
-        let mut stored =
-            connvault::pb::storage::StoredConnection::decode(record.value.as_slice()).unwrap();
+        let mut record = store.get_connection("acme", id).await.unwrap();
+        let mut stored = record_format::decode_connection(&record.value).unwrap();
         let middle = stored.sealed_secrets.len() / 2;
         stored.sealed_secrets[middle] ^= 0x01;
-        record.value = stored.encode_to_vec();
-        store.update_connection(&record, &original).unwrap();
+        record.value = record_format::encode_connection(&stored.connection, &stored.sealed_secrets);
+        store
+            .update_connection(&record, record.revision, None)
+            .await
+            .unwrap();
     }
     server.spawn().unwrap();
     let mut client = server.connections().await;

@@ -14,7 +14,7 @@ use connvault::app::{App, Limits};
 use connvault::config::Config;
 use connvault::pb::v1;
 use connvault_plugin_host::{HostOptions, PluginHost};
-use connvault_store::{Store, StoreOptions};
+use connvault_store::sled::SledOptions;
 use connvault_testkit::{PluginDir, build_plugins, dylib_name};
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -64,7 +64,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("config_from_struct", |b| {
         b.iter(|| {
             black_box(
-                connvault::convert::config_from_struct(
+                connvault::plugin_messages::config_from_struct(
                     black_box(config.as_ref()),
                     "connection.config",
                 )
@@ -84,26 +84,28 @@ fn bench(c: &mut Criterion) {
         },
     );
     let data = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        Store::open(
-            data.path().join("store"),
-            StoreOptions::default().with_durable(false),
+    let store: Arc<dyn connvault_store::Store> = Arc::new(
+        connvault::store_setup::open_sled(
+            &data.path().join("store"),
+            SledOptions::default().with_durable(false),
         )
         .unwrap(),
-    );
-    let master = connvault_crypto_master();
-    let keyring = connvault::keys::open_keyring(&store, master).unwrap();
-    let app = App::new(
-        store,
-        keyring,
-        Arc::new(host),
-        Limits::from_config(&Config::default()),
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
+    let master = connvault_crypto_master();
+    let keyring = runtime
+        .block_on(connvault::master_key::open_keyring(store.as_ref(), master))
+        .unwrap();
+    let app = App::new(
+        store,
+        keyring,
+        Arc::new(host),
+        Limits::from_config(&Config::default()),
+    );
     runtime
         .block_on(app.create_tenant("acme".into(), None))
         .unwrap();

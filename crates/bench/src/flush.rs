@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use connvault_store::{ConnectionRecord, Store, StoreOptions, TenantRecord};
+use connvault_store::sled::{SledOptions, SledStore};
+use connvault_store::{ConnectionIndex, ConnectionRecord, TenantRecord};
 use serde::{Deserialize, Serialize};
 
 /// What a durable write costs on this disk.
@@ -31,14 +32,19 @@ fn record(id: String, name: String) -> ConnectionRecord {
         tenant_id: "flush".into(),
         id,
         display_name_key: name,
+        index: ConnectionIndex {
+            data_source: "postgresql".into(),
+            ..ConnectionIndex::default()
+        },
+        revision: 0,
         value: vec![0x5a; 700],
     }
 }
 
-fn open(dir: &Path, durable: bool) -> anyhow::Result<Store> {
-    let store = Store::open(dir, StoreOptions::default().with_durable(durable))
+fn open(dir: &Path, durable: bool) -> anyhow::Result<SledStore> {
+    let store = SledStore::open(dir, SledOptions::default().with_durable(durable))
         .context("opening a scratch store")?;
-    store.create_tenant(&TenantRecord {
+    store.create_tenant_blocking(&TenantRecord {
         tenant_id: "flush".into(),
         value: Vec::new(),
     })?;
@@ -53,7 +59,7 @@ pub fn measure(dir: &Path, writes: usize, writers: usize) -> anyhow::Result<Flus
         let store = open(&scratch.path().join(format!("seq-{durable}")), durable)?;
         let started = Instant::now();
         for i in 0..writes {
-            store.create_connection(&record(format!("{i:012}"), format!("seq {i}")))?;
+            store.create_connection_blocking(&record(format!("{i:012}"), format!("seq {i}")))?;
         }
         means[slot] = started.elapsed().as_secs_f64() * 1e6 / writes.max(1) as f64;
     }
@@ -66,7 +72,7 @@ pub fn measure(dir: &Path, writes: usize, writers: usize) -> anyhow::Result<Flus
             let store = Arc::clone(&store);
             std::thread::spawn(move || -> anyhow::Result<()> {
                 for i in 0..per_writer {
-                    store.create_connection(&record(
+                    store.create_connection_blocking(&record(
                         format!("{writer:04}-{i:08}"),
                         format!("group {writer} {i}"),
                     ))?;

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use connvault::app::{App, Limits};
 use connvault::config::Config;
-use connvault::keys;
 use connvault::pb::v1;
+use connvault::{master_key, store_setup};
 use connvault_plugin_host::{HostOptions, PluginHost};
-use connvault_store::{Store, StoreOptions};
+use connvault_store::sled::SledOptions;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -123,12 +123,12 @@ async fn bulk_load(
         .mode(0o700)
         .create(data_dir)?;
     let store_path = data_dir.join("store");
-    let store = Arc::new(
-        Store::open(&store_path, StoreOptions::default().with_durable(false))
+    let store: Arc<dyn connvault_store::Store> = Arc::new(
+        store_setup::open_sled(&store_path, SledOptions::default().with_durable(false))
             .context("opening the store for loading")?,
     );
-    let (master, _) = keys::load_master_key(None, None, true, data_dir)?;
-    let keyring = keys::open_keyring(&store, master)?;
+    let (master, _) = master_key::load_master_key(None, None, true, data_dir)?;
+    let keyring = master_key::open_keyring(store.as_ref(), master).await?;
     let host_options = HostOptions {
         require_pins: false,
         ..HostOptions::default()
@@ -204,9 +204,9 @@ async fn bulk_load(
     drop(store);
     // The final flush: reopen durable and make one durable write, which
     // flushes and fsyncs everything written before it.
-    let store = Store::open(&store_path, StoreOptions::default().with_durable(true))
+    let store = store_setup::open_sled(&store_path, SledOptions::default().with_durable(true))
         .context("reopening the store for the final flush")?;
-    store.put_meta(LOADED_KEY, spec.count.to_string().as_bytes())?;
+    store.put_meta_blocking(LOADED_KEY, spec.count.to_string().as_bytes())?;
     drop(store);
     Ok(sample)
 }

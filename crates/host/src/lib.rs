@@ -28,52 +28,20 @@
 
 mod describe;
 mod error;
+mod options;
 mod plugin;
 pub mod verify;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 pub use connvault_plugin_abi::{Method, pb};
 use tokio::sync::Semaphore;
 
 pub use error::{CallError, LoadError};
+pub use options::HostOptions;
 pub use plugin::{Plugin, PluginStats, ProviderClient};
-
-/// How plugins are loaded and called.
-#[derive(Debug, Clone)]
-pub struct HostOptions {
-    /// Expected SHA-256 (hex) by file name. A file with a pin must match it.
-    pub pins: BTreeMap<String, String>,
-    /// Refuse files with no pin (outside development).
-    pub require_pins: bool,
-    /// Worker threads (and so concurrent calls) per thread-safe plugin.
-    pub workers_per_plugin: usize,
-    /// Concurrent calls across all plugins.
-    pub global_permits: usize,
-    /// Largest response accepted from `test`, `discover`, `render`, `validate`.
-    pub output_limit: usize,
-    /// Largest `describe` response accepted.
-    pub describe_limit: usize,
-    /// How long `init` and `describe` may take at load.
-    pub load_timeout: Duration,
-}
-
-impl Default for HostOptions {
-    fn default() -> Self {
-        Self {
-            pins: BTreeMap::new(),
-            require_pins: false,
-            workers_per_plugin: 8,
-            global_permits: 64,
-            output_limit: 4 << 20,
-            describe_limit: 1 << 20,
-            load_timeout: Duration::from_secs(10),
-        }
-    }
-}
 
 /// A plugin file that was not loaded, and why.
 #[derive(Debug)]

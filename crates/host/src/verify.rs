@@ -15,7 +15,7 @@ use elf::abi::{ET_DYN, PT_LOAD};
 use elf::endian::AnyEndian;
 use sha2::{Digest, Sha256};
 
-use crate::LoadError;
+use crate::error::LoadError;
 
 /// The largest plugin file accepted.
 pub const MAX_PLUGIN_BYTES: u64 = 256 << 20;

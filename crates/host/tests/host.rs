@@ -232,10 +232,11 @@ async fn a_hung_plugin_misses_its_deadline_and_then_fails_fast() {
             "{error:?}"
         );
         assert_eq!(error.grpc_code(), 4);
-        assert!(
-            took < deadline + Duration::from_millis(250),
-            "took {took:?}"
-        );
+        // The plugin never returns: any answer at all proves the caller is
+        // not held past its deadline. The bound leaves a loaded two-core CI
+        // machine room while staying far from "waited for the plugin".
+        assert!(took >= deadline, "answered before the deadline: {took:?}");
+        assert!(took < deadline + SECOND * 10, "took {took:?}");
     }
     assert!(plugin.degraded());
 
@@ -244,10 +245,16 @@ async fn a_hung_plugin_misses_its_deadline_and_then_fails_fast() {
         connection: Some(spec(&[("host", "h")], &[])),
         ..Default::default()
     };
-    let error = plugin.validate(&fine, SECOND * 5).await.unwrap_err();
+    let patient = SECOND * 60;
+    let error = plugin.validate(&fine, patient).await.unwrap_err();
     assert!(matches!(error, CallError::Unavailable { .. }), "{error:?}");
     assert_eq!(error.grpc_code(), 14);
-    assert!(started.elapsed() < Duration::from_millis(100), "fails fast");
+    // Fails fast: without waiting for a worker, so long before the deadline.
+    let took = started.elapsed();
+    assert!(
+        took < patient / 4,
+        "took {took:?} of a {patient:?} deadline"
+    );
 }
 
 #[tokio::test]

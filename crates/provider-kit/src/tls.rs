@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use connvault_plugin_sdk::pb::{self, ErrorCategory, TlsMode};
-use connvault_plugin_sdk::{StageError, Violations};
+use connvault_plugin_sdk::{Connection, StageError, Violations};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -17,6 +17,20 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
+
+/// TLS material or a server name on a connection whose TLS is disabled
+/// would be silently ignored: reported by `validate` on `tls.mode`.
+pub fn check_mode(connection: &Connection, violations: &mut Violations) {
+    let tls = &connection.tls;
+    let material =
+        !tls.ca_pem.is_empty() || !tls.client_cert_pem.is_empty() || !tls.server_name.is_empty();
+    if connection.tls_mode() == TlsMode::Disable && material {
+        violations.add(
+            "tls.mode",
+            "TLS material or a server name is set but TLS is disabled: choose a TLS mode",
+        );
+    }
+}
 
 /// Checks the PEM material parses (pure): reported by `validate`.
 pub fn check_pem(tls: &pb::Tls, violations: &mut Violations) {

@@ -1,4 +1,5 @@
-//! Store micro-benchmarks: get, put (durable and not) and a page of 50.
+//! Store micro-benchmarks through the storage traits: get, put (durable and
+//! not) and a page of 50, on the sled backend.
 //!
 //! `cargo bench -p connvault-store`. The durable put bench runs one writer, so
 //! it measures a full flush + fsync per write; the group-commit test shows
@@ -7,7 +8,10 @@
 
 use std::hint::black_box;
 
-use connvault_store::{ConnectionRecord, Store, StoreOptions, TenantRecord};
+use connvault_store::sled::{SledOptions, SledStore};
+use connvault_store::{
+    ConnectionIndex, ConnectionQuery, ConnectionRecord, ConnectionStore, TenantRecord, TenantStore,
+};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn record(id: String, i: usize) -> ConnectionRecord {
@@ -15,54 +19,78 @@ fn record(id: String, i: usize) -> ConnectionRecord {
         tenant_id: "bench".into(),
         id,
         display_name_key: format!("connection {i}"),
+        index: ConnectionIndex {
+            data_source: "postgresql".into(),
+            ..Default::default()
+        },
+        revision: 0,
         value: vec![0x5a; 512],
     }
 }
 
-fn setup(durable: bool, rows: usize) -> (tempfile::TempDir, Store, Vec<String>) {
+fn setup(
+    runtime: &tokio::runtime::Runtime,
+    durable: bool,
+    rows: usize,
+) -> (tempfile::TempDir, SledStore, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        dir.path().join("data"),
-        StoreOptions::default().with_durable(durable),
-    )
-    .unwrap();
-    store
-        .create_tenant(&TenantRecord {
+    let options = SledOptions::default().with_durable(durable);
+    let store = SledStore::open(dir.path().join("data"), options).unwrap();
+    let ids = runtime.block_on(async {
+        let tenant = TenantRecord {
             tenant_id: "bench".into(),
             value: vec![],
-        })
-        .unwrap();
-    let ids: Vec<String> = (0..rows)
-        .map(|i| {
+        };
+        store.create_tenant(&tenant).await.unwrap();
+        let mut ids = Vec::with_capacity(rows);
+        for i in 0..rows {
             let id = uuid::Uuid::now_v7().to_string();
-            store.create_connection(&record(id.clone(), i)).unwrap();
-            id
-        })
-        .collect();
+            store
+                .create_connection(&record(id.clone(), i), None)
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        ids
+    });
     (dir, store, ids)
 }
 
 fn bench(c: &mut Criterion) {
-    let (_dir, store, ids) = setup(false, 10_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_dir, store, ids) = setup(&runtime, false, 10_000);
 
     c.bench_function("get", |b| {
         let mut i = 0;
-        b.iter(|| {
+        b.to_async(&runtime).iter(|| {
             i = (i + 7919) % ids.len();
-            black_box(store.get_connection("bench", &ids[i]).unwrap());
+            let (store, id) = (&store, &ids[i]);
+            async move { black_box(store.get_connection("bench", id).await.unwrap()) }
         });
     });
 
     c.bench_function("list_page_50", |b| {
         let mut i = 0;
-        b.iter(|| {
+        b.to_async(&runtime).iter(|| {
             i = (i + 7919) % (ids.len() - 50);
-            black_box(store.list_connections("bench", Some(&ids[i]), 50).unwrap());
+            let query = ConnectionQuery {
+                tenant_id: "bench".into(),
+                filter: Default::default(),
+                order: Default::default(),
+                after: Some(ids[i].clone()),
+                limit: 50,
+            };
+            let store = &store;
+            async move { black_box(store.list_connections(&query).await.unwrap()) }
         });
     });
 
     for durable in [false, true] {
-        let (_dir, store, _) = setup(durable, 0);
+        let (_dir, store, _) = setup(&runtime, durable, 0);
         let name = if durable {
             "put_durable"
         } else {
@@ -70,11 +98,11 @@ fn bench(c: &mut Criterion) {
         };
         let mut i = 0;
         c.bench_function(name, |b| {
-            b.iter(|| {
+            b.to_async(&runtime).iter(|| {
                 i += 1;
-                store
-                    .create_connection(&record(uuid::Uuid::now_v7().to_string(), i))
-                    .unwrap();
+                let record = record(uuid::Uuid::now_v7().to_string(), i);
+                let store = &store;
+                async move { store.create_connection(&record, None).await.unwrap() }
             });
         });
         if durable {

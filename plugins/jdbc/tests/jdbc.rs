@@ -2,17 +2,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
-use std::sync::OnceLock;
+use std::sync::LazyLock;
 
 use connvault_plugin_jdbc::{Jdbc, NOT_SPOKEN};
+use connvault_plugin_sdk::Provider;
 use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, StageStatus};
-use connvault_plugin_sdk::{Connection, Provider};
-use connvault_testkit::provider::{self, s, stage_status};
+use connvault_testkit::harness::Harness;
+use connvault_testkit::provider::{s, stage_status};
 
-fn source() -> &'static pb::DataSource {
-    static SOURCE: OnceLock<pb::DataSource> = OnceLock::new();
-    SOURCE.get_or_init(|| Jdbc.data_sources().remove(0))
-}
+/// The JDBC provider under test, for the whole test process.
+static JDBC: LazyLock<Harness<Jdbc>> = LazyLock::new(|| Harness::new(Jdbc));
 
 /// A `jdbc` spec from string config pairs and an optional password.
 fn spec(config: &[(&str, &str)], password: Option<&str>) -> pb::ConnectionSpec {
@@ -20,19 +19,7 @@ fn spec(config: &[(&str, &str)], password: Option<&str>) -> pb::ConnectionSpec {
         .iter()
         .map(|(name, value)| (*name, s(value)))
         .collect();
-    provider::spec("jdbc", config, password)
-}
-
-fn connection(spec: pb::ConnectionSpec) -> Connection<'static> {
-    provider::connection(source(), spec)
-}
-
-fn violations(spec: pb::ConnectionSpec) -> Vec<String> {
-    provider::violations(&Jdbc, source(), spec)
-}
-
-fn test(spec: pb::ConnectionSpec) -> pb::TestResponse {
-    provider::test(&Jdbc, source(), spec)
+    JDBC.spec(config, password)
 }
 
 #[test]
@@ -54,7 +41,7 @@ fn every_bad_field_is_reported_at_once() {
         Some("pw"),
     );
     assert_eq!(
-        violations(bad),
+        JDBC.violations(bad),
         [
             "config.custom_certificate",
             "config.driver_class_name",
@@ -65,19 +52,19 @@ fn every_bad_field_is_reported_at_once() {
         ]
     );
     assert_eq!(
-        violations(spec(&[("jdbc_url", "postgres://db/app")], None)),
+        JDBC.violations(spec(&[("jdbc_url", "postgres://db/app")], None)),
         ["config.jdbc_url"]
     );
     // Schema-level problems (an unknown field) come from the SDK's check, before these rules.
     assert_eq!(
-        violations(spec(
+        JDBC.violations(spec(
             &[("jdbc_url", "jdbc:mysql://db/app"), ("colour", "blue")],
             None
         )),
         ["config.colour"]
     );
     assert!(
-        violations(spec(
+        JDBC.violations(spec(
             &[("jdbc_url", "jdbc:mysql://db.example:3306/app")],
             Some("pw")
         ))
@@ -90,7 +77,7 @@ fn test_checks_reachability_and_says_what_it_does_not_check() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let url = format!("jdbc:postgresql://127.0.0.1:{port}/app");
-    let ok = test(spec(&[("jdbc_url", &url)], Some("CANARY-pw")));
+    let ok = JDBC.test(spec(&[("jdbc_url", &url)], Some("CANARY-pw")));
     assert!(ok.success, "{ok:#?}");
     assert_eq!(stage_status(&ok, Stage::Resolve), Some(StageStatus::Ok));
     assert_eq!(stage_status(&ok, Stage::Connect), Some(StageStatus::Ok));
@@ -102,7 +89,7 @@ fn test_checks_reachability_and_says_what_it_does_not_check() {
     eprintln!("jdbc: successful test took {} us", ok.duration_us);
     drop(listener);
 
-    let closed = test(spec(&[("jdbc_url", &url)], Some("CANARY-pw")));
+    let closed = JDBC.test(spec(&[("jdbc_url", &url)], Some("CANARY-pw")));
     assert_eq!(
         closed.error_category,
         ErrorCategory::Unreachable as i32,
@@ -110,7 +97,7 @@ fn test_checks_reachability_and_says_what_it_does_not_check() {
     );
     assert!(!format!("{closed:?}").contains("CANARY"));
 
-    let dns = test(spec(
+    let dns = JDBC.test(spec(
         &[("jdbc_url", "jdbc:mysql://nonexistent.invalid/app")],
         Some("CANARY-pw"),
     ));
@@ -120,7 +107,7 @@ fn test_checks_reachability_and_says_what_it_does_not_check() {
 
 #[test]
 fn render_redacts_the_password() {
-    let connection = connection(spec(
+    let connection = JDBC.connection(spec(
         &[("jdbc_url", "jdbc:mysql://db.example/app"), ("user", "app")],
         Some("p@ss:w/rd CANARY"),
     ));

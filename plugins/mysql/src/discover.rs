@@ -1,11 +1,12 @@
 //! Discovery through `information_schema`: databases, tables and views, columns.
 
-use connvault_plugin_sdk::pb::{self, ErrorCategory};
-use connvault_plugin_sdk::{Connection, Deadline, PluginError, StageError, TestReport};
+use connvault_plugin_sdk::pb;
+use connvault_plugin_sdk::{Connection, Deadline, PluginError, StageError};
+use connvault_provider_kit::engine;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
-use crate::{net, session};
+use crate::{MySql, net, session};
 
 /// Limits used when a request leaves one at 0, and the most a request may ask for.
 const DEFAULT_SCHEMAS: u32 = 100;
@@ -27,13 +28,7 @@ pub fn run(
     request: &pb::DiscoverRequest,
     deadline: Deadline,
 ) -> Result<pb::DiscoverResponse, PluginError> {
-    let mut report = TestReport::new();
-    let Some(mut conn) = session::open(connection, deadline, &mut report) else {
-        let failed = report.finish();
-        let category =
-            ErrorCategory::try_from(failed.error_category).unwrap_or(ErrorCategory::Internal);
-        return Err(net::plugin_error(StageError::new(category, failed.message)));
-    };
+    let mut conn = engine::open_or_error(&MySql, connection, deadline)?;
     let found = net::bounded(deadline, "discovery", read_catalog(&mut conn, request));
     session::close(Some(conn), deadline);
     found.map_err(net::plugin_error)

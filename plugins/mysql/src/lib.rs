@@ -21,12 +21,11 @@ mod discover;
 mod render;
 mod session;
 
-use connvault_plugin_sdk::pb::{self, Stage};
+use connvault_plugin_sdk::pb;
 use connvault_plugin_sdk::{
-    Connection, Deadline, PluginError, Provider, TestReport, Violations, export_provider, schema,
+    Connection, Deadline, PluginError, Provider, Violations, export_provider, schema,
 };
-use connvault_provider_kit::fields;
-use connvault_provider_kit::net;
+use connvault_provider_kit::{engine, fields, net, tls};
 
 /// The MySQL port when none is configured.
 pub const DEFAULT_PORT: u16 = 3306;
@@ -73,16 +72,7 @@ impl Provider for MySql {
 
     fn validate(&self, connection: &Connection, violations: &mut Violations) {
         fields::check_host(connection.str("host"), violations);
-        let tls = &connection.tls;
-        let material = !tls.ca_pem.is_empty()
-            || !tls.client_cert_pem.is_empty()
-            || !tls.server_name.is_empty();
-        if connection.tls_mode() == pb::TlsMode::Disable && material {
-            violations.add(
-                "tls.mode",
-                "TLS material or a server name is set but TLS is disabled: choose a TLS mode",
-            );
-        }
+        tls::check_mode(connection, violations);
     }
 
     fn test(
@@ -90,16 +80,7 @@ impl Provider for MySql {
         connection: &Connection,
         deadline: Deadline,
     ) -> Result<pb::TestResponse, PluginError> {
-        let mut report = TestReport::new();
-        let mut conn = session::open(connection, deadline, &mut report);
-        let version = report.stage(Stage::Probe, || {
-            session::probe(net::prior(conn.as_mut())?, deadline)
-        });
-        if let Some(version) = version {
-            report.server_version(version);
-        }
-        session::close(conn, deadline);
-        Ok(report.finish())
+        Ok(engine::test(self, connection, deadline))
     }
 
     fn discover(

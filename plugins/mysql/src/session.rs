@@ -7,35 +7,48 @@
 
 use connvault_plugin_sdk::pb::{ErrorCategory, Stage, TlsMode};
 use connvault_plugin_sdk::{Connection, Deadline, StageError, TestReport};
+use connvault_provider_kit::engine::Engine;
+use connvault_provider_kit::session;
 use mysql_async::prelude::Queryable;
 use mysql_async::{ClientIdentity, Conn, OptsBuilder, SslOpts};
 
-use crate::{DEFAULT_PORT, net};
+use crate::{DEFAULT_PORT, MySql, net};
 
-/// Runs resolve, connect, TLS and login; `None` once a stage failed.
-pub fn open(connection: &Connection, deadline: Deadline, report: &mut TestReport) -> Option<Conn> {
-    let host = connection.str("host");
-    let port = net::port(connection.int("port"), DEFAULT_PORT);
-    let addresses = report.stage(Stage::Resolve, || {
-        net::bounded(deadline, "resolving the host", net::resolve(host, port))
-    });
-    let reachable = report.stage(Stage::Connect, || {
-        let addresses = net::prior(addresses)?;
-        net::bounded(deadline, "connecting", async {
-            net::connect(&addresses).await.map(drop)
-        })
-    });
-    let mode = connection.tls_mode();
-    let login = reachable.map(|()| net::bounded(deadline, "logging in", login(connection, mode)));
-    if mode == TlsMode::Disable {
-        report.skip(Stage::Tls, "TLS is disabled for this connection");
-    } else {
-        report.stage(Stage::Tls, || match &login {
-            Some(Err(error)) if error.category == ErrorCategory::Tls => Err(error.clone()),
-            _ => Ok(()),
-        });
+impl Engine for MySql {
+    type Session = Conn;
+
+    /// Runs resolve, connect, TLS and login.
+    fn open(
+        &self,
+        connection: &Connection,
+        deadline: Deadline,
+        report: &mut TestReport,
+    ) -> Option<Conn> {
+        // The driver connects on its own: this socket only proves reachability.
+        let reachable = session::reach(connection, DEFAULT_PORT, deadline, report).map(drop);
+        let mode = connection.tls_mode();
+        let login =
+            reachable.map(|()| net::bounded(deadline, "logging in", login(connection, mode)));
+        if mode == TlsMode::Disable {
+            report.skip(Stage::Tls, "TLS is disabled for this connection");
+        } else {
+            report.stage(Stage::Tls, || match &login {
+                Some(Err(error)) if error.category == ErrorCategory::Tls => Err(error.clone()),
+                _ => Ok(()),
+            });
+        }
+        report.stage(Stage::Authenticate, || net::prior(login)?)
     }
-    report.stage(Stage::Authenticate, || net::prior(login)?)
+
+    /// `SELECT VERSION()`.
+    fn probe(&self, conn: &mut Conn, deadline: Deadline) -> Result<String, StageError> {
+        probe(conn, deadline)
+    }
+
+    /// Says goodbye politely (COM_QUIT).
+    fn close(&self, conn: Option<Conn>, deadline: Deadline) {
+        close(conn, deadline);
+    }
 }
 
 fn tls_options(connection: &Connection, mode: TlsMode) -> Option<SslOpts> {

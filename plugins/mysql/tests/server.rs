@@ -1,17 +1,19 @@
 //! The MySQL provider against real, throwaway MariaDB servers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::sync::LazyLock;
 
-use common::*;
 use connvault_plugin_mysql::MySql;
 use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, StageStatus, TlsMode};
 use connvault_plugin_sdk::{Deadline, Provider, block_on};
+use connvault_testkit::harness::{CANARY, Harness, assert_stages};
+use connvault_testkit::provider::{category, s, stage_status};
 use connvault_testkit::servers::{self, MariaDb, MariaDbOptions, TestCa};
 use mysql_async::prelude::Queryable;
+
+/// The MySQL provider under test, for the whole test process.
+static DB: LazyLock<Harness<MySql>> = LazyLock::new(|| Harness::new(MySql));
 
 /// A table's name, kind and columns (name, type, nullable, position).
 type TableSummary = (String, String, Vec<(String, String, bool, u32)>);
@@ -20,20 +22,18 @@ type TableSummary = (String, String, Vec<(String, String, bool, u32)>);
 fn plain_server_stages_and_failure_categories() {
     let db = MariaDb::start(MariaDbOptions::default());
 
-    let ok = test(local(db.port(), db.user(), db.password()));
+    let ok = DB.test(DB.login(db.port(), db.user(), db.password()));
     assert!(ok.success, "{ok:#?}");
-    for stage in [
-        Stage::Resolve,
-        Stage::Connect,
-        Stage::Authenticate,
-        Stage::Probe,
-    ] {
-        assert_eq!(
-            stage_status(&ok, stage),
-            Some(StageStatus::Ok),
-            "{stage:?} in {ok:#?}"
-        );
-    }
+    assert_stages(
+        &ok,
+        &[
+            Stage::Resolve,
+            Stage::Connect,
+            Stage::Authenticate,
+            Stage::Probe,
+        ],
+        StageStatus::Ok,
+    );
     assert_eq!(stage_status(&ok, Stage::Tls), Some(StageStatus::Skipped));
     assert!(
         ok.server_version.contains("MariaDB"),
@@ -42,8 +42,8 @@ fn plain_server_stages_and_failure_categories() {
     );
     eprintln!("mysql: successful test took {} us", ok.duration_us);
 
-    let canary = "CANARY-pw-7f3a";
-    let wrong = test(local(db.port(), db.user(), canary));
+    let canary = CANARY;
+    let wrong = DB.test(DB.login(db.port(), db.user(), canary));
     assert_eq!(category(&wrong), ErrorCategory::Auth, "{wrong:#?}");
     assert_eq!(
         stage_status(&wrong, Stage::Authenticate),
@@ -56,12 +56,12 @@ fn plain_server_stages_and_failure_categories() {
     assert!(!format!("{wrong:?}").contains(canary));
 
     for mode in [TlsMode::Require, TlsMode::VerifyFull] {
-        let mut tls_required = local(db.port(), db.user(), db.password());
+        let mut tls_required = DB.login(db.port(), db.user(), db.password());
         tls_required.tls = Some(pb::Tls {
             mode: mode as i32,
             ..Default::default()
         });
-        let no_tls = test(tls_required);
+        let no_tls = DB.test(tls_required);
         assert_eq!(
             category(&no_tls),
             ErrorCategory::Tls,
@@ -70,66 +70,33 @@ fn plain_server_stages_and_failure_categories() {
         assert_eq!(stage_status(&no_tls, Stage::Tls), Some(StageStatus::Failed));
     }
 
-    let mut prefer = local(db.port(), db.user(), db.password());
+    let mut prefer = DB.login(db.port(), db.user(), db.password());
     prefer.tls = Some(pb::Tls {
         mode: TlsMode::Prefer as i32,
         ..Default::default()
     });
-    assert!(test(prefer).success);
+    assert!(DB.test(prefer).success);
 
     db.sql("CREATE DATABASE private; CREATE USER 'limited'@'%' IDENTIFIED BY 'limited-pw';");
-    let mut no_access = local(db.port(), "limited", "limited-pw");
+    let mut no_access = DB.login(db.port(), "limited", "limited-pw");
     no_access.config.insert("database".into(), s("private"));
-    let denied = test(no_access);
+    let denied = DB.test(no_access);
     assert_eq!(category(&denied), ErrorCategory::Permission, "{denied:#?}");
 }
 
 #[test]
 fn unresolvable_host_is_dns() {
-    let mut spec = local(3306, "u", "CANARY-pw-7f3a");
-    spec.config.insert("host".into(), s("nonexistent.invalid"));
-    let response = test(spec);
-    assert_eq!(category(&response), ErrorCategory::Dns, "{response:#?}");
-    assert_eq!(
-        stage_status(&response, Stage::Resolve),
-        Some(StageStatus::Failed)
-    );
-    assert_eq!(
-        stage_status(&response, Stage::Authenticate),
-        Some(StageStatus::Skipped)
-    );
-    assert!(!format!("{response:?}").contains("CANARY"));
+    DB.check_unresolvable_host_is_dns(|port| DB.login(port, "u", CANARY));
 }
 
 #[test]
 fn closed_port_is_unreachable() {
-    let response = test(local(closed_port(), "u", "CANARY-pw-7f3a"));
-    assert_eq!(
-        category(&response),
-        ErrorCategory::Unreachable,
-        "{response:#?}"
-    );
-    assert_eq!(
-        stage_status(&response, Stage::Connect),
-        Some(StageStatus::Failed)
-    );
-    assert!(!format!("{response:?}").contains("CANARY"));
+    DB.check_closed_port_is_unreachable(|port| DB.login(port, "u", CANARY));
 }
 
 #[test]
 fn silent_server_times_out_within_the_deadline() {
-    let port = silent_server();
-    let started = Instant::now();
-    let response = MySql
-        .test(
-            &connection(local(port, "u", "CANARY-pw-7f3a")),
-            Deadline::from_millis(800),
-        )
-        .unwrap();
-    let took = started.elapsed();
-    assert_eq!(category(&response), ErrorCategory::Timeout, "{response:#?}");
-    assert!(took < Duration::from_millis(1500), "took {took:?}");
-    assert!(!format!("{response:?}").contains("CANARY"));
+    DB.check_silent_server_times_out(&[TlsMode::Disable], |port| DB.login(port, "u", CANARY));
 }
 
 #[test]
@@ -139,14 +106,14 @@ fn tls_modes_against_a_tls_server() {
         tls: Some(ca.server_files()),
     });
     let with_tls = |mode: TlsMode, host: &str, ca_pem: &str| {
-        let mut spec = local(db.port(), db.user(), db.password());
+        let mut spec = DB.login(db.port(), db.user(), db.password());
         spec.config.insert("host".into(), s(host));
         spec.tls = Some(pb::Tls {
             mode: mode as i32,
             ca_pem: ca_pem.to_owned(),
             ..Default::default()
         });
-        test(spec)
+        DB.test(spec)
     };
     for (mode, host) in [
         (TlsMode::Require, "127.0.0.1"),
@@ -170,7 +137,7 @@ fn discover_returns_exactly_the_seeded_catalog() {
          CREATE TABLE shop.orders (id bigint NOT NULL, customer_id int, total decimal(10,2)); \
          CREATE VIEW shop.big_orders AS SELECT id, total FROM shop.orders WHERE total > 100;",
     );
-    let connection = connection(local(db.port(), db.user(), db.password()));
+    let connection = DB.connection(DB.login(db.port(), db.user(), db.password()));
     let found = MySql
         .discover(
             &connection,
@@ -267,7 +234,7 @@ fn discover_returns_exactly_the_seeded_catalog() {
 
     let wrong = MySql
         .discover(
-            &common::connection(local(db.port(), db.user(), "wrong")),
+            &DB.connection(DB.login(db.port(), db.user(), "wrong")),
             &pb::DiscoverRequest::default(),
             Deadline::from_millis(5000),
         )
@@ -279,9 +246,9 @@ fn discover_returns_exactly_the_seeded_catalog() {
 fn rendered_strings_work_with_real_clients() {
     let db = MariaDb::start(MariaDbOptions::default());
     db.sql("CREATE DATABASE app;");
-    let mut spec = local(db.port(), db.user(), db.password());
+    let mut spec = DB.login(db.port(), db.user(), db.password());
     spec.config.insert("database".into(), s("app"));
-    let rendered = MySql.render(&connection(spec), true).unwrap();
+    let rendered = MySql.render(&DB.connection(spec), true).unwrap();
 
     // The Rust driver accepts the URI (password with `@`, `:`, `/`, `%` and a space).
     let uri = rendered.uri.clone();

@@ -1,12 +1,16 @@
 //! Validation and rendering of MySQL connections: pure, no server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use std::sync::LazyLock;
 
-use common::*;
 use connvault_plugin_mysql::MySql;
 use connvault_plugin_sdk::Provider;
 use connvault_plugin_sdk::pb::{self, TlsMode};
+use connvault_testkit::harness::Harness;
+use connvault_testkit::provider::{i, s};
+
+/// The MySQL provider under test, for the whole test process.
+static DB: LazyLock<Harness<MySql>> = LazyLock::new(|| Harness::new(MySql));
 
 #[test]
 fn serves_its_ids_and_aliases() {
@@ -32,7 +36,7 @@ fn serves_its_ids_and_aliases() {
 
 #[test]
 fn every_bad_field_is_reported_at_once() {
-    let spec = spec(
+    let spec = DB.spec(
         vec![
             ("port", i(70000)),
             ("colour", s("blue")),
@@ -41,14 +45,14 @@ fn every_bad_field_is_reported_at_once() {
         None,
     );
     assert_eq!(
-        violations(spec),
+        DB.violations(spec),
         ["config.colour", "config.host", "config.port", "config.user"]
     );
 }
 
 #[test]
 fn cross_field_rules_are_reported_together() {
-    let mut spec = spec(
+    let mut spec = DB.spec(
         vec![("host", s("db.example:3306")), ("user", s("app"))],
         None,
     );
@@ -57,22 +61,22 @@ fn cross_field_rules_are_reported_together() {
         server_name: "db.example".into(),
         ..Default::default()
     });
-    assert_eq!(violations(spec), ["config.host", "tls.mode"]);
+    assert_eq!(DB.violations(spec), ["config.host", "tls.mode"]);
 }
 
 #[test]
 fn a_good_connection_has_no_violations() {
-    let spec = spec(
+    let spec = DB.spec(
         vec![("host", s("db.example")), ("user", s("app"))],
         Some("pw"),
     );
-    assert!(violations(spec).is_empty());
+    assert!(DB.violations(spec).is_empty());
 }
 
 #[test]
 fn render_percent_encodes_and_redacts() {
     let canary = "p@ss:w/rd CANARY";
-    let mut spec = spec(
+    let mut spec = DB.spec(
         vec![
             ("host", s("db.example")),
             ("user", s("app")),
@@ -84,7 +88,7 @@ fn render_percent_encodes_and_redacts() {
         mode: TlsMode::VerifyFull as i32,
         ..Default::default()
     });
-    let connection = connection(spec);
+    let connection = DB.connection(spec);
     let shown = MySql.render(&connection, true).unwrap();
     assert_eq!(
         shown.uri,

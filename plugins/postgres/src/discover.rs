@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use connvault_plugin_sdk::pb::{self, ErrorCategory};
-use connvault_plugin_sdk::{Connection, Deadline, PluginError, StageError, TestReport};
+use connvault_plugin_sdk::pb;
+use connvault_plugin_sdk::{Connection, Deadline, PluginError, StageError};
+use connvault_provider_kit::engine;
 
-use crate::{net, session};
+use crate::{Postgres, net, session};
 
 /// Limits used when a request leaves one at 0, and the most a request may ask for.
 const DEFAULT_SCHEMAS: u32 = 100;
@@ -27,13 +28,7 @@ pub fn run(
     request: &pb::DiscoverRequest,
     deadline: Deadline,
 ) -> Result<pb::DiscoverResponse, PluginError> {
-    let mut report = TestReport::new();
-    let Some(client) = session::open(connection, deadline, &mut report) else {
-        let failed = report.finish();
-        let category =
-            ErrorCategory::try_from(failed.error_category).unwrap_or(ErrorCategory::Internal);
-        return Err(net::plugin_error(StageError::new(category, failed.message)));
-    };
+    let client = engine::open_or_error(&Postgres, connection, deadline)?;
     net::bounded(deadline, "discovery", read_catalog(&client, request)).map_err(net::plugin_error)
 }
 

@@ -21,11 +21,11 @@ mod discover;
 mod render;
 mod session;
 
-use connvault_plugin_sdk::pb::{self, Stage};
+use connvault_plugin_sdk::pb;
 use connvault_plugin_sdk::{
-    Connection, Deadline, PluginError, Provider, TestReport, Violations, export_provider, schema,
+    Connection, Deadline, PluginError, Provider, Violations, export_provider, schema,
 };
-use connvault_provider_kit::{fields, net, tls};
+use connvault_provider_kit::{engine, fields, net, tls};
 
 /// The PostgreSQL port when none is configured.
 pub const DEFAULT_PORT: u16 = 5432;
@@ -97,7 +97,8 @@ impl Provider for Postgres {
 
     fn validate(&self, connection: &Connection, violations: &mut Violations) {
         fields::check_host(connection.str("host"), violations);
-        validate_tls(connection, violations);
+        tls::check_mode(connection, violations);
+        tls::check_pem(&connection.tls, violations);
     }
 
     fn test(
@@ -105,22 +106,7 @@ impl Provider for Postgres {
         connection: &Connection,
         deadline: Deadline,
     ) -> Result<pb::TestResponse, PluginError> {
-        let mut report = TestReport::new();
-        let client = session::open(connection, deadline, &mut report);
-        let version = report.stage(Stage::Probe, || {
-            session::probe(net::prior(client.as_ref())?, deadline)
-        });
-        if let Some(version) = version {
-            report.server_version(version);
-        }
-        report.stage(Stage::Authorize, || {
-            session::schema_usage(
-                net::prior(client.as_ref())?,
-                connection.str("schema"),
-                deadline,
-            )
-        });
-        Ok(report.finish())
+        Ok(engine::test(self, connection, deadline))
     }
 
     fn discover(
@@ -139,20 +125,6 @@ impl Provider for Postgres {
     ) -> Result<pb::RenderResponse, PluginError> {
         Ok(render::render(connection, include_secrets))
     }
-}
-
-/// TLS material must match the mode and parse.
-fn validate_tls(connection: &Connection, violations: &mut Violations) {
-    let tls = &connection.tls;
-    let material =
-        !tls.ca_pem.is_empty() || !tls.client_cert_pem.is_empty() || !tls.server_name.is_empty();
-    if connection.tls_mode() == pb::TlsMode::Disable && material {
-        violations.add(
-            "tls.mode",
-            "TLS material or a server name is set but TLS is disabled: choose a TLS mode",
-        );
-    }
-    tls::check_pem(tls, violations);
 }
 
 export_provider!(Postgres);

@@ -1,4 +1,6 @@
-//! Opening a session stage by stage: resolve, connect, TLS, authenticate.
+//! PostgreSQL's steps of the staged session and test: TLS, login, probe and
+//! the schema privilege check; the order of the stages lives in
+//! [`connvault_provider_kit`].
 //!
 //! The TLS stage is done here rather than inside tokio-postgres so that it is
 //! reported (and timed) on its own: we send PostgreSQL's `SSLRequest`, read the
@@ -7,62 +9,122 @@
 
 use std::time::Duration;
 
-use connvault_plugin_sdk::pb::{ErrorCategory, Stage, TlsMode};
+use connvault_plugin_sdk::pb::{ErrorCategory, TlsMode};
 use connvault_plugin_sdk::{Connection, Deadline, StageError, TestReport};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use connvault_provider_kit::engine::Engine;
+use connvault_provider_kit::session::{self, Handshake, Stream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls};
 
-use crate::{DEFAULT_PORT, net, tls};
-
-/// A byte stream the driver can speak over: plain TCP or TLS over TCP.
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+use crate::{DEFAULT_PORT, Postgres, net, tls};
 
 /// `SSLRequest`: length 8, then the magic request code 80877103.
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
 
-/// Runs resolve, connect, TLS and authenticate; `None` once a stage failed.
-///
-/// Stages after a failure are still passed to the report, which records them
-/// as skipped without running them, so a client always sees the whole list.
-pub fn open(
-    connection: &Connection,
-    deadline: Deadline,
-    report: &mut TestReport,
-) -> Option<Client> {
-    let deadline = login_deadline(connection, deadline);
-    let host = connection.str("host");
-    let port = net::port(connection.int("port"), DEFAULT_PORT);
-    let addresses = report.stage(Stage::Resolve, || {
-        net::bounded(deadline, "resolving the host", net::resolve(host, port))
-    });
-    let stream = report.stage(Stage::Connect, || {
-        net::bounded(
-            deadline,
-            "connecting",
-            net::connect(&net::prior(addresses)?),
-        )
-    });
-    let mode = connection.tls_mode();
-    let stream: Option<Box<dyn Io>> = if mode == TlsMode::Disable {
-        report.skip(Stage::Tls, "TLS is disabled for this connection");
-        stream.map(|stream| Box::new(stream) as Box<dyn Io>)
-    } else {
-        report.stage(Stage::Tls, || {
-            let stream = net::prior(stream)?;
-            net::bounded(
-                deadline,
-                "the TLS handshake",
-                start_tls(stream, connection, mode),
+impl Engine for Postgres {
+    type Session = Client;
+    const AUTHORIZES: bool = true;
+
+    /// Runs resolve, connect, TLS and authenticate within `connect_timeout`.
+    fn open(
+        &self,
+        connection: &Connection,
+        deadline: Deadline,
+        report: &mut TestReport,
+    ) -> Option<Client> {
+        let deadline = login_deadline(connection, deadline);
+        session::open(self, connection, DEFAULT_PORT, deadline, report)
+    }
+
+    /// `SELECT 1`, then the server's version.
+    fn probe(&self, client: &mut Client, deadline: Deadline) -> Result<String, StageError> {
+        probe(client, deadline)
+    }
+
+    /// Whether the user may use the connection's schema.
+    fn authorize(
+        &self,
+        client: &mut Client,
+        connection: &Connection,
+        deadline: Deadline,
+    ) -> Result<(), StageError> {
+        schema_usage(client, connection.str("schema"), deadline)
+    }
+}
+
+impl Handshake for Postgres {
+    type Session = Client;
+
+    async fn start_tls(
+        &self,
+        mut stream: TcpStream,
+        connection: &Connection<'_>,
+        mode: TlsMode,
+    ) -> Result<Stream, StageError> {
+        let config = tls::client_config(&connection.tls, mode)?;
+        let name = tls::server_name(&connection.tls, connection.str("host"))?;
+        let protocol = |error: std::io::Error| {
+            StageError::new(
+                ErrorCategory::Protocol,
+                format!("asking the server for TLS failed: {error}"),
             )
-        })
-    };
-    report.stage(Stage::Authenticate, || {
-        let stream = net::prior(stream)?;
-        net::bounded(deadline, "logging in", authenticate(stream, connection))
-    })
+        };
+        stream.write_all(&SSL_REQUEST).await.map_err(protocol)?;
+        let answer = stream.read_u8().await.map_err(protocol)?;
+        match answer {
+            b'S' => {
+                let connector = tokio_rustls::TlsConnector::from(config);
+                let encrypted = connector
+                    .connect(name, stream)
+                    .await
+                    .map_err(|error| tls::handshake_error(&error))?;
+                Ok(Box::new(encrypted) as Stream)
+            }
+            // `prefer` falls back to plain text on the same socket, as libpq does.
+            b'N' if mode == TlsMode::Prefer => Ok(Box::new(stream)),
+            b'N' => Err(StageError::new(
+                ErrorCategory::Tls,
+                "the server does not accept TLS connections, but TLS is required",
+            )),
+            other => Err(StageError::new(
+                ErrorCategory::Protocol,
+                format!(
+                    "unexpected answer {other:#04x} to a TLS request: is this a PostgreSQL server?"
+                ),
+            )),
+        }
+    }
+
+    async fn authenticate(
+        &self,
+        stream: Stream,
+        connection: &Connection<'_>,
+    ) -> Result<Client, StageError> {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .user(connection.str("user"))
+            .dbname(connection.str("database"))
+            // TLS, if any, is already in place underneath.
+            .ssl_mode(SslMode::Disable);
+        if let Some(password) = connection.secret("password") {
+            config.password(password);
+        }
+        let application_name = connection.str("application_name");
+        if !application_name.is_empty() {
+            config.application_name(application_name);
+        }
+        let (client, driver) = config
+            .connect_raw(stream, NoTls)
+            .await
+            .map_err(|error| classify(&error, "logging in"))?;
+        // The driver future owns the socket; it ends when `client` is dropped.
+        tokio::spawn(async move {
+            let _ = driver.await;
+        });
+        Ok(client)
+    }
 }
 
 /// The host's deadline, shortened to `connect_timeout` for the login stages.
@@ -74,73 +136,6 @@ fn login_deadline(connection: &Connection, deadline: Deadline) -> Deadline {
     let bound = deadline.remaining().min(configured);
     // Deadline::from_millis(0) means "the host default": never ask for 0.
     Deadline::from_millis(u32::try_from(bound.as_millis()).unwrap_or(u32::MAX).max(1))
-}
-
-async fn start_tls(
-    mut stream: TcpStream,
-    connection: &Connection<'_>,
-    mode: TlsMode,
-) -> Result<Box<dyn Io>, StageError> {
-    let config = tls::client_config(&connection.tls, mode)?;
-    let name = tls::server_name(&connection.tls, connection.str("host"))?;
-    let protocol = |error: std::io::Error| {
-        StageError::new(
-            ErrorCategory::Protocol,
-            format!("asking the server for TLS failed: {error}"),
-        )
-    };
-    stream.write_all(&SSL_REQUEST).await.map_err(protocol)?;
-    let answer = stream.read_u8().await.map_err(protocol)?;
-    match answer {
-        b'S' => {
-            let connector = tokio_rustls::TlsConnector::from(config);
-            let encrypted = connector
-                .connect(name, stream)
-                .await
-                .map_err(|error| tls::handshake_error(&error))?;
-            Ok(Box::new(encrypted))
-        }
-        // `prefer` falls back to plain text on the same socket, as libpq does.
-        b'N' if mode == TlsMode::Prefer => Ok(Box::new(stream)),
-        b'N' => Err(StageError::new(
-            ErrorCategory::Tls,
-            "the server does not accept TLS connections, but TLS is required",
-        )),
-        other => Err(StageError::new(
-            ErrorCategory::Protocol,
-            format!(
-                "unexpected answer {other:#04x} to a TLS request: is this a PostgreSQL server?"
-            ),
-        )),
-    }
-}
-
-async fn authenticate(
-    stream: Box<dyn Io>,
-    connection: &Connection<'_>,
-) -> Result<Client, StageError> {
-    let mut config = tokio_postgres::Config::new();
-    config
-        .user(connection.str("user"))
-        .dbname(connection.str("database"))
-        // TLS, if any, is already in place underneath.
-        .ssl_mode(SslMode::Disable);
-    if let Some(password) = connection.secret("password") {
-        config.password(password);
-    }
-    let application_name = connection.str("application_name");
-    if !application_name.is_empty() {
-        config.application_name(application_name);
-    }
-    let (client, driver) = config
-        .connect_raw(stream, NoTls)
-        .await
-        .map_err(|error| classify(&error, "logging in"))?;
-    // The driver future owns the socket; it ends when `client` is dropped.
-    tokio::spawn(async move {
-        let _ = driver.await;
-    });
-    Ok(client)
 }
 
 /// `SELECT 1`, then the server's version.

@@ -1,16 +1,19 @@
 //! The PostgreSQL provider against real, throwaway PostgreSQL servers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::sync::LazyLock;
+use std::time::Duration;
 
-use common::*;
 use connvault_plugin_postgres::Postgres;
 use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, StageStatus, TlsMode};
 use connvault_plugin_sdk::{Deadline, Provider};
+use connvault_testkit::harness::{CANARY, Harness, assert_stages, wait_for};
+use connvault_testkit::provider::{category, s, stage_status};
 use connvault_testkit::servers::{self, PgOptions, TestCa};
+
+/// The PostgreSQL provider under test, for the whole test process.
+static PG: LazyLock<Harness<Postgres>> = LazyLock::new(|| Harness::new(Postgres));
 
 /// A table's name, kind and columns (name, type, nullable, position).
 type TableSummary = (String, String, Vec<(String, String, bool, u32)>);
@@ -19,21 +22,19 @@ type TableSummary = (String, String, Vec<(String, String, bool, u32)>);
 fn plain_server_stages_and_failure_categories() {
     let pg = servers::Postgres::start(PgOptions::default());
 
-    let ok = test(local(pg.port(), pg.user(), pg.password()));
+    let ok = PG.test(PG.login(pg.port(), pg.user(), pg.password()));
     assert!(ok.success, "{ok:#?}");
-    for stage in [
-        Stage::Resolve,
-        Stage::Connect,
-        Stage::Authenticate,
-        Stage::Probe,
-        Stage::Authorize,
-    ] {
-        assert_eq!(
-            stage_status(&ok, stage),
-            Some(StageStatus::Ok),
-            "{stage:?} in {ok:#?}"
-        );
-    }
+    assert_stages(
+        &ok,
+        &[
+            Stage::Resolve,
+            Stage::Connect,
+            Stage::Authenticate,
+            Stage::Probe,
+            Stage::Authorize,
+        ],
+        StageStatus::Ok,
+    );
     assert_eq!(stage_status(&ok, Stage::Tls), Some(StageStatus::Skipped));
     assert!(
         ok.server_version.starts_with(char::is_numeric),
@@ -42,8 +43,8 @@ fn plain_server_stages_and_failure_categories() {
     );
     eprintln!("postgresql: successful test took {} us", ok.duration_us);
 
-    let canary = "CANARY-pw-7f3a";
-    let wrong = test(local(pg.port(), pg.user(), canary));
+    let canary = CANARY;
+    let wrong = PG.test(PG.login(pg.port(), pg.user(), canary));
     assert_eq!(category(&wrong), ErrorCategory::Auth, "{wrong:#?}");
     assert_eq!(
         stage_status(&wrong, Stage::Authenticate),
@@ -55,91 +56,56 @@ fn plain_server_stages_and_failure_categories() {
         "the password reached the server log"
     );
 
-    let mut tls_required = local(pg.port(), pg.user(), pg.password());
+    let mut tls_required = PG.login(pg.port(), pg.user(), pg.password());
     tls_required.tls = Some(pb::Tls {
         mode: TlsMode::Require as i32,
         ..Default::default()
     });
-    let no_tls = test(tls_required);
+    let no_tls = PG.test(tls_required);
     assert_eq!(category(&no_tls), ErrorCategory::Tls, "{no_tls:#?}");
     assert_eq!(stage_status(&no_tls, Stage::Tls), Some(StageStatus::Failed));
 
     // `prefer` falls back to plain text on a server without TLS.
-    let mut prefer = local(pg.port(), pg.user(), pg.password());
+    let mut prefer = PG.login(pg.port(), pg.user(), pg.password());
     prefer.tls = Some(pb::Tls {
         mode: TlsMode::Prefer as i32,
         ..Default::default()
     });
-    assert!(test(prefer).success);
+    assert!(PG.test(prefer).success);
 
     pg.psql(
         "CREATE ROLE limited LOGIN PASSWORD 'limited-pw'; CREATE SCHEMA hidden; \
          REVOKE ALL ON SCHEMA hidden FROM PUBLIC;",
     );
-    let mut no_usage = local(pg.port(), "limited", "limited-pw");
+    let mut no_usage = PG.login(pg.port(), "limited", "limited-pw");
     no_usage.config.insert("schema".into(), s("hidden"));
-    let denied = test(no_usage);
+    let denied = PG.test(no_usage);
     assert_eq!(category(&denied), ErrorCategory::Permission, "{denied:#?}");
     assert_eq!(
         stage_status(&denied, Stage::Authorize),
         Some(StageStatus::Failed)
     );
 
-    let mut missing_db = local(pg.port(), pg.user(), pg.password());
+    let mut missing_db = PG.login(pg.port(), pg.user(), pg.password());
     missing_db.config.insert("database".into(), s("nope"));
-    assert_eq!(category(&test(missing_db)), ErrorCategory::Config);
+    assert_eq!(category(&PG.test(missing_db)), ErrorCategory::Config);
 }
 
 #[test]
 fn unresolvable_host_is_dns() {
-    let mut spec = local(5432, "u", "CANARY-pw-7f3a");
-    spec.config.insert("host".into(), s("nonexistent.invalid"));
-    let response = test(spec);
-    assert_eq!(category(&response), ErrorCategory::Dns, "{response:#?}");
-    assert_eq!(
-        stage_status(&response, Stage::Resolve),
-        Some(StageStatus::Failed)
-    );
-    assert_eq!(
-        stage_status(&response, Stage::Connect),
-        Some(StageStatus::Skipped)
-    );
-    assert!(!format!("{response:?}").contains("CANARY"));
+    PG.check_unresolvable_host_is_dns(|port| PG.login(port, "u", CANARY));
 }
 
 #[test]
 fn closed_port_is_unreachable() {
-    let response = test(local(closed_port(), "u", "CANARY-pw-7f3a"));
-    assert_eq!(
-        category(&response),
-        ErrorCategory::Unreachable,
-        "{response:#?}"
-    );
-    assert_eq!(
-        stage_status(&response, Stage::Connect),
-        Some(StageStatus::Failed)
-    );
-    assert!(!format!("{response:?}").contains("CANARY"));
+    PG.check_closed_port_is_unreachable(|port| PG.login(port, "u", CANARY));
 }
 
 #[test]
 fn silent_server_times_out_within_the_deadline() {
-    let port = silent_server();
-    for mode in [TlsMode::Disable, TlsMode::Require] {
-        let mut spec = local(port, "u", "CANARY-pw-7f3a");
-        spec.tls = Some(pb::Tls {
-            mode: mode as i32,
-            ..Default::default()
-        });
-        let started = Instant::now();
-        let response = Postgres
-            .test(&connection(spec), Deadline::from_millis(800))
-            .unwrap();
-        let took = started.elapsed();
-        assert_eq!(category(&response), ErrorCategory::Timeout, "{response:#?}");
-        assert!(took < Duration::from_millis(1500), "took {took:?}");
-        assert!(!format!("{response:?}").contains("CANARY"));
-    }
+    PG.check_silent_server_times_out(&[TlsMode::Disable, TlsMode::Require], |port| {
+        PG.login(port, "u", CANARY)
+    });
 }
 
 #[test]
@@ -149,13 +115,13 @@ fn tls_modes_against_a_tls_server() {
         tls: Some(ca.server_files()),
     });
     let with_tls = |mode: TlsMode, host: &str, tls: pb::Tls| {
-        let mut spec = local(pg.port(), pg.user(), pg.password());
+        let mut spec = PG.login(pg.port(), pg.user(), pg.password());
         spec.config.insert("host".into(), s(host));
         spec.tls = Some(pb::Tls {
             mode: mode as i32,
             ..tls
         });
-        test(spec)
+        PG.test(spec)
     };
     let trusted = pb::Tls {
         ca_pem: ca.ca_pem.clone(),
@@ -204,9 +170,17 @@ fn tls_modes_against_a_tls_server() {
         format!("hostssl all certuser 127.0.0.1/32 cert\n{hba_text}"),
     )
     .unwrap();
+    // pg_reload_conf only signals the postmaster: wait until it has re-read
+    // its files, which new sessions see as a later pg_conf_load_time().
+    let loaded = pg.psql("SELECT pg_conf_load_time()");
     pg.psql("SELECT pg_reload_conf()");
+    wait_for(
+        "the postmaster to reload pg_hba.conf",
+        Duration::from_secs(30),
+        || pg.psql("SELECT pg_conf_load_time()") != loaded,
+    );
     let client = ca.client("certuser");
-    let mut spec = local(pg.port(), "certuser", "unused");
+    let mut spec = PG.login(pg.port(), "certuser", "unused");
     spec.secrets.clear();
     spec.config.insert("host".into(), s("localhost"));
     spec.tls = Some(pb::Tls {
@@ -216,9 +190,7 @@ fn tls_modes_against_a_tls_server() {
         client_key_pem: client.key_pem,
         ..Default::default()
     });
-    // pg_reload_conf is asynchronous: give the postmaster a moment.
-    std::thread::sleep(Duration::from_millis(300));
-    let response = test(spec);
+    let response = PG.test(spec);
     assert!(response.success, "client certificate: {response:#?}");
 }
 
@@ -231,7 +203,7 @@ fn discover_returns_exactly_the_seeded_catalog() {
          CREATE TABLE shop.orders (id bigint NOT NULL, customer_id integer, total numeric(10,2)); \
          CREATE VIEW shop.big_orders AS SELECT id, total FROM shop.orders WHERE total > 100;",
     );
-    let connection = connection(local(pg.port(), pg.user(), pg.password()));
+    let connection = PG.connection(PG.login(pg.port(), pg.user(), pg.password()));
     let request = pb::DiscoverRequest {
         schema_filter: "shop".into(),
         include_columns: true,
@@ -332,7 +304,7 @@ fn discover_returns_exactly_the_seeded_catalog() {
     // Discover reports a wrong password as UNAUTHENTICATED.
     let wrong = Postgres
         .discover(
-            &common::connection(local(pg.port(), pg.user(), "wrong")),
+            &PG.connection(PG.login(pg.port(), pg.user(), "wrong")),
             &request,
             Deadline::from_millis(5000),
         )
@@ -344,11 +316,11 @@ fn discover_returns_exactly_the_seeded_catalog() {
 fn rendered_strings_work_with_psql() {
     let pg = servers::Postgres::start(PgOptions::default());
     pg.psql("CREATE SCHEMA app; CREATE TABLE app.marker (x int);");
-    let mut spec = local(pg.port(), pg.user(), pg.password());
+    let mut spec = PG.login(pg.port(), pg.user(), pg.password());
     spec.config.insert("schema".into(), s("app"));
     spec.config
         .insert("application_name".into(), s("connvault test"));
-    let rendered = Postgres.render(&connection(spec), true).unwrap();
+    let rendered = Postgres.render(&PG.connection(spec), true).unwrap();
     let psql = servers::find_binary("psql");
     let query = "SELECT current_user || '|' || current_setting('application_name') || '|' || (SELECT count(*) FROM marker)";
     let expected = format!("{}|connvault test|0", pg.user());

@@ -1,12 +1,16 @@
 //! Validation and rendering of PostgreSQL connections: pure, no server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use std::sync::LazyLock;
 
-use common::*;
 use connvault_plugin_postgres::Postgres;
 use connvault_plugin_sdk::Provider;
 use connvault_plugin_sdk::pb::{self, TlsMode};
+use connvault_testkit::harness::Harness;
+use connvault_testkit::provider::{i, s};
+
+/// The PostgreSQL provider under test, for the whole test process.
+static PG: LazyLock<Harness<Postgres>> = LazyLock::new(|| Harness::new(Postgres));
 
 #[test]
 fn serves_its_ids_and_aliases() {
@@ -23,7 +27,7 @@ fn serves_its_ids_and_aliases() {
 
 #[test]
 fn every_bad_field_is_reported_at_once() {
-    let spec = spec(
+    let spec = PG.spec(
         vec![
             ("port", i(0)),
             ("colour", s("blue")),
@@ -33,7 +37,7 @@ fn every_bad_field_is_reported_at_once() {
         None,
     );
     assert_eq!(
-        violations(spec),
+        PG.violations(spec),
         [
             "config.colour",
             "config.connect_timeout",
@@ -46,7 +50,7 @@ fn every_bad_field_is_reported_at_once() {
 
 #[test]
 fn cross_field_rules_are_reported_together() {
-    let mut spec = spec(
+    let mut spec = PG.spec(
         vec![("host", s("db.example:5432")), ("user", s("app"))],
         None,
     );
@@ -55,22 +59,25 @@ fn cross_field_rules_are_reported_together() {
         ca_pem: "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n".into(),
         ..Default::default()
     });
-    assert_eq!(violations(spec), ["config.host", "tls.ca_pem", "tls.mode"]);
+    assert_eq!(
+        PG.violations(spec),
+        ["config.host", "tls.ca_pem", "tls.mode"]
+    );
 }
 
 #[test]
 fn a_good_connection_has_no_violations() {
-    let spec = spec(
+    let spec = PG.spec(
         vec![("host", s("db.example")), ("user", s("app"))],
         Some("pw"),
     );
-    assert!(violations(spec).is_empty());
+    assert!(PG.violations(spec).is_empty());
 }
 
 #[test]
 fn render_percent_encodes_and_redacts() {
     let canary = "p@ss:w/rd CANARY";
-    let mut spec = spec(
+    let mut spec = PG.spec(
         vec![
             ("host", s("db.example")),
             ("user", s("app user")),
@@ -83,7 +90,7 @@ fn render_percent_encodes_and_redacts() {
         mode: TlsMode::VerifyFull as i32,
         ..Default::default()
     });
-    let connection = connection(spec);
+    let connection = PG.connection(spec);
     let shown = Postgres.render(&connection, true).unwrap();
     assert_eq!(
         shown.uri,

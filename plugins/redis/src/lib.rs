@@ -17,12 +17,11 @@
 mod render;
 mod session;
 
-use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage};
+use connvault_plugin_sdk::pb;
 use connvault_plugin_sdk::{
-    Connection, Deadline, PluginError, Provider, StageError, TestReport, Violations,
-    export_provider, schema,
+    Connection, Deadline, PluginError, Provider, Violations, export_provider, schema,
 };
-use connvault_provider_kit::{fields, net, tls};
+use connvault_provider_kit::{engine, fields, net, tls};
 
 /// The Redis port when none is configured.
 pub const DEFAULT_PORT: u16 = 6379;
@@ -69,17 +68,8 @@ impl Provider for Redis {
         if !connection.str("username").is_empty() && connection.secret("password").is_none() {
             violations.add("secrets.password", "an ACL username needs a password");
         }
-        let tls = &connection.tls;
-        let material = !tls.ca_pem.is_empty()
-            || !tls.client_cert_pem.is_empty()
-            || !tls.server_name.is_empty();
-        if connection.tls_mode() == pb::TlsMode::Disable && material {
-            violations.add(
-                "tls.mode",
-                "TLS material or a server name is set but TLS is disabled: choose a TLS mode",
-            );
-        }
-        tls::check_pem(tls, violations);
+        tls::check_mode(connection, violations);
+        tls::check_pem(&connection.tls, violations);
     }
 
     fn test(
@@ -87,15 +77,7 @@ impl Provider for Redis {
         connection: &Connection,
         deadline: Deadline,
     ) -> Result<pb::TestResponse, PluginError> {
-        let mut report = TestReport::new();
-        let mut conn = session::open(connection, deadline, &mut report);
-        let version = report.stage(Stage::Probe, || {
-            session::probe(net::prior(conn.as_mut())?, deadline)
-        });
-        if let Some(version) = version {
-            report.server_version(version);
-        }
-        Ok(report.finish())
+        Ok(engine::test(self, connection, deadline))
     }
 
     fn discover(
@@ -104,13 +86,7 @@ impl Provider for Redis {
         request: &pb::DiscoverRequest,
         deadline: Deadline,
     ) -> Result<pb::DiscoverResponse, PluginError> {
-        let mut report = TestReport::new();
-        let Some(mut conn) = session::open(connection, deadline, &mut report) else {
-            let failed = report.finish();
-            let category =
-                ErrorCategory::try_from(failed.error_category).unwrap_or(ErrorCategory::Internal);
-            return Err(net::plugin_error(StageError::new(category, failed.message)));
-        };
+        let mut conn = engine::open_or_error(self, connection, deadline)?;
         session::keyspace(&mut conn, request, deadline).map_err(net::plugin_error)
     }
 

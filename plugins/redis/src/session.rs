@@ -1,91 +1,99 @@
-//! Opening a Redis session stage by stage: resolve, connect, TLS, AUTH.
+//! Redis's steps of the staged session and test: TLS, `AUTH`, the probe and
+//! the keyspace summary; the order of the stages lives in
+//! [`connvault_provider_kit`].
 //!
 //! TLS is done here with rustls so that it is its own stage; the encrypted (or
 //! plain) stream is then handed to redis-rs, whose connection setup sends
 //! `AUTH` and `SELECT`.
 
-use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, TlsMode};
+use connvault_plugin_sdk::pb::{self, ErrorCategory, TlsMode};
 use connvault_plugin_sdk::{Connection, Deadline, StageError, TestReport};
+use connvault_provider_kit::engine::Engine;
+use connvault_provider_kit::session::{self, Handshake, Stream};
 use redis::aio::MultiplexedConnection;
 use redis::{ErrorKind, ProtocolVersion, RedisConnectionInfo};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::{DEFAULT_PORT, net, tls};
+use crate::{DEFAULT_PORT, Redis, net, tls};
 
-/// A byte stream redis-rs can speak over: plain TCP or TLS over TCP.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+impl Engine for Redis {
+    type Session = MultiplexedConnection;
 
-/// Runs resolve, connect, TLS and authenticate; `None` once a stage failed.
-pub fn open(
-    connection: &Connection,
-    deadline: Deadline,
-    report: &mut TestReport,
-) -> Option<MultiplexedConnection> {
-    let host = connection.str("host");
-    let port = net::port(connection.int("port"), DEFAULT_PORT);
-    let addresses = report.stage(Stage::Resolve, || {
-        net::bounded(deadline, "resolving the host", net::resolve(host, port))
-    });
-    let stream = report.stage(Stage::Connect, || {
-        net::bounded(
-            deadline,
-            "connecting",
-            net::connect(&net::prior(addresses)?),
-        )
-    });
-    let mode = connection.tls_mode();
-    let stream: Option<Box<dyn Io>> = if mode == TlsMode::Disable {
-        report.skip(Stage::Tls, "TLS is disabled for this connection");
-        stream.map(|stream| Box::new(stream) as Box<dyn Io>)
-    } else {
-        report.stage(Stage::Tls, || {
-            let stream = net::prior(stream)?;
-            net::bounded(
-                deadline,
-                "the TLS handshake",
-                start_tls(stream, connection, mode),
-            )
-        })
-    };
-    report.stage(Stage::Authenticate, || {
-        let stream = net::prior(stream)?;
-        net::bounded(deadline, "logging in", authenticate(stream, connection))
-    })
+    /// Runs resolve, connect, TLS and `AUTH`/`SELECT`.
+    fn open(
+        &self,
+        connection: &Connection,
+        deadline: Deadline,
+        report: &mut TestReport,
+    ) -> Option<MultiplexedConnection> {
+        session::open(self, connection, DEFAULT_PORT, deadline, report)
+    }
+
+    /// `PING`, then the version from `INFO server`.
+    fn probe(
+        &self,
+        conn: &mut MultiplexedConnection,
+        deadline: Deadline,
+    ) -> Result<String, StageError> {
+        probe(conn, deadline)
+    }
 }
 
-async fn start_tls(
-    stream: TcpStream,
-    connection: &Connection<'_>,
-    mode: TlsMode,
-) -> Result<Box<dyn Io>, StageError> {
-    // Redis has no in-band TLS negotiation: `prefer` can only mean "try TLS".
-    let config = tls::client_config(&connection.tls, mode)?;
-    let name = tls::server_name(&connection.tls, connection.str("host"))?;
-    let peer = stream.peer_addr().ok();
-    let handshake = tokio_rustls::TlsConnector::from(config).connect(name, stream);
-    tokio::pin!(handshake);
-    let map = |outcome: std::io::Result<_>| match outcome {
-        Ok(encrypted) => Ok(Box::new(encrypted) as Box<dyn Io>),
-        Err(error) => Err(tls::handshake_error(&error)),
-    };
-    tokio::select! {
-        outcome = &mut handshake => return map(outcome),
-        () = tokio::time::sleep(PLAIN_CHECK_AFTER) => {}
+impl Handshake for Redis {
+    type Session = MultiplexedConnection;
+
+    async fn start_tls(
+        &self,
+        stream: TcpStream,
+        connection: &Connection<'_>,
+        mode: TlsMode,
+    ) -> Result<Stream, StageError> {
+        // Redis has no in-band TLS negotiation: `prefer` can only mean "try TLS".
+        let config = tls::client_config(&connection.tls, mode)?;
+        let name = tls::server_name(&connection.tls, connection.str("host"))?;
+        let peer = stream.peer_addr().ok();
+        let handshake = tokio_rustls::TlsConnector::from(config).connect(name, stream);
+        tokio::pin!(handshake);
+        let map = |outcome: std::io::Result<_>| match outcome {
+            Ok(encrypted) => Ok(Box::new(encrypted) as Stream),
+            Err(error) => Err(tls::handshake_error(&error)),
+        };
+        tokio::select! {
+            outcome = &mut handshake => return map(outcome),
+            () = tokio::time::sleep(PLAIN_CHECK_AFTER) => {}
+        }
+        // A plain-text Redis reads our ClientHello as an unfinished inline command
+        // and waits forever. Ask on a second socket whether the port speaks plain
+        // RESP, so the answer is "no TLS here" rather than a timeout.
+        let Some(peer) = peer else {
+            return map(handshake.await);
+        };
+        tokio::select! {
+            outcome = &mut handshake => map(outcome),
+            true = speaks_plain_resp(peer) => Err(StageError::new(
+                ErrorCategory::Tls,
+                "the server answers plain-text Redis on this port, but TLS is required",
+            )),
+        }
     }
-    // A plain-text Redis reads our ClientHello as an unfinished inline command
-    // and waits forever. Ask on a second socket whether the port speaks plain
-    // RESP, so the answer is "no TLS here" rather than a timeout.
-    let Some(peer) = peer else {
-        return map(handshake.await);
-    };
-    tokio::select! {
-        outcome = &mut handshake => map(outcome),
-        true = speaks_plain_resp(peer) => Err(StageError::new(
-            ErrorCategory::Tls,
-            "the server answers plain-text Redis on this port, but TLS is required",
-        )),
+
+    async fn authenticate(
+        &self,
+        stream: Stream,
+        connection: &Connection<'_>,
+    ) -> Result<MultiplexedConnection, StageError> {
+        let username = connection.str("username");
+        let info = RedisConnectionInfo {
+            db: connection.int("database").unwrap_or(0),
+            username: (!username.is_empty()).then(|| username.to_owned()),
+            password: connection.secret("password").map(str::to_owned),
+            protocol: ProtocolVersion::RESP2,
+        };
+        let (conn, driver) = MultiplexedConnection::new(&info, stream)
+            .await
+            .map_err(|error| classify(&error, "logging in"))?;
+        tokio::spawn(driver);
+        Ok(conn)
     }
 }
 
@@ -102,24 +110,6 @@ async fn speaks_plain_resp(peer: std::net::SocketAddr) -> bool {
         return false;
     }
     matches!(probe.read_u8().await, Ok(b'+' | b'-'))
-}
-
-async fn authenticate(
-    stream: Box<dyn Io>,
-    connection: &Connection<'_>,
-) -> Result<MultiplexedConnection, StageError> {
-    let username = connection.str("username");
-    let info = RedisConnectionInfo {
-        db: connection.int("database").unwrap_or(0),
-        username: (!username.is_empty()).then(|| username.to_owned()),
-        password: connection.secret("password").map(str::to_owned),
-        protocol: ProtocolVersion::RESP2,
-    };
-    let (conn, driver) = MultiplexedConnection::new(&info, stream)
-        .await
-        .map_err(|error| classify(&error, "logging in"))?;
-    tokio::spawn(driver);
-    Ok(conn)
 }
 
 /// `PING`, then the version from `INFO server`.

@@ -1,35 +1,36 @@
 //! The Redis provider against real, throwaway Redis servers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::sync::LazyLock;
 
-use common::*;
 use connvault_plugin_redis::Redis;
 use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, StageStatus, TlsMode};
 use connvault_plugin_sdk::{Deadline, Provider, block_on};
+use connvault_testkit::harness::{CANARY, Harness, assert_stages};
+use connvault_testkit::provider::{category, i, s, stage_status};
 use connvault_testkit::servers::{self, RedisOptions, TestCa};
+
+/// The Redis provider under test, for the whole test process.
+static REDIS: LazyLock<Harness<Redis>> =
+    LazyLock::new(|| Harness::new(Redis).user_field("username"));
 
 #[test]
 fn plain_server_stages_and_failure_categories() {
     let server = servers::Redis::start(RedisOptions::default());
 
-    let ok = test(local(server.port(), server.password()));
+    let ok = REDIS.test(REDIS.local(server.port(), server.password()));
     assert!(ok.success, "{ok:#?}");
-    for stage in [
-        Stage::Resolve,
-        Stage::Connect,
-        Stage::Authenticate,
-        Stage::Probe,
-    ] {
-        assert_eq!(
-            stage_status(&ok, stage),
-            Some(StageStatus::Ok),
-            "{stage:?} in {ok:#?}"
-        );
-    }
+    assert_stages(
+        &ok,
+        &[
+            Stage::Resolve,
+            Stage::Connect,
+            Stage::Authenticate,
+            Stage::Probe,
+        ],
+        StageStatus::Ok,
+    );
     assert_eq!(stage_status(&ok, Stage::Tls), Some(StageStatus::Skipped));
     assert!(
         ok.server_version.starts_with(char::is_numeric),
@@ -38,13 +39,13 @@ fn plain_server_stages_and_failure_categories() {
     );
     eprintln!("redis: successful test took {} us", ok.duration_us);
 
-    let mut acl = local(server.port(), server.acl_password());
+    let mut acl = REDIS.local(server.port(), server.acl_password());
     acl.config.insert("username".into(), s(server.acl_user()));
     acl.config.insert("database".into(), i(3));
-    assert!(test(acl).success);
+    assert!(REDIS.test(acl).success);
 
-    let canary = "CANARY-pw-7f3a";
-    let wrong = test(local(server.port(), canary));
+    let canary = CANARY;
+    let wrong = REDIS.test(REDIS.local(server.port(), canary));
     assert_eq!(category(&wrong), ErrorCategory::Auth, "{wrong:#?}");
     assert_eq!(
         stage_status(&wrong, Stage::Authenticate),
@@ -54,65 +55,35 @@ fn plain_server_stages_and_failure_categories() {
     assert!(!server.log().contains(canary));
 
     // No password at all: the server answers NOAUTH to PING.
-    let mut anonymous = local(server.port(), "");
+    let mut anonymous = REDIS.local(server.port(), "");
     anonymous.secrets.clear();
-    assert_eq!(category(&test(anonymous)), ErrorCategory::Auth);
+    assert_eq!(category(&REDIS.test(anonymous)), ErrorCategory::Auth);
 
-    let mut tls_required = local(server.port(), server.password());
+    let mut tls_required = REDIS.local(server.port(), server.password());
     tls_required.tls = Some(pb::Tls {
         mode: TlsMode::Require as i32,
         ..Default::default()
     });
-    let no_tls = test(tls_required);
+    let no_tls = REDIS.test(tls_required);
     assert_eq!(category(&no_tls), ErrorCategory::Tls, "{no_tls:#?}");
     assert_eq!(stage_status(&no_tls, Stage::Tls), Some(StageStatus::Failed));
 }
 
 #[test]
 fn unresolvable_host_is_dns() {
-    let mut spec = local(6379, "CANARY-pw-7f3a");
-    spec.config.insert("host".into(), s("nonexistent.invalid"));
-    let response = test(spec);
-    assert_eq!(category(&response), ErrorCategory::Dns, "{response:#?}");
-    assert_eq!(
-        stage_status(&response, Stage::Probe),
-        Some(StageStatus::Skipped)
-    );
-    assert!(!format!("{response:?}").contains("CANARY"));
+    REDIS.check_unresolvable_host_is_dns(|port| REDIS.local(port, CANARY));
 }
 
 #[test]
 fn closed_port_is_unreachable() {
-    let response = test(local(closed_port(), "CANARY-pw-7f3a"));
-    assert_eq!(
-        category(&response),
-        ErrorCategory::Unreachable,
-        "{response:#?}"
-    );
-    assert!(!format!("{response:?}").contains("CANARY"));
+    REDIS.check_closed_port_is_unreachable(|port| REDIS.local(port, CANARY));
 }
 
 #[test]
 fn silent_server_times_out_within_the_deadline() {
-    let port = silent_server();
-    for mode in [TlsMode::Disable, TlsMode::Require] {
-        let mut spec = local(port, "CANARY-pw-7f3a");
-        spec.tls = Some(pb::Tls {
-            mode: mode as i32,
-            ..Default::default()
-        });
-        let started = Instant::now();
-        let response = Redis
-            .test(&connection(spec), Deadline::from_millis(800))
-            .unwrap();
-        let took = started.elapsed();
-        assert_eq!(
-            category(&response),
-            ErrorCategory::Timeout,
-            "{mode:?}: {response:#?}"
-        );
-        assert!(took < Duration::from_millis(1500), "took {took:?}");
-    }
+    REDIS.check_silent_server_times_out(&[TlsMode::Disable, TlsMode::Require], |port| {
+        REDIS.local(port, CANARY)
+    });
 }
 
 #[test]
@@ -122,14 +93,14 @@ fn tls_server() {
         tls: Some(ca.server_files()),
     });
     let with_tls = |mode: TlsMode, host: &str, ca_pem: &str| {
-        let mut spec = local(server.port(), server.password());
+        let mut spec = REDIS.local(server.port(), server.password());
         spec.config.insert("host".into(), s(host));
         spec.tls = Some(pb::Tls {
             mode: mode as i32,
             ca_pem: ca_pem.to_owned(),
             ..Default::default()
         });
-        test(spec)
+        REDIS.test(spec)
     };
     for (mode, host) in [
         (TlsMode::Require, "127.0.0.1"),
@@ -148,7 +119,7 @@ fn discover_summarises_the_keyspace() {
     let server = servers::Redis::start(RedisOptions::default());
     server.cli(0, &["MSET", "a", "1", "b", "2", "c", "3"]);
     server.cli(5, &["SET", "x", "1"]);
-    let connection = connection(local(server.port(), server.password()));
+    let connection = REDIS.connection(REDIS.local(server.port(), server.password()));
     let found = Redis
         .discover(
             &connection,
@@ -184,10 +155,10 @@ fn discover_summarises_the_keyspace() {
 #[test]
 fn rendered_uri_works_with_real_clients() {
     let server = servers::Redis::start(RedisOptions::default());
-    let mut spec = local(server.port(), server.acl_password());
+    let mut spec = REDIS.local(server.port(), server.acl_password());
     spec.config.insert("username".into(), s(server.acl_user()));
     spec.config.insert("database".into(), i(2));
-    let rendered = Redis.render(&connection(spec), true).unwrap();
+    let rendered = Redis.render(&REDIS.connection(spec), true).unwrap();
 
     let uri = rendered.uri.clone();
     let who = block_on(async move {

@@ -1,21 +1,26 @@
 //! Validation and rendering of Redis connections: pure, no server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use std::sync::LazyLock;
 
-use common::*;
 use connvault_plugin_redis::Redis;
 use connvault_plugin_sdk::Provider;
 use connvault_plugin_sdk::pb::{self, TlsMode};
+use connvault_testkit::harness::Harness;
+use connvault_testkit::provider::{i, s};
+
+/// The Redis provider under test, for the whole test process.
+static REDIS: LazyLock<Harness<Redis>> =
+    LazyLock::new(|| Harness::new(Redis).user_field("username"));
 
 #[test]
 fn every_bad_field_is_reported_at_once() {
-    let spec = spec(
+    let spec = REDIS.spec(
         vec![("port", i(0)), ("database", i(-1)), ("colour", s("blue"))],
         None,
     );
     assert_eq!(
-        violations(spec),
+        REDIS.violations(spec),
         [
             "config.colour",
             "config.database",
@@ -27,7 +32,7 @@ fn every_bad_field_is_reported_at_once() {
 
 #[test]
 fn cross_field_rules_are_reported_together() {
-    let mut spec = spec(
+    let mut spec = REDIS.spec(
         vec![("host", s("cache:6379")), ("username", s("app"))],
         None,
     );
@@ -37,7 +42,7 @@ fn cross_field_rules_are_reported_together() {
         ..Default::default()
     });
     assert_eq!(
-        violations(spec),
+        REDIS.violations(spec),
         ["config.host", "secrets.password", "tls.mode"]
     );
 }
@@ -45,7 +50,7 @@ fn cross_field_rules_are_reported_together() {
 #[test]
 fn render_percent_encodes_and_redacts() {
     let canary = "p@ss:w/rd CANARY";
-    let mut spec = spec(
+    let mut spec = REDIS.spec(
         vec![
             ("host", s("cache.example")),
             ("username", s("app")),
@@ -57,7 +62,7 @@ fn render_percent_encodes_and_redacts() {
         mode: TlsMode::VerifyFull as i32,
         ..Default::default()
     });
-    let connection = connection(spec);
+    let connection = REDIS.connection(spec);
     let shown = Redis.render(&connection, true).unwrap();
     assert_eq!(
         shown.uri,

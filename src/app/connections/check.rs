@@ -1,0 +1,99 @@
+//! Checking a whole connection: the local field rules, then its plugin's validation.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use connvault_crypto::SecretMap;
+use connvault_plugin_abi::pb as plugin;
+use connvault_plugin_host::{Plugin, ProviderClient};
+
+use super::rules::{check_display_name, check_product};
+use super::spec::spec;
+use crate::app::{App, check_labels};
+use crate::error::{ServiceError, Violation};
+use crate::pb::v1;
+use crate::plugin_messages::config_from_struct;
+
+/// A connection checked by its plugin and ready to store.
+pub(super) struct Checked {
+    /// The plugin serving its data source.
+    pub(super) plugin: Arc<Plugin>,
+    /// The data source.
+    pub(super) source: plugin::DataSource,
+    /// The config as the plugin normalised it (defaults filled in).
+    pub(super) normalized: BTreeMap<String, plugin::Value>,
+}
+
+/// The plugin's violations, with paths relative to the request's `connection`.
+fn prefixed(violations: Vec<plugin::FieldViolation>) -> ServiceError {
+    ServiceError::InvalidArgument(
+        violations
+            .into_iter()
+            .map(|violation| Violation {
+                field: format!("connection.{}", violation.field),
+                description: violation.description,
+            })
+            .collect(),
+    )
+}
+
+impl App {
+    /// Local checks plus the plugin's validation of a whole connection.
+    pub(super) async fn check(
+        &self,
+        connection: &v1::Connection,
+        secrets: &SecretMap,
+    ) -> Result<Checked, ServiceError> {
+        let mut violations = Vec::new();
+        check_display_name(&connection.display_name, &mut violations);
+        check_labels(&connection.labels, "connection.labels", &mut violations);
+        check_product(&connection.product, &mut violations);
+        let source = match connection.data_source.as_str() {
+            "" => {
+                violations.push(Violation {
+                    field: "connection.data_source".into(),
+                    description: "is required".into(),
+                });
+                None
+            }
+            name => {
+                let found = self.find_source(name);
+                if found.is_none() {
+                    violations.push(Violation {
+                        field: "connection.data_source".into(),
+                        description: "is not a data source of any loaded plugin (see ListDataSources)".into(),
+                    });
+                }
+                found
+            }
+        };
+        let config = match config_from_struct(connection.config.as_ref(), "connection.config") {
+            Ok(config) => config,
+            Err(mut bad) => {
+                violations.append(&mut bad);
+                BTreeMap::new()
+            }
+        };
+        let Some((plugin, source)) = source else {
+            return Err(ServiceError::InvalidArgument(violations));
+        };
+        if !violations.is_empty() {
+            return Err(ServiceError::InvalidArgument(violations));
+        }
+        let request = plugin::ValidateRequest {
+            connection: Some(spec(&source.id, config, secrets, connection.tls.as_ref())),
+            secrets_elided: false,
+            secret_fields_present: Vec::new(),
+        };
+        let answer = plugin.validate(&request, self.limits.validate).await?;
+        drop(request);
+        if !answer.violations.is_empty() {
+            return Err(prefixed(answer.violations));
+        }
+        Ok(Checked {
+            plugin,
+            source,
+            normalized: answer.normalized_config,
+        })
+    }
+}

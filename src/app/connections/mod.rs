@@ -1,0 +1,30 @@
+//! Connections: create, get, update, delete, batch delete, test — one job per file.
+//!
+//! - [`rules`]: the field rules checked before a plugin sees a connection.
+//! - [`secrets`]: the secret map, and the convention that keeps the TLS client
+//!   key in it under `secrets::TLS_KEY_SECRET`.
+//! - [`sealing`]: sealing the secret map into a record and opening it again.
+//! - [`records`]: every store call on connections, one small function each.
+//! - [`check`]: the rules plus the plugin's validation of a whole connection.
+//! - [`spec`]: the plugin's view of a connection, and the one way a saved
+//!   connection is loaded for a plugin call (test, resolve, discover).
+//! - [`create`], [`get`], [`update`] (with [`mask`], the field-mask engine, and
+//!   [`redirect`], the guard on where secrets are sent), [`delete`],
+//!   [`test_connection`]: the RPCs.
+
+mod check;
+mod create;
+mod delete;
+mod get;
+mod mask;
+mod records;
+mod redirect;
+mod rules;
+mod sealing;
+mod secrets;
+mod spec;
+mod test_connection;
+mod update;
+
+pub(super) use secrets::exposed;
+pub(super) use spec::Opened;

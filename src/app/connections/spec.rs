@@ -1,0 +1,77 @@
+//! The plugin's view of a connection, and the one way a saved connection is
+//! loaded for a plugin call: load, open its secrets, find its plugin, parse
+//! its config, build the spec.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use connvault_crypto::SecretMap;
+use connvault_plugin_abi::pb as plugin;
+use connvault_plugin_host::Plugin;
+
+use super::records::Loaded;
+use super::secrets::exposed;
+use crate::app::App;
+use crate::error::ServiceError;
+use crate::pb::v1;
+use crate::plugin_messages::{config_from_struct, tls_to_plugin};
+
+/// The plugin's view of a connection, secrets included (drop it right after the call).
+pub(super) fn spec(
+    source_id: &str,
+    config: BTreeMap<String, plugin::Value>,
+    secrets: &SecretMap,
+    tls: Option<&v1::TlsConfig>,
+) -> plugin::ConnectionSpec {
+    let (secrets, client_key) = exposed(secrets);
+    plugin::ConnectionSpec {
+        data_source: source_id.to_owned(),
+        config,
+        secrets,
+        tls: tls_to_plugin(tls, client_key.as_deref()),
+    }
+}
+
+/// A saved connection opened for a plugin call. It holds secrets in plain
+/// text (`secrets` and `spec`): drop it, or what is kept of it, right after the call.
+pub(in crate::app) struct Opened {
+    /// The stored connection.
+    pub(in crate::app) loaded: Loaded,
+    /// Its opened secrets.
+    pub(in crate::app) secrets: SecretMap,
+    /// The plugin serving its data source.
+    pub(in crate::app) plugin: Arc<Plugin>,
+    /// The connection as the plugin sees it.
+    pub(in crate::app) spec: plugin::ConnectionSpec,
+}
+
+impl App {
+    /// The loaded plugin serving data source `name` (an id or an alias), and the source.
+    pub(super) fn find_source(&self, name: &str) -> Option<(Arc<Plugin>, plugin::DataSource)> {
+        self.plugins
+            .find(name)
+            .map(|(plugin, source)| (Arc::clone(plugin), source.clone()))
+    }
+
+    /// Saved connection `name` ready for a plugin call (test, resolve, discover).
+    pub(in crate::app) async fn open_for_plugin(&self, name: &str) -> Result<Opened, ServiceError> {
+        let loaded = self.load(name, "name").await?;
+        let secrets = self.open(&loaded)?;
+        let connection = loaded.connection();
+        let (plugin, source) = self.find_source(&connection.data_source).ok_or_else(|| {
+            ServiceError::FailedPrecondition(format!(
+                "no loaded plugin serves data source {}",
+                connection.data_source
+            ))
+        })?;
+        let config = config_from_struct(connection.config.as_ref(), "connection.config")
+            .map_err(ServiceError::InvalidArgument)?;
+        let spec = spec(&source.id, config, &secrets, connection.tls.as_ref());
+        Ok(Opened {
+            loaded,
+            secrets,
+            plugin,
+            spec,
+        })
+    }
+}
