@@ -129,8 +129,12 @@ impl AuditLog {
 
     /// Records that a store write appended `commit` as entry `sequence`
     /// (the JSON-lines file, when configured, gets its line now).
-    pub fn committed(&self, commit: CommitEvent, sequence: u64) -> Result<(), ServiceError> {
-        let mut event = commit.event;
+    pub fn committed(&self, commit: &CommitEvent, sequence: u64) -> Result<(), ServiceError> {
+        // Only the JSON-lines file needs the numbered event: no copy without one.
+        if self.file.is_none() {
+            return Ok(());
+        }
+        let mut event = commit.event.clone();
         event.sequence = sequence;
         self.write_line(&event)
     }

@@ -10,6 +10,7 @@ use connvault_store::StoreError;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
+use tower::ServiceBuilder;
 
 use crate::api::{AuditApi, ConnectionApi, DataSourceApi, Guard, TenantApi};
 use crate::app::{App, Limits};
@@ -17,7 +18,7 @@ use crate::audit::AuditLog;
 use crate::auth::{self, AuthError, Verifier};
 use crate::config::Config;
 use crate::master_key::{self, KeyError, KeySource};
-use crate::middleware::RequestIdLayer;
+use crate::middleware::{AuthenticateLayer, RequestIdLayer};
 use crate::pb::{self, v1};
 
 /// Why the server could not start.
@@ -205,7 +206,7 @@ pub async fn run(
             std::time::Duration::from_secs(config.audit_retention_secs),
         ));
     }
-    let guard = Arc::new(Guard::new(verifier, Arc::clone(&audit)));
+    let guard = Arc::new(Guard::new(Arc::clone(&audit)));
     if config.dev {
         if app.get_tenant("tenants/dev").await.is_err()
             && let Err(error) = app.create_tenant("dev".into(), None).await
@@ -263,32 +264,37 @@ pub async fn run(
     // A plain line on stdout for scripts and tests that start on port 0.
     println!("connvault listening on {addr}");
 
+    // Every RPC passes these layers, outermost first; limits (concurrency,
+    // rate) go here too, so one place says what stands before a handler.
+    let edge = ServiceBuilder::new()
+        .layer(RequestIdLayer)
+        .layer(AuthenticateLayer::new(verifier));
+
     let (drain, drained) = tokio::sync::oneshot::channel::<()>();
     let mut serving = tokio::spawn(
         Server::builder()
-            // Large enough that an oversized token reaches the guard and gets
+            // Large enough that an oversized token reaches authentication and gets
             // the same UNAUTHENTICATED as any bad token, not a bare HTTP 431.
             .http2_max_header_list_size(64 * 1024)
-            .layer(RequestIdLayer)
+            .layer(edge)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(v1::tenant_service_server::TenantServiceServer::new(
-                TenantApi(Arc::clone(&app), Arc::clone(&guard)),
+                TenantApi::new(Arc::clone(&app), Arc::clone(&guard)),
             ))
             .add_service(
-                v1::data_source_service_server::DataSourceServiceServer::new(DataSourceApi(
+                v1::data_source_service_server::DataSourceServiceServer::new(DataSourceApi::new(
                     Arc::clone(&app),
                     Arc::clone(&guard),
                 )),
             )
             .add_service(v1::connection_service_server::ConnectionServiceServer::new(
-                ConnectionApi(Arc::clone(&app), Arc::clone(&guard)),
+                ConnectionApi::new(Arc::clone(&app), Arc::clone(&guard)),
             ))
-            .add_service(v1::audit_service_server::AuditServiceServer::new(AuditApi(
-                Arc::clone(&audit),
-                Arc::clone(&guard),
-            )))
+            .add_service(v1::audit_service_server::AuditServiceServer::new(
+                AuditApi::new(Arc::clone(&audit), Arc::clone(&guard)),
+            ))
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY small responses wait on delayed ACKs (~40 ms each).
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::Guard;
+use super::guard::{Guard, permission_denied};
 use crate::app::{AuditFilter, list_audit_events};
 use crate::audit::AuditLog;
 use crate::auth::{Role, TenantScope};
@@ -13,7 +13,17 @@ use crate::names::parse_tenant;
 use crate::pb::v1::{self, audit_service_server::AuditService};
 
 /// Serves `AuditService`.
-pub struct AuditApi(pub Arc<AuditLog>, pub Arc<Guard>);
+pub struct AuditApi {
+    audit: Arc<AuditLog>,
+    guard: Arc<Guard>,
+}
+
+impl AuditApi {
+    /// Handlers reading `audit`, admitting through `guard`.
+    pub fn new(audit: Arc<AuditLog>, guard: Arc<Guard>) -> Self {
+        Self { audit, guard }
+    }
+}
 
 fn parse_filter(filter: &str) -> Result<(Option<String>, Option<String>), ServiceError> {
     let (mut method, mut outcome) = (None, None);
@@ -48,25 +58,19 @@ impl AuditService for AuditApi {
             other => Some(parse_tenant(other, "parent")?),
         };
         let admitted = self
-            .1
-            .admit(
-                &request,
-                "ListAuditEvents",
-                &[Role::Admin],
-                tenant.as_deref(),
-                &parent,
-            )
+            .guard
+            .admit(&request, &[Role::Admin], tenant.as_deref(), &parent)
             .await?;
+        // Every tenant's events at once are for operators only (not audited:
+        // the caller was admitted, only this scope is refused).
         if tenant.is_none() && admitted.principal.tenants != TenantScope::All {
-            return Err(Status::permission_denied(
-                "the caller may not call ListAuditEvents here",
-            ));
+            return Err(permission_denied(admitted.method()).into());
         }
         let request = request.into_inner();
         let (method, outcome) = parse_filter(&request.filter)?;
         let filter = AuditFilter { method, outcome };
         Ok(Response::new(
-            list_audit_events(&self.0, tenant, &filter, &request).await?,
+            list_audit_events(&self.audit, tenant, &filter, &request).await?,
         ))
     }
 }

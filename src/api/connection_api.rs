@@ -4,15 +4,25 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::Guard;
-use super::guard::note_secrets;
+use super::audited::Record;
+use super::guard::Guard;
 use crate::app::App;
 use crate::auth::Role;
 use crate::names::{connection_name, tenant_of};
 use crate::pb::v1::{self, connection_service_server::ConnectionService};
 
 /// Serves `ConnectionService`.
-pub struct ConnectionApi(pub Arc<App>, pub Arc<Guard>);
+pub struct ConnectionApi {
+    app: Arc<App>,
+    guard: Arc<Guard>,
+}
+
+impl ConnectionApi {
+    /// Handlers over `app`, admitting and auditing through `guard`.
+    pub fn new(app: Arc<App>, guard: Arc<Guard>) -> Self {
+        Self { app, guard }
+    }
+}
 
 #[tonic::async_trait]
 impl ConnectionService for ConnectionApi {
@@ -22,41 +32,31 @@ impl ConnectionService for ConnectionApi {
     ) -> Result<Response<v1::Connection>, Status> {
         let parent = request.get_ref().parent.clone();
         let mut admitted = self
-            .1
-            .admit(
-                &request,
-                "CreateConnection",
-                &[Role::Writer],
-                tenant_of(&parent),
-                &parent,
-            )
+            .guard
+            .admit(&request, &[Role::Writer], tenant_of(&parent), &parent)
             .await?;
         let request = request.into_inner();
         if let Some(connection) = &request.connection {
-            note_secrets(&mut admitted, self.1.audit(), &connection.secrets);
+            self.guard.note_secrets(&mut admitted, &connection.secrets);
         }
         // The success event commits with the connection; its name is known
         // up front because the id is chosen here.
         let id = uuid::Uuid::now_v7().to_string();
         let resource =
             tenant_of(&parent).map_or_else(|| parent.clone(), |t| connection_name(t, &id));
-        let commit = self.1.commit_event(&admitted, &resource);
-        let result = self
-            .0
-            .create_connection_audited(
-                &request.parent,
-                request.connection,
-                request.validate_only,
-                &id,
-                Some(commit.append()),
-            )
-            .await;
-        if let Ok((created, _)) = &result {
-            admitted.set_resource(&created.name);
-        }
-        Ok(Response::new(
-            self.1.finish_committed(admitted, commit, result).await?,
-        ))
+        let commit = self.guard.commit_event(&admitted, &resource);
+        let call = self.app.create_connection_audited(
+            &request.parent,
+            request.connection,
+            request.validate_only,
+            &id,
+            Some(commit.append()),
+        );
+        let created = self
+            .guard
+            .audited(admitted, Record::InStore(&commit), call)
+            .await?;
+        Ok(Response::new(created))
     }
 
     async fn get_connection(
@@ -64,16 +64,10 @@ impl ConnectionService for ConnectionApi {
         request: Request<v1::GetConnectionRequest>,
     ) -> Result<Response<v1::Connection>, Status> {
         let name = request.get_ref().name.clone();
-        self.1
-            .admit(
-                &request,
-                "GetConnection",
-                &[Role::Reader],
-                tenant_of(&name),
-                &name,
-            )
+        self.guard
+            .admit(&request, &[Role::Reader], tenant_of(&name), &name)
             .await?;
-        Ok(Response::new(self.0.get_connection(&name).await?))
+        Ok(Response::new(self.app.get_connection(&name).await?))
     }
 
     async fn list_connections(
@@ -81,17 +75,11 @@ impl ConnectionService for ConnectionApi {
         request: Request<v1::ListConnectionsRequest>,
     ) -> Result<Response<v1::ListConnectionsResponse>, Status> {
         let parent = request.get_ref().parent.clone();
-        self.1
-            .admit(
-                &request,
-                "ListConnections",
-                &[Role::Reader],
-                tenant_of(&parent),
-                &parent,
-            )
+        self.guard
+            .admit(&request, &[Role::Reader], tenant_of(&parent), &parent)
             .await?;
         Ok(Response::new(
-            self.0.list_connections(request.into_inner()).await?,
+            self.app.list_connections(request.into_inner()).await?,
         ))
     }
 
@@ -106,27 +94,22 @@ impl ConnectionService for ConnectionApi {
             .map(|c| c.name.clone())
             .unwrap_or_default();
         let mut admitted = self
-            .1
-            .admit(
-                &request,
-                "UpdateConnection",
-                &[Role::Writer],
-                tenant_of(&name),
-                &name,
-            )
+            .guard
+            .admit(&request, &[Role::Writer], tenant_of(&name), &name)
             .await?;
         let request = request.into_inner();
         if let Some(connection) = &request.connection {
-            note_secrets(&mut admitted, self.1.audit(), &connection.secrets);
+            self.guard.note_secrets(&mut admitted, &connection.secrets);
         }
-        let commit = self.1.commit_event(&admitted, &name);
-        let result = self
-            .0
-            .update_connection_audited(request, Some(commit.append()))
-            .await;
-        Ok(Response::new(
-            self.1.finish_committed(admitted, commit, result).await?,
-        ))
+        let commit = self.guard.commit_event(&admitted, &name);
+        let call = self
+            .app
+            .update_connection_audited(request, Some(commit.append()));
+        let updated = self
+            .guard
+            .audited(admitted, Record::InStore(&commit), call)
+            .await?;
+        Ok(Response::new(updated))
     }
 
     async fn delete_connection(
@@ -135,23 +118,17 @@ impl ConnectionService for ConnectionApi {
     ) -> Result<Response<()>, Status> {
         let name = request.get_ref().name.clone();
         let admitted = self
-            .1
-            .admit(
-                &request,
-                "DeleteConnection",
-                &[Role::Writer],
-                tenant_of(&name),
-                &name,
-            )
+            .guard
+            .admit(&request, &[Role::Writer], tenant_of(&name), &name)
             .await?;
         let request = request.into_inner();
-        let commit = self.1.commit_event(&admitted, &name);
-        let result = self
-            .0
-            .delete_connection_audited(&request.name, &request.etag, Some(commit.append()))
-            .await
-            .map(|sequence| ((), sequence));
-        self.1.finish_committed(admitted, commit, result).await?;
+        let commit = self.guard.commit_event(&admitted, &name);
+        let call =
+            self.app
+                .delete_connection_audited(&request.name, &request.etag, Some(commit.append()));
+        self.guard
+            .audited(admitted, Record::InStore(&commit), call)
+            .await?;
         Ok(Response::new(()))
     }
 
@@ -161,22 +138,14 @@ impl ConnectionService for ConnectionApi {
     ) -> Result<Response<()>, Status> {
         let parent = request.get_ref().parent.clone();
         let admitted = self
-            .1
-            .admit(
-                &request,
-                "BatchDeleteConnections",
-                &[Role::Writer],
-                tenant_of(&parent),
-                &parent,
-            )
+            .guard
+            .admit(&request, &[Role::Writer], tenant_of(&parent), &parent)
             .await?;
         let request = request.into_inner();
-        self.1.begin(&admitted).await?;
-        let result = self
-            .0
-            .batch_delete_connections(&request.parent, &request.names)
-            .await;
-        self.1.finish(admitted, result).await?;
+        let call = self
+            .app
+            .batch_delete_connections(&request.parent, &request.names);
+        self.guard.audited(admitted, Record::Started, call).await?;
         Ok(Response::new(()))
     }
 
@@ -189,17 +158,13 @@ impl ConnectionService for ConnectionApi {
             _ => request.get_ref().parent.clone(),
         };
         let admitted = self
-            .1
-            .admit(
-                &request,
-                "TestConnection",
-                &[Role::Writer],
-                tenant_of(&target),
-                &target,
-            )
+            .guard
+            .admit(&request, &[Role::Writer], tenant_of(&target), &target)
             .await?;
-        let result = self.0.test_connection(request.into_inner()).await;
-        Ok(Response::new(self.1.finish(admitted, result).await?))
+        let call = self.app.test_connection(request.into_inner());
+        Ok(Response::new(
+            self.guard.audited(admitted, Record::Outcome, call).await?,
+        ))
     }
 
     async fn discover_metadata(
@@ -208,17 +173,13 @@ impl ConnectionService for ConnectionApi {
     ) -> Result<Response<v1::DiscoverMetadataResponse>, Status> {
         let name = request.get_ref().name.clone();
         let admitted = self
-            .1
-            .admit(
-                &request,
-                "DiscoverMetadata",
-                &[Role::Writer],
-                tenant_of(&name),
-                &name,
-            )
+            .guard
+            .admit(&request, &[Role::Writer], tenant_of(&name), &name)
             .await?;
-        let result = self.0.discover_metadata(request.into_inner()).await;
-        Ok(Response::new(self.1.finish(admitted, result).await?))
+        let call = self.app.discover_metadata(request.into_inner());
+        Ok(Response::new(
+            self.guard.audited(admitted, Record::Outcome, call).await?,
+        ))
     }
 
     async fn clear_metadata_cache(
@@ -231,21 +192,16 @@ impl ConnectionService for ConnectionApi {
             None => String::new(),
         };
         let admitted = self
-            .1
-            .admit(
-                &request,
-                "ClearMetadataCache",
-                &[Role::Writer],
-                tenant_of(&target),
-                &target,
-            )
+            .guard
+            .admit(&request, &[Role::Writer], tenant_of(&target), &target)
             .await?;
-        let result = self
-            .0
-            .clear_metadata_cache(request.into_inner())
-            .await
-            .map(|cleared_entries| v1::ClearMetadataCacheResponse { cleared_entries });
-        Ok(Response::new(self.1.finish(admitted, result).await?))
+        let call = async {
+            let cleared_entries = self.app.clear_metadata_cache(request.into_inner()).await?;
+            Ok(v1::ClearMetadataCacheResponse { cleared_entries })
+        };
+        Ok(Response::new(
+            self.guard.audited(admitted, Record::Outcome, call).await?,
+        ))
     }
 
     async fn resolve_connection(
@@ -253,27 +209,17 @@ impl ConnectionService for ConnectionApi {
         request: Request<v1::ResolveConnectionRequest>,
     ) -> Result<Response<v1::ResolveConnectionResponse>, Status> {
         let name = request.get_ref().name.clone();
-        let mut admitted = self
-            .1
-            .admit(
-                &request,
-                "ResolveConnection",
-                &[Role::Resolver],
-                tenant_of(&name),
-                &name,
-            )
+        let admitted = self
+            .guard
+            .admit(&request, &[Role::Resolver], tenant_of(&name), &name)
             .await?;
-        admitted.require_durable_audit();
-        let result = self.0.resolve_connection(&name).await;
-        if let Ok(resolved) = &result {
-            note_secrets(&mut admitted, self.1.audit(), &resolved.secrets);
-            admitted.note_secret(
-                self.1.audit(),
-                "tls.client_key_pem",
-                &resolved.tls_client_key_pem,
-            );
-        }
-        // The event is written before the secrets leave: if it cannot be, they don't.
-        Ok(Response::new(self.1.finish(admitted, result).await?))
+        // The event, with the HMACs of the secrets handed out, is on disk
+        // before they leave: if it cannot be written, they don't.
+        let call = self.app.resolve_connection(&name);
+        Ok(Response::new(
+            self.guard
+                .audited(admitted, Record::DurableOutcome, call)
+                .await?,
+        ))
     }
 }

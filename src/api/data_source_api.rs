@@ -4,13 +4,23 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::Guard;
+use super::guard::Guard;
 use crate::app::App;
 use crate::auth::Role;
 use crate::pb::v1::{self, data_source_service_server::DataSourceService};
 
 /// Serves `DataSourceService`.
-pub struct DataSourceApi(pub Arc<App>, pub Arc<Guard>);
+pub struct DataSourceApi {
+    app: Arc<App>,
+    guard: Arc<Guard>,
+}
+
+impl DataSourceApi {
+    /// Handlers over `app`, admitting through `guard`.
+    pub fn new(app: Arc<App>, guard: Arc<Guard>) -> Self {
+        Self { app, guard }
+    }
+}
 
 /// Any role may read what the plugins serve.
 const ANY_ROLE: &[Role] = &[Role::Reader, Role::Writer, Role::Resolver, Role::Admin];
@@ -21,11 +31,11 @@ impl DataSourceService for DataSourceApi {
         &self,
         request: Request<v1::ListDataSourcesRequest>,
     ) -> Result<Response<v1::ListDataSourcesResponse>, Status> {
-        self.1
-            .admit(&request, "ListDataSources", ANY_ROLE, None, "dataSources")
+        self.guard
+            .admit(&request, ANY_ROLE, None, "dataSources")
             .await?;
         let request = request.into_inner();
-        Ok(Response::new(self.0.list_data_sources(
+        Ok(Response::new(self.app.list_data_sources(
             request.page_size,
             &request.page_token,
         )?))
@@ -36,9 +46,7 @@ impl DataSourceService for DataSourceApi {
         request: Request<v1::GetDataSourceRequest>,
     ) -> Result<Response<v1::DataSource>, Status> {
         let name = request.get_ref().name.clone();
-        self.1
-            .admit(&request, "GetDataSource", ANY_ROLE, None, &name)
-            .await?;
-        Ok(Response::new(self.0.get_data_source(&name)?))
+        self.guard.admit(&request, ANY_ROLE, None, &name).await?;
+        Ok(Response::new(self.app.get_data_source(&name)?))
     }
 }

@@ -1,13 +1,15 @@
-//! gRPC handlers: admit the caller, decode, call [`App`](crate::app::App),
-//! audit, map errors. Nothing else.
+//! gRPC handlers: decode, admit the caller, call [`App`](crate::app::App),
+//! audit. Nothing else: errors map to statuses in `crate::error`.
 
 mod audit_api;
+mod audited;
 mod connection_api;
 mod data_source_api;
 pub mod guard;
 mod tenant_api;
 
 pub use audit_api::AuditApi;
+pub use audited::{Answer, Record};
 pub use connection_api::ConnectionApi;
 pub use data_source_api::DataSourceApi;
 pub use guard::Guard;

@@ -4,14 +4,25 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::Guard;
+use super::audited::Record;
+use super::guard::Guard;
 use crate::app::App;
 use crate::auth::Role;
 use crate::names::{tenant_name, tenant_of};
 use crate::pb::v1::{self, tenant_service_server::TenantService};
 
 /// Serves `TenantService`.
-pub struct TenantApi(pub Arc<App>, pub Arc<Guard>);
+pub struct TenantApi {
+    app: Arc<App>,
+    guard: Arc<Guard>,
+}
+
+impl TenantApi {
+    /// Handlers over `app`, admitting and auditing through `guard`.
+    pub fn new(app: Arc<App>, guard: Arc<Guard>) -> Self {
+        Self { app, guard }
+    }
+}
 
 #[tonic::async_trait]
 impl TenantService for TenantApi {
@@ -22,16 +33,14 @@ impl TenantService for TenantApi {
         let id = request.get_ref().tenant_id.clone();
         let name = tenant_name(&id);
         let admitted = self
-            .1
-            .admit(&request, "CreateTenant", &[Role::Admin], Some(&id), &name)
+            .guard
+            .admit(&request, &[Role::Admin], Some(&id), &name)
             .await?;
         let request = request.into_inner();
-        self.1.begin(&admitted).await?;
-        let result = self
-            .0
-            .create_tenant(request.tenant_id, request.tenant)
-            .await;
-        Ok(Response::new(self.1.finish(admitted, result).await?))
+        let call = self.app.create_tenant(request.tenant_id, request.tenant);
+        Ok(Response::new(
+            self.guard.audited(admitted, Record::Started, call).await?,
+        ))
     }
 
     async fn get_tenant(
@@ -39,16 +48,15 @@ impl TenantService for TenantApi {
         request: Request<v1::GetTenantRequest>,
     ) -> Result<Response<v1::Tenant>, Status> {
         let name = request.get_ref().name.clone();
-        self.1
+        self.guard
             .admit(
                 &request,
-                "GetTenant",
                 &[Role::Reader, Role::Admin],
                 tenant_of(&name),
                 &name,
             )
             .await?;
-        Ok(Response::new(self.0.get_tenant(&name).await?))
+        Ok(Response::new(self.app.get_tenant(&name).await?))
     }
 
     async fn list_tenants(
@@ -56,12 +64,12 @@ impl TenantService for TenantApi {
         request: Request<v1::ListTenantsRequest>,
     ) -> Result<Response<v1::ListTenantsResponse>, Status> {
         let admitted = self
-            .1
-            .admit(&request, "ListTenants", &[Role::Admin], None, "tenants")
+            .guard
+            .admit(&request, &[Role::Admin], None, "tenants")
             .await?;
         let request = request.into_inner();
         let mut page = self
-            .0
+            .app
             .list_tenants(request.page_size, &request.page_token)
             .await?;
         // A tenant-scoped admin sees only its own tenants.
@@ -77,19 +85,12 @@ impl TenantService for TenantApi {
     ) -> Result<Response<()>, Status> {
         let name = request.get_ref().name.clone();
         let admitted = self
-            .1
-            .admit(
-                &request,
-                "DeleteTenant",
-                &[Role::Admin],
-                tenant_of(&name),
-                &name,
-            )
+            .guard
+            .admit(&request, &[Role::Admin], tenant_of(&name), &name)
             .await?;
         let request = request.into_inner();
-        self.1.begin(&admitted).await?;
-        let result = self.0.delete_tenant(&request.name, request.force).await;
-        self.1.finish(admitted, result).await?;
+        let call = self.app.delete_tenant(&request.name, request.force);
+        self.guard.audited(admitted, Record::Started, call).await?;
         Ok(Response::new(()))
     }
 }

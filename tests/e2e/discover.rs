@@ -222,22 +222,6 @@ async fn twenty_at_once(server: &Server, name: &str) -> Vec<v1::DiscoverMetadata
     answers
 }
 
-/// The median of `runs` timed calls of `call`.
-async fn median<F, Fut>(runs: usize, mut call: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let started = Instant::now();
-        call().await;
-        times.push(started.elapsed());
-    }
-    times.sort();
-    times[runs / 2]
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_catalog_filters_limits_cache_and_invalidation() {
     let pg = Postgres::start(PgOptions::default());
@@ -262,7 +246,6 @@ async fn postgres_catalog_filters_limits_cache_and_invalidation() {
         .name;
 
     // Exact catalog of one schema, columns included.
-    let started = Instant::now();
     let cold = discover(
         &mut client,
         v1::DiscoverMetadataRequest {
@@ -272,7 +255,6 @@ async fn postgres_catalog_filters_limits_cache_and_invalidation() {
     )
     .await
     .unwrap();
-    let cold_latency = started.elapsed();
     assert!(!cold.from_cache && !cold.truncated);
     assert!(cold.fetched_time.is_some());
     assert_eq!(
@@ -316,7 +298,6 @@ async fn postgres_catalog_filters_limits_cache_and_invalidation() {
     // The same request again: from the cache, and no connection reaches PostgreSQL.
     let before = pg_sessions(&pg);
     assert!(before >= 1, "the cold discover connected");
-    let started = Instant::now();
     let cached = discover(
         &mut client,
         v1::DiscoverMetadataRequest {
@@ -326,7 +307,6 @@ async fn postgres_catalog_filters_limits_cache_and_invalidation() {
     )
     .await
     .unwrap();
-    let cached_latency = started.elapsed();
     assert!(cached.from_cache);
     assert_eq!(shape(&cached), shape(&cold));
     assert_eq!(cached.fetched_time, cold.fetched_time);
@@ -334,42 +314,6 @@ async fn postgres_catalog_filters_limits_cache_and_invalidation() {
         pg_sessions(&pg),
         before,
         "a cached discover does not reach the database"
-    );
-    println!(
-        "postgres discover latency: first cold {cold_latency:?}, first cached {cached_latency:?}"
-    );
-    let shop = v1::DiscoverMetadataRequest {
-        schema_filter: "shop".into(),
-        ..request(&name)
-    };
-    let cached_median = median(21, || {
-        let (mut client, shop) = (client.clone(), shop.clone());
-        async move { assert!(discover(&mut client, shop).await.unwrap().from_cache) }
-    })
-    .await;
-    let cold_median = median(7, || {
-        let (mut client, shop) = (client.clone(), shop.clone());
-        async move {
-            let fresh = v1::DiscoverMetadataRequest {
-                refresh: true,
-                ..shop
-            };
-            assert!(!discover(&mut client, fresh).await.unwrap().from_cache)
-        }
-    })
-    .await;
-    let get_median = median(21, || {
-        let (mut client, name) = (client.clone(), name.clone());
-        async move {
-            client
-                .get_connection(v1::GetConnectionRequest { name })
-                .await
-                .unwrap();
-        }
-    })
-    .await;
-    println!(
-        "postgres discover latency (median): cold {cold_median:?}, cached {cached_median:?}; GetConnection {get_median:?}"
     );
 
     // Filters: schema and table globs; without columns.
@@ -708,7 +652,11 @@ async fn a_discover_that_times_out_is_deadline_exceeded_and_caches_nothing() {
     .await
     .unwrap_err();
     assert_eq!(error.code(), Code::DeadlineExceeded, "{error:?}");
-    assert!(started.elapsed() < Duration::from_secs(5));
+    // The 500 ms deadline was honoured: without it the call would wait out
+    // the 30 s default (the silent server holds its connections that long).
+    // Half of that leaves a loaded machine room for start-up and scheduling.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(15), "took {took:?}");
     assert_eq!(
         clear(&mut client, clear_name(&name)).await.unwrap(),
         0,
@@ -735,9 +683,7 @@ async fn mariadb_catalog_filters_limits_cache_and_single_flight() {
         .unwrap()
         .name;
 
-    let started = Instant::now();
     let cold = discover(&mut client, request(&name)).await.unwrap();
-    let cold_latency = started.elapsed();
     assert!(!cold.from_cache && !cold.truncated);
     assert_eq!(
         shape(&cold),
@@ -779,9 +725,7 @@ async fn mariadb_catalog_filters_limits_cache_and_single_flight() {
 
     // Cached: no connection reaches MariaDB.
     let before = maria_sessions(&db);
-    let started = Instant::now();
     let cached = discover(&mut client, request(&name)).await.unwrap();
-    let cached_latency = started.elapsed();
     assert!(cached.from_cache);
     assert_eq!(shape(&cached), shape(&cold));
     assert_eq!(
@@ -789,7 +733,6 @@ async fn mariadb_catalog_filters_limits_cache_and_single_flight() {
         1,
         "only our own status query connected"
     );
-    println!("mariadb discover latency: cold {cold_latency:?}, cached {cached_latency:?}");
 
     // Filters and limits.
     let filtered = discover(

@@ -1,7 +1,7 @@
 //! Every acknowledged create survives a SIGKILL during concurrent writes.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use connvault::pb::v1;
 
@@ -31,7 +31,19 @@ async fn acknowledged_creates_survive_sigkill() {
                 }
             }));
         }
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Kill mid-write once the writers have run for 1.5 s and at least as
+        // many creates as writers were acknowledged (a loaded machine may
+        // need longer for that than a quiet one).
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(1500)
+            || acked.lock().unwrap().len() < WRITERS
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "round {round}: creates are not being acknowledged"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         server.kill();
         for writer in writers {
             let _ = writer.await;

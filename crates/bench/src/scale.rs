@@ -35,7 +35,8 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(histogram: &Histogram<u64>) -> Self {
+    /// The figures of a histogram of µs.
+    pub(crate) fn of(histogram: &Histogram<u64>) -> Self {
         Self {
             samples: histogram.len(),
             p50_us: histogram.value_at_quantile(0.5),
@@ -93,12 +94,14 @@ pub struct ScaleSpec {
     pub data_dir: Option<PathBuf>,
 }
 
-fn histogram() -> Histogram<u64> {
+/// A histogram of µs, 1 µs to 100 s.
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 100_000_000, 3)
         .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
 }
 
-fn record(histogram: &mut Histogram<u64>, elapsed: Duration) {
+/// Records `elapsed` in µs, clamped to the histogram's bounds.
+pub(crate) fn record(histogram: &mut Histogram<u64>, elapsed: Duration) {
     let micros = u64::try_from(elapsed.as_micros())
         .unwrap_or(u64::MAX)
         .clamp(1, 100_000_000);

@@ -79,29 +79,47 @@ pub fn fixture_plugin_dir(
     binary: &Path,
     work_dir: Option<&Path>,
 ) -> anyhow::Result<tempfile::TempDir> {
+    plugin_dir_beside(
+        binary,
+        "cvfixture_test",
+        "fixture",
+        "connvault-fixture-testplugin",
+        work_dir,
+    )
+}
+
+/// A plugin directory holding the library `lib{stem}.so` found beside
+/// `binary`, copied in as plugin `name` (built by cargo package `package`).
+pub fn plugin_dir_beside(
+    binary: &Path,
+    stem: &str,
+    name: &str,
+    package: &str,
+    work_dir: Option<&Path>,
+) -> anyhow::Result<tempfile::TempDir> {
     use std::os::unix::fs::PermissionsExt;
-    let name = format!(
-        "{}cvfixture_test{}",
+    let file = format!(
+        "{}{stem}{}",
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_SUFFIX
     );
     let source = binary
         .parent()
-        .map(|dir| dir.join(&name))
+        .map(|dir| dir.join(&file))
         .filter(|path| path.is_file())
         .with_context(|| {
             format!(
-                "no {name} beside {}: build it (cargo build --release -p connvault-fixture-testplugin) or pass --plugin-dir",
+                "no {file} beside {}: build it (cargo build --release -p {package}) or pass --plugin-dir",
                 binary.display()
             )
         })?;
     let dir = temp_in(work_dir)?;
     let target = dir.path().join(format!(
-        "{}connvault_plugin_fixture{}",
+        "{}connvault_plugin_{name}{}",
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_SUFFIX
     ));
-    std::fs::copy(&source, &target).context("copying the fixture plugin")?;
+    std::fs::copy(&source, &target).with_context(|| format!("copying {file}"))?;
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644))?;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
     Ok(dir)

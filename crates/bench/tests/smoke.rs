@@ -22,12 +22,21 @@ fn bench(args: &[&str]) -> serde_json::Value {
 /// The JSON report and the printed tables.
 fn bench_with_stdout(args: &[&str]) -> (serde_json::Value, String) {
     let (binary, plugins) = server();
+    bench_against(&binary, &plugins, args)
+}
+
+/// The JSON report and the printed tables of a run against `binary` with `plugins`.
+fn bench_against(
+    binary: &std::path::Path,
+    plugins: &PluginDir,
+    args: &[&str],
+) -> (serde_json::Value, String) {
     let out = tempfile::tempdir().unwrap();
     let json = out.path().join("report.json");
     let output = Command::new(env!("CARGO_BIN_EXE_connvault-bench"))
         .args(args)
         .arg("--spawn")
-        .arg(&binary)
+        .arg(binary)
         .arg("--plugin-dir")
         .arg(plugins.path())
         .arg("--work-dir")
@@ -173,4 +182,27 @@ fn scale_run_loads_and_measures() {
             "{figure}: {report}"
         );
     }
+}
+
+#[test]
+fn discover_reports_cold_and_cached_latency() {
+    let dir = build_plugins(&["connvault", "connvault-plugin-postgres"]);
+    let plugins = PluginDir::new();
+    plugins.add(
+        &dir.join(dylib_name("connvault_plugin_postgres")),
+        "postgres",
+    );
+    let (report, stdout) = bench_against(
+        &dir.join("connvault"),
+        &plugins,
+        &["discover", "--samples", "5", "--cold-samples", "2"],
+    );
+    for (figure, samples) in [("cold", 2), ("cached", 5), ("get", 5)] {
+        assert_eq!(report[figure]["samples"], samples, "{figure}: {report}");
+        assert!(
+            report[figure]["p50_us"].as_u64().unwrap() > 0,
+            "{figure}: {report}"
+        );
+    }
+    assert!(stdout.contains("discover cached"), "{stdout}");
 }

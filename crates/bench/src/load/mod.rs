@@ -8,6 +8,9 @@
 //! soak needs. While a run goes, the server's RSS is sampled (when its pid is
 //! known) every [`LoadSpec::rss_every`].
 
+mod mix;
+mod report;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,163 +18,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use connvault::pb::v1;
-use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::client::{self, Chan};
 use crate::spawn;
 
-/// A method the load generator calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Method {
-    /// `GetConnection`.
-    Get,
-    /// `ListConnections`, a page of 50.
-    List,
-    /// `CreateConnection` (durable unless the server runs with `durable = false`).
-    /// With `delete` in the mix, the new connection's name is queued for it.
-    Create,
-    /// `DeleteConnection` (no etag) of a connection this run's `create` calls
-    /// added, oldest first, from one queue shared by the run's workers: each is
-    /// deleted once, and the seeded connections the other methods pick from
-    /// are never deleted. When the queue is empty, the worker first creates a
-    /// connection (neither timed nor counted as a `create`; if that fails, its
-    /// error is counted under `delete`) and then deletes it, so `delete` keeps
-    /// its share of the mix. Only the `DeleteConnection` call is timed.
-    Delete,
-    /// `UpdateConnection` of the labels.
-    Update,
-    /// `TestConnection` of a saved connection (a TCP connect to the bench's listener).
-    Test,
-    /// `ResolveConnection` (secrets opened and rendered; needs the `resolver` role).
-    Resolve,
-}
-
-impl Method {
-    /// Every method, in report order.
-    pub const ALL: [Method; 7] = [
-        Method::Get,
-        Method::List,
-        Method::Create,
-        Method::Delete,
-        Method::Update,
-        Method::Test,
-        Method::Resolve,
-    ];
-
-    /// The short name used in mixes and reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Get => "get",
-            Method::List => "list",
-            Method::Create => "create",
-            Method::Delete => "delete",
-            Method::Update => "update",
-            Method::Test => "test",
-            Method::Resolve => "resolve",
-        }
-    }
-
-    fn parse(text: &str) -> anyhow::Result<Self> {
-        Method::ALL
-            .into_iter()
-            .find(|method| method.name() == text)
-            .with_context(|| {
-                let names: Vec<&str> = Method::ALL.into_iter().map(Method::name).collect();
-                format!("unknown method {text:?} ({})", names.join(", "))
-            })
-    }
-
-    /// Whether it works on one of the workload's seeded connections.
-    fn needs_seeded_connection(self) -> bool {
-        matches!(
-            self,
-            Method::Get | Method::Update | Method::Test | Method::Resolve
-        )
-    }
-}
-
-/// A weighted method mix, e.g. `get=60,list=15,create=10,delete=10,update=5`.
-#[derive(Debug, Clone)]
-pub struct Mix(pub Vec<(Method, u32)>);
-
-impl Mix {
-    /// Parses `name=weight` pairs (a bare name weighs 1).
-    pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let mut parts = Vec::new();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (name, weight) = match part.split_once('=') {
-                Some((name, weight)) => (
-                    name.trim(),
-                    weight
-                        .trim()
-                        .parse::<u32>()
-                        .with_context(|| format!("bad weight in {part:?}"))?,
-                ),
-                None => (part, 1),
-            };
-            if weight > 0 {
-                parts.push((Method::parse(name)?, weight));
-            }
-        }
-        if parts.is_empty() {
-            bail!("the mix {text:?} names no method with a positive weight");
-        }
-        Ok(Mix(parts))
-    }
-
-    fn pick(&self, roll: u64) -> Method {
-        let total: u64 = self.0.iter().map(|(_, w)| u64::from(*w)).sum();
-        let mut point = roll % total.max(1);
-        for (method, weight) in &self.0 {
-            if point < u64::from(*weight) {
-                return *method;
-            }
-            point -= u64::from(*weight);
-        }
-        self.0[0].0
-    }
-
-    fn has(&self, method: Method) -> bool {
-        self.0.iter().any(|(m, _)| *m == method)
-    }
-}
-
-impl std::fmt::Display for Mix {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let parts: Vec<String> = self
-            .0
-            .iter()
-            .map(|(m, w)| format!("{}={w}", m.name()))
-            .collect();
-        f.write_str(&parts.join(","))
-    }
-}
-
-/// A small, fast, seedable generator (xorshift64*): the mix needs no crypto.
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a seed (0 is remapped).
-    pub fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    /// The next value.
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A value below `n` (`n > 0`).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+pub use mix::{Method, Mix, Rng};
+pub use report::{MethodReport, Report, RssSample, print_table};
+use report::{Stats, histogram};
 
 /// The tenants and connections a run works on; created before it, deleted after.
 #[derive(Debug, Clone, Serialize)]
@@ -292,131 +146,6 @@ pub struct LoadSpec {
     /// How often to sample the server's RSS while the run goes (zero: only at
     /// the start, after the warm-up and at the end).
     pub rss_every: Duration,
-}
-
-/// The server's RSS at one moment of a run.
-#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize)]
-pub struct RssSample {
-    /// Seconds since the load started (the warm-up included).
-    pub t_s: f64,
-    /// Resident set size, KiB.
-    pub rss_kib: u64,
-}
-
-#[derive(Default)]
-struct Stats {
-    histograms: BTreeMap<Method, Histogram<u64>>,
-    errors: BTreeMap<Method, BTreeMap<String, u64>>,
-}
-
-fn histogram() -> Histogram<u64> {
-    // Microseconds, 1 µs to 100 s, 3 significant digits.
-    Histogram::new_with_bounds(1, 100_000_000, 3).unwrap_or_else(|_| {
-        Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant digits are valid"))
-    })
-}
-
-impl Stats {
-    fn record(&mut self, method: Method, elapsed: Duration, result: Result<(), tonic::Status>) {
-        match result {
-            Ok(()) => {
-                let micros = u64::try_from(elapsed.as_micros())
-                    .unwrap_or(u64::MAX)
-                    .max(1);
-                let _ = self
-                    .histograms
-                    .entry(method)
-                    .or_insert_with(histogram)
-                    .record(micros.min(100_000_000));
-            }
-            Err(status) => {
-                *self
-                    .errors
-                    .entry(method)
-                    .or_default()
-                    .entry(format!("{:?}", status.code()))
-                    .or_default() += 1;
-            }
-        }
-    }
-
-    fn merge(&mut self, other: Stats) {
-        for (method, histogram) in other.histograms {
-            let _ = self
-                .histograms
-                .entry(method)
-                .or_insert_with(self::histogram)
-                .add(&histogram);
-        }
-        for (method, codes) in other.errors {
-            let mine = self.errors.entry(method).or_default();
-            for (code, count) in codes {
-                *mine.entry(code).or_default() += count;
-            }
-        }
-    }
-}
-
-/// One method's figures.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct MethodReport {
-    /// Successful requests in the measured window.
-    pub requests: u64,
-    /// Failed requests in the measured window.
-    pub errors: u64,
-    /// Successful requests per second.
-    pub throughput_rps: f64,
-    /// Latency percentiles of successful requests, microseconds.
-    pub p50_us: u64,
-    /// 90th percentile.
-    pub p90_us: u64,
-    /// 99th percentile.
-    pub p99_us: u64,
-    /// 99.9th percentile.
-    pub p999_us: u64,
-    /// Slowest.
-    pub max_us: u64,
-    /// Mean.
-    pub mean_us: f64,
-    /// Errors by gRPC code.
-    pub error_codes: BTreeMap<String, u64>,
-}
-
-/// A run's figures.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct Report {
-    /// What was measured (`connvault`, `baseline`).
-    pub target: String,
-    /// The mix.
-    pub mix: String,
-    /// Workers.
-    pub concurrency: usize,
-    /// HTTP/2 connections.
-    pub channels: usize,
-    /// Measured seconds.
-    pub duration_s: f64,
-    /// Warm-up seconds.
-    pub warmup_s: f64,
-    /// By method name.
-    pub methods: BTreeMap<String, MethodReport>,
-    /// All successful requests per second.
-    pub total_rps: f64,
-    /// Server RSS before the run, KiB (when the server's pid is known).
-    pub rss_kib_start: Option<u64>,
-    /// Server RSS at the end of the warm-up, KiB: judge growth from here.
-    #[serde(default)]
-    pub rss_kib_after_warmup: Option<u64>,
-    /// Server RSS after the run, KiB.
-    pub rss_kib_end: Option<u64>,
-    /// Server RSS every `rss_every` from the start of the load (warm-up
-    /// included), and once more at its end; empty when the pid is unknown.
-    #[serde(default)]
-    pub rss_samples: Vec<RssSample>,
-    /// Connections the run's `create` calls added (warm-up included) less
-    /// those its `delete` calls removed: how much the data set grew. They go
-    /// with the tenants at clean-up.
-    #[serde(default)]
-    pub connections_added: i64,
 }
 
 /// Numbers display names and label values across every run of this process
@@ -707,58 +436,6 @@ pub async fn run(
         rss_samples,
         connections_added: added.load(Ordering::Relaxed),
     })
-}
-
-/// Prints a report as a table.
-pub fn print_table(report: &Report) {
-    println!(
-        "{} | mix {} | concurrency {} | channels {} | {:.1} s measured after {:.1} s warm-up",
-        report.target,
-        report.mix,
-        report.concurrency,
-        report.channels,
-        report.duration_s,
-        report.warmup_s
-    );
-    println!(
-        "{:<8} {:>10} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9}  errors",
-        "method", "requests", "req/s", "p50 µs", "p90 µs", "p99 µs", "p999 µs", "max µs"
-    );
-    for (name, m) in &report.methods {
-        let errors = if m.errors == 0 {
-            "0".to_owned()
-        } else {
-            format!("{} {:?}", m.errors, m.error_codes)
-        };
-        println!(
-            "{name:<8} {:>10} {:>11.1} {:>9} {:>9} {:>9} {:>9} {:>9}  {errors}",
-            m.requests, m.throughput_rps, m.p50_us, m.p90_us, m.p99_us, m.p999_us, m.max_us
-        );
-    }
-    let mib = |kib: u64| kib as f64 / 1024.0;
-    let mut total = format!("total {:.1} req/s", report.total_rps);
-    if let (Some(start), Some(end)) = (report.rss_kib_start, report.rss_kib_end) {
-        total.push_str(&format!("; server RSS {:.1} MiB", mib(start)));
-        if let Some(warm) = report.rss_kib_after_warmup {
-            total.push_str(&format!(" -> {:.1} MiB after warm-up", mib(warm)));
-        }
-        total.push_str(&format!(" -> {:.1} MiB", mib(end)));
-    }
-    if report.connections_added != 0 {
-        total.push_str(&format!(
-            "; {:+} connections (created less deleted)",
-            report.connections_added
-        ));
-    }
-    println!("{total}");
-    if !report.rss_samples.is_empty() {
-        let samples: Vec<String> = report
-            .rss_samples
-            .iter()
-            .map(|s| format!("{}s {:.1}", (s.t_s * 10.0).round() / 10.0, mib(s.rss_kib)))
-            .collect();
-        println!("server RSS MiB over time: {}", samples.join(", "));
-    }
 }
 
 /// A loopback listener that accepts and drops connections: the `test` target.
