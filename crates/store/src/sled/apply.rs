@@ -10,7 +10,7 @@ use sled::transaction::{
 use super::audit_entry::{self, AuditBytes};
 use super::change_entry;
 use super::layout;
-use super::writer::{Done, Trees, Write};
+use super::write::{Done, Trees, Write};
 use crate::{ChangeKind, Result, StoreError};
 
 /// Removes the cache entries of the connections a batch deleted. A cache

@@ -4,7 +4,7 @@
 use std::ops::Bound;
 
 use super::audit_entry::{self, AUDIT_BY_TENANT, AuditBytes};
-use super::writer::{Done, Write};
+use super::write::{Done, Write};
 use super::{SledStore, change_entry, layout};
 use crate::{AuditRecord, Change, Result, StoreError};
 

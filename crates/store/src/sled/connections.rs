@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use super::audit_entry::AuditBytes;
-use super::writer::{Done, Write};
+use super::write::{Done, Write};
 use super::{SledStore, layout};
 use crate::{AuditAppend, Committed, ConnectionRecord, MAX_ID_LEN, Result, StoreError};
 

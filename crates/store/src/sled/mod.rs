@@ -21,6 +21,7 @@ mod list;
 mod meta_cache;
 mod tenants;
 mod upgrade;
+mod write;
 mod writer;
 
 #[cfg(test)]
@@ -34,7 +35,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{IVec, Tree};
 
 use self::durability::Durability;
-use self::writer::{Done, Trees, Write, Writer};
+use self::write::{Done, Trees, Write};
+use self::writer::Writer;
 use crate::{Result, StoreError};
 
 pub use upgrade::LegacyConnection;
