@@ -228,6 +228,9 @@ mod tests {
         changed
     }
 
+    /// One change to a TLS config.
+    type TlsChange = fn(&mut v1::TlsConfig);
+
     #[test]
     fn every_secret_bound_field_and_every_tls_field_needs_the_secrets_again() {
         let pg = source(&["host", "port", "user"]);
@@ -268,7 +271,7 @@ mod tests {
             ["config.hostaddr"]
         );
 
-        let tls_cases: [(&str, fn(&mut v1::TlsConfig)); 7] = [
+        let tls_cases: [(&str, TlsChange); 7] = [
             ("tls.mode", |t| t.mode = v1::TlsMode::Disable as i32),
             ("tls.mode", |t| t.mode = v1::TlsMode::Require as i32),
             ("tls.mode", |t| t.mode = v1::TlsMode::Unspecified as i32),
