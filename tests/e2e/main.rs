@@ -10,6 +10,7 @@ mod durability;
 mod providers;
 mod python;
 mod readme;
+mod redirect;
 mod reflection;
 mod secrets;
 mod tenants;

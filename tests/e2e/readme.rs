@@ -127,6 +127,11 @@ fn render(host: &PluginHost) -> String {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+        } else {
+            let _ = writeln!(
+                out,
+                "- Changing any config field requires re-sending the secrets"
+            );
         }
         out.push_str(
             "\n| Field | Type | Required | Secret | Default | Allowed values / range | Description |\n\

@@ -92,7 +92,16 @@ impl Provider for Jdbc {
                         .max_length(2048)
                         .description("s3://, gs://, https:// or file:// location of the driver JAR."),
                 )
-                .secret_bound(&["jdbc_url", "user"])
+                // The driver code and the TLS it is told to use decide who can read
+                // the password as much as the URL does.
+                .secret_bound(&[
+                    "jdbc_url",
+                    "user",
+                    "enforce_ssl",
+                    "custom_certificate",
+                    "driver_class_name",
+                    "driver_jar_uri",
+                ])
                 .build(),
         ]
     }

@@ -1,57 +1,132 @@
-//! The redirect guard: an update that changes where secrets are sent must
-//! send the secrets again, or a stored password could be pointed at another
-//! server and read off by a test.
+//! The redirect guard: an update that could change where a stored secret is
+//! sent, who can read it on the way or how it is protected must send the
+//! secrets again, or a writer (who may not read secrets) could point a stored
+//! password at a server of their choosing and read it off a connection test.
+//!
+//! The rule lives here and only here; `docs/security.md` states it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use connvault_plugin_abi::pb as plugin;
+use secrecy::{ExposeSecret, SecretString};
 
+use super::secrets::TLS_KEY_SECRET;
 use crate::error::ServiceError;
 use crate::pb::v1;
 use crate::plugin_messages::config_from_struct;
 
-/// FAILED_PRECONDITION if the update from `old` to `next` (config normalised
-/// to `normalized`) changes a field `source` binds secrets to, or the TLS
-/// server name, while some of `old_secret_names` are not in `resupplied`.
+/// An update as the guard sees it: before and after, and the data source's
+/// schema that says which config fields secrets are bound to.
+pub(super) struct Redirect<'a> {
+    /// The stored connection.
+    pub(super) old: &'a v1::Connection,
+    /// The connection the update would store.
+    pub(super) next: &'a v1::Connection,
+    /// The data source's schema, as its plugin described it.
+    pub(super) source: &'a plugin::DataSource,
+    /// `next`'s config as the plugin normalised it (what would be stored).
+    pub(super) normalized: &'a BTreeMap<String, plugin::Value>,
+    /// The stored TLS client key, if any.
+    pub(super) old_key: Option<&'a SecretString>,
+    /// The TLS client key after the update, if any.
+    pub(super) next_key: Option<&'a SecretString>,
+}
+
+impl Redirect<'_> {
+    /// Every secret-bound field the update changes, as request paths:
+    /// - `data_source`, if it changes at all;
+    /// - `config.<field>` for each field the schema lists in
+    ///   `secret_bound_fields`, for every field the schema does not describe,
+    ///   and — when the schema lists none — for every config field (a plugin
+    ///   that says nothing is assumed to route secrets by all of its config);
+    /// - `tls.<field>` for any change of mode, CA, client certificate, server
+    ///   name or client key: each decides who can read a secret on the way
+    ///   (and modes are the plugin's to interpret, so no change counts as
+    ///   "only stronger").
+    pub(super) fn secret_bound_changes(&self) -> Vec<String> {
+        let mut changed = Vec::new();
+        if self.old.data_source != self.next.data_source {
+            changed.push("data_source".to_owned());
+        }
+        let old_config =
+            config_from_struct(self.old.config.as_ref(), "connection.config").unwrap_or_default();
+        let described: BTreeSet<&str> =
+            self.source.fields.iter().map(|f| f.name.as_str()).collect();
+        let every_field = self.source.secret_bound_fields.is_empty();
+        let keys: BTreeSet<&String> = old_config.keys().chain(self.normalized.keys()).collect();
+        for key in keys {
+            let bound = every_field
+                || !described.contains(key.as_str())
+                || self.source.secret_bound_fields.contains(key);
+            if bound && old_config.get(key) != self.normalized.get(key) {
+                changed.push(format!("config.{key}"));
+            }
+        }
+        // Bound fields the config does not mention fall under `keys` above
+        // whenever either side sets them; unset on both sides is no change.
+
+        let old_tls = self.old.tls.clone().unwrap_or_default();
+        let next_tls = self.next.tls.clone().unwrap_or_default();
+        let tls_fields = [
+            ("tls.mode", old_tls.mode != next_tls.mode),
+            ("tls.ca_pem", old_tls.ca_pem != next_tls.ca_pem),
+            (
+                "tls.client_cert_pem",
+                old_tls.client_cert_pem != next_tls.client_cert_pem,
+            ),
+            (
+                "tls.server_name",
+                old_tls.server_name != next_tls.server_name,
+            ),
+            (
+                TLS_KEY_SECRET,
+                self.old_key.map(ExposeSecret::expose_secret)
+                    != self.next_key.map(ExposeSecret::expose_secret),
+            ),
+        ];
+        changed.extend(
+            tls_fields
+                .into_iter()
+                .filter(|(_, differs)| *differs)
+                .map(|(path, _)| path.to_owned()),
+        );
+        changed
+    }
+}
+
+/// FAILED_PRECONDITION if `update` changes a secret-bound field (see
+/// [`Redirect::secret_bound_changes`]) while some of the stored secrets
+/// (`old_secret_names`) are not sent again (or removed) in the same request
+/// (`resupplied`); the message names every changed field and every secret
+/// to re-send. With no stored secret there is nothing to redirect.
 pub(super) fn check_redirect(
-    old: &v1::Connection,
-    next: &v1::Connection,
-    source: &plugin::DataSource,
-    normalized: &BTreeMap<String, plugin::Value>,
+    update: &Redirect<'_>,
     old_secret_names: &[String],
     resupplied: &[String],
 ) -> Result<(), ServiceError> {
-    let old_config =
-        config_from_struct(old.config.as_ref(), "connection.config").unwrap_or_default();
-    let redirected: Vec<&String> = source
-        .secret_bound_fields
-        .iter()
-        .filter(|field| old_config.get(*field) != normalized.get(*field))
-        .collect();
-    let tls_target_changed = old.tls.as_ref().map(|t| &t.server_name)
-        != next.tls.as_ref().map(|t| &t.server_name)
-        && old.tls.as_ref().is_some_and(|t| !t.server_name.is_empty());
-    let unsent: Vec<&String> = old_secret_names
+    let unsent: Vec<String> = old_secret_names
         .iter()
         .filter(|name| !resupplied.contains(name))
+        .map(|name| {
+            if name == TLS_KEY_SECRET {
+                name.clone()
+            } else {
+                format!("secrets.{name}")
+            }
+        })
         .collect();
-    if (!redirected.is_empty() || tls_target_changed) && !unsent.is_empty() {
-        return Err(ServiceError::FailedPrecondition(format!(
-            "this update changes where secrets are sent ({}); re-send the secrets ({}) in the same update",
-            redirected
-                .iter()
-                .map(|f| f.as_str())
-                .chain(tls_target_changed.then_some("tls.server_name"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            unsent
-                .iter()
-                .map(|n| format!("secrets.{n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
+    if unsent.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let changed = update.secret_bound_changes();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    Err(ServiceError::FailedPrecondition(format!(
+        "this update changes where or how stored secrets are sent ({}); re-send the stored secrets ({}) in the same update",
+        changed.join(", "),
+        unsent.join(", ")
+    )))
 }
 
 #[cfg(test)]
@@ -60,41 +135,230 @@ mod tests {
 
     use super::*;
 
-    fn with_host(host: &str) -> v1::Connection {
+    const PASSWORD: &str = "password";
+
+    fn text(value: &str) -> plugin::Value {
+        plugin::Value {
+            kind: Some(plugin::value::Kind::StringValue(value.into())),
+        }
+    }
+
+    fn connection(pairs: &[(&str, &str)], tls: Option<v1::TlsConfig>) -> v1::Connection {
         v1::Connection {
+            data_source: "db".into(),
             config: Some(Struct {
-                fields: [(
-                    "host".to_owned(),
-                    Value {
-                        kind: Some(Kind::StringValue(host.into())),
-                    },
-                )]
-                .into(),
+                fields: pairs
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            (*k).to_owned(),
+                            Value {
+                                kind: Some(Kind::StringValue((*v).into())),
+                            },
+                        )
+                    })
+                    .collect(),
             }),
+            tls,
             ..Default::default()
         }
     }
 
-    #[test]
-    fn a_new_destination_needs_the_secrets_again() {
-        let source = plugin::DataSource {
-            secret_bound_fields: vec!["host".into()],
+    fn normalized(pairs: &[(&str, &str)]) -> BTreeMap<String, plugin::Value> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), text(v)))
+            .collect()
+    }
+
+    fn source(bound: &[&str]) -> plugin::DataSource {
+        plugin::DataSource {
+            fields: ["host", "port", "user", "schema"]
+                .iter()
+                .map(|name| plugin::Field {
+                    name: (*name).into(),
+                    ..Default::default()
+                })
+                .collect(),
+            secret_bound_fields: bound.iter().map(|b| (*b).to_owned()).collect(),
             ..Default::default()
+        }
+    }
+
+    fn verify_full() -> v1::TlsConfig {
+        v1::TlsConfig {
+            mode: v1::TlsMode::VerifyFull as i32,
+            ..Default::default()
+        }
+    }
+
+    /// The changed fields the guard names for `old` -> `next`, and whether
+    /// it refuses without the password and accepts with it.
+    fn judge(
+        source: &plugin::DataSource,
+        old: &v1::Connection,
+        next: &v1::Connection,
+        keys: (Option<&SecretString>, Option<&SecretString>),
+    ) -> Vec<String> {
+        let normalized = config_from_struct(next.config.as_ref(), "c").unwrap_or_default();
+        let update = Redirect {
+            old,
+            next,
+            source,
+            normalized: &normalized,
+            old_key: keys.0,
+            next_key: keys.1,
         };
-        let (old, next) = (with_host("db.example"), with_host("evil.example"));
-        let normalized = BTreeMap::from([(
-            "host".to_owned(),
-            plugin::Value {
-                kind: Some(plugin::value::Kind::StringValue("evil.example".into())),
-            },
-        )]);
-        let stored = ["password".to_owned()];
-        let refused = check_redirect(&old, &next, &source, &normalized, &stored, &[]).unwrap_err();
-        assert!(
-            matches!(&refused, ServiceError::FailedPrecondition(m) if m.contains("secrets.password"))
+        let stored = [PASSWORD.to_owned()];
+        let changed = update.secret_bound_changes();
+        let verdict = check_redirect(&update, &stored, &[]);
+        if changed.is_empty() {
+            assert!(verdict.is_ok(), "{verdict:?}");
+        } else {
+            let Err(ServiceError::FailedPrecondition(message)) = verdict else {
+                panic!("{changed:?} was not refused: {verdict:?}");
+            };
+            for field in changed.iter().chain([&"secrets.password".to_owned()]) {
+                assert!(message.contains(field.as_str()), "{field} not in {message}");
+            }
+            assert!(check_redirect(&update, &stored, &stored).is_ok());
+        }
+        // Nothing stored, nothing to redirect.
+        assert!(check_redirect(&update, &[], &[]).is_ok());
+        changed
+    }
+
+    /// One change to a TLS config.
+    type TlsChange = fn(&mut v1::TlsConfig);
+
+    #[test]
+    fn every_secret_bound_field_and_every_tls_field_needs_the_secrets_again() {
+        let pg = source(&["host", "port", "user"]);
+        let base = [
+            ("host", "db.example"),
+            ("port", "5432"),
+            ("user", "app"),
+            ("schema", "s"),
+        ];
+        let old = connection(&base, Some(verify_full()));
+        let with = |key: &str, value: &str| {
+            let pairs: Vec<(&str, &str)> = base
+                .iter()
+                .map(|(k, v)| if *k == key { (*k, value) } else { (*k, *v) })
+                .collect();
+            connection(&pairs, Some(verify_full()))
+        };
+        let none = (None, None);
+        for field in ["host", "port", "user"] {
+            assert_eq!(
+                judge(&pg, &old, &with(field, "evil"), none),
+                [format!("config.{field}")]
+            );
+        }
+        // Not secret-bound: no secrets needed.
+        assert!(judge(&pg, &old, &with("schema", "other"), none).is_empty());
+        // A bound field appearing or disappearing is a change.
+        let without_port = connection(&base[..1], Some(verify_full()));
+        assert_eq!(
+            judge(&pg, &old, &without_port, none),
+            ["config.port", "config.user"]
         );
-        assert!(check_redirect(&old, &next, &source, &normalized, &stored, &stored).is_ok());
-        // Nothing stored, nothing to leak.
-        assert!(check_redirect(&old, &next, &source, &normalized, &[], &[]).is_ok());
+        // A field the schema does not describe is bound.
+        let mut extra = base.to_vec();
+        extra.push(("hostaddr", "10.0.0.9"));
+        assert_eq!(
+            judge(&pg, &old, &connection(&extra, Some(verify_full())), none),
+            ["config.hostaddr"]
+        );
+
+        let tls_cases: [(&str, TlsChange); 7] = [
+            ("tls.mode", |t| t.mode = v1::TlsMode::Disable as i32),
+            ("tls.mode", |t| t.mode = v1::TlsMode::Require as i32),
+            ("tls.mode", |t| t.mode = v1::TlsMode::Unspecified as i32),
+            ("tls.ca_pem", |t| t.ca_pem = "CA".into()),
+            ("tls.client_cert_pem", |t| t.client_cert_pem = "CERT".into()),
+            // From empty to set (the default is the host), the case that leaked.
+            ("tls.server_name", |t| t.server_name = "evil.example".into()),
+            ("tls.server_name", |t| t.server_name = "x".into()),
+        ];
+        for (path, change) in tls_cases {
+            let mut tls = verify_full();
+            change(&mut tls);
+            let next = connection(&base, Some(tls));
+            assert_eq!(judge(&pg, &old, &next, none), [path]);
+        }
+        // Set to empty: from a named server back to the host.
+        let named = connection(
+            &base,
+            Some(v1::TlsConfig {
+                server_name: "db.internal".into(),
+                ca_pem: "CA".into(),
+                ..verify_full()
+            }),
+        );
+        assert_eq!(
+            judge(&pg, &named, &old, none),
+            ["tls.ca_pem", "tls.server_name"]
+        );
+        // No TLS at all and TLS with default values are the same thing.
+        let plain = connection(&base, None);
+        let default_tls = connection(&base, Some(v1::TlsConfig::default()));
+        assert!(judge(&pg, &plain, &default_tls, none).is_empty());
+        assert_eq!(judge(&pg, &plain, &old, none), ["tls.mode"]);
+
+        // The client key: set, replaced, removed; the same key again is no change.
+        let (key, other) = (SecretString::from("K1"), SecretString::from("K2"));
+        assert_eq!(
+            judge(&pg, &old, &old, (None, Some(&key))),
+            ["tls.client_key_pem"]
+        );
+        assert_eq!(
+            judge(&pg, &old, &old, (Some(&key), Some(&other))),
+            ["tls.client_key_pem"]
+        );
+        assert_eq!(
+            judge(&pg, &old, &old, (Some(&key), None)),
+            ["tls.client_key_pem"]
+        );
+        assert!(judge(&pg, &old, &old, (Some(&key), Some(&key.clone()))).is_empty());
+
+        // The data source itself.
+        let mut moved = old.clone();
+        moved.data_source = "other".into();
+        assert_eq!(judge(&pg, &old, &moved, none), ["data_source"]);
+    }
+
+    #[test]
+    fn a_schema_without_secret_bound_fields_binds_every_config_field() {
+        let silent = source(&[]);
+        let old = connection(&[("host", "a"), ("schema", "s")], None);
+        let next = connection(&[("host", "a"), ("schema", "t")], None);
+        assert_eq!(judge(&silent, &old, &next, (None, None)), ["config.schema"]);
+        assert!(judge(&silent, &old, &old, (None, None)).is_empty());
+    }
+
+    #[test]
+    fn a_stored_client_key_not_sent_again_is_named_by_its_path() {
+        let pg = source(&["host"]);
+        let old = connection(&[("host", "a")], None);
+        let next = connection(&[("host", "b")], None);
+        let normalized = normalized(&[("host", "b")]);
+        let update = Redirect {
+            old: &old,
+            next: &next,
+            source: &pg,
+            normalized: &normalized,
+            old_key: None,
+            next_key: None,
+        };
+        let stored = [PASSWORD.to_owned(), TLS_KEY_SECRET.to_owned()];
+        let Err(ServiceError::FailedPrecondition(message)) =
+            check_redirect(&update, &stored, &[PASSWORD.to_owned()])
+        else {
+            panic!("the key was not asked for");
+        };
+        assert!(message.contains("config.host"), "{message}");
+        assert!(message.contains("(tls.client_key_pem)"), "{message}");
+        assert!(check_redirect(&update, &stored, &stored).is_ok());
     }
 }

@@ -4,9 +4,9 @@
 use connvault_store::AuditAppend;
 
 use super::mask::{self, Patched};
-use super::redirect::check_redirect;
+use super::redirect::{Redirect, check_redirect};
 use super::rules::check_secrets;
-use super::secrets::describe_secrets;
+use super::secrets::{TLS_KEY_SECRET, describe_secrets};
 use crate::app::{App, etag_of};
 use crate::clock::timestamp_now;
 use crate::error::ServiceError;
@@ -90,6 +90,7 @@ impl App {
         let old = loaded.connection();
         let secrets = self.open(&loaded)?;
         let old_secret_names: Vec<String> = secrets.keys().map(str::to_owned).collect();
+        let old_key = secrets.get(TLS_KEY_SECRET).cloned();
         let mut violations = Vec::new();
         check_secrets(&patch.secrets, &mut violations);
         let Patched {
@@ -110,10 +111,14 @@ impl App {
         }
         let checked = self.check(&next, &secrets).await?;
         check_redirect(
-            old,
-            &next,
-            &checked.source,
-            &checked.normalized,
+            &Redirect {
+                old,
+                next: &next,
+                source: &checked.source,
+                normalized: &checked.normalized,
+                old_key: old_key.as_ref(),
+                next_key: secrets.get(TLS_KEY_SECRET),
+            },
             &old_secret_names,
             &resupplied,
         )?;
