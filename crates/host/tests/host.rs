@@ -298,11 +298,29 @@ async fn the_c_plugin_loads_describes_and_answers() {
     assert_eq!(source.id, "c_minimal");
     assert_eq!(source.fields[0].name, "host");
     assert!(source.fields[0].required);
+    // It hands back the config it received, which the server's check accepts,
+    // and reports a missing host.
+    let request = pb::ValidateRequest {
+        connection: Some(pb::ConnectionSpec {
+            data_source: "c_minimal".into(),
+            ..spec(&[("host", "db.example.com")], &[])
+        }),
+        ..Default::default()
+    };
+    let answer = plugin.validate(&request, SECOND).await.unwrap();
+    assert!(answer.violations.is_empty(), "{:?}", answer.violations);
+    let sent = &request.connection.as_ref().unwrap().config;
+    assert_eq!(&answer.normalized_config, sent, "no data is lost");
+    assert!(
+        connvault_plugin_host::check_normalized_config(source, sent, &answer.normalized_config)
+            .is_empty()
+    );
     let answer = plugin
         .validate(&pb::ValidateRequest::default(), SECOND)
         .await
         .unwrap();
-    assert!(answer.violations.is_empty());
+    assert_eq!(answer.violations.len(), 1);
+    assert_eq!(answer.violations[0].field, "config.host");
     let error = plugin
         .render(&pb::RenderRequest::default(), SECOND)
         .await
