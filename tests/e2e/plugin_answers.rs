@@ -26,9 +26,13 @@ async fn a_create_through_a_plugin_answering_a_bad_config_stores_nothing() {
     server.create_tenant("acme").await;
     let mut client = server.connections().await;
 
-    let status = create(&mut client, "acme", answered_badly("Orders DB", "pw-never-seen"))
-        .await
-        .unwrap_err();
+    let status = create(
+        &mut client,
+        "acme",
+        answered_badly("Orders DB", "pw-never-seen"),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     let message = status.message();
     for expected in [
