@@ -70,6 +70,15 @@ pub enum LoadError {
     /// `describe` failed or answered something invalid.
     #[error("describe failed: {0}")]
     Describe(String),
+    /// The schema contradicts itself (see the schema lint in docs/plugins.md).
+    #[error("schema refused: {0}")]
+    Schema(String),
+    /// Another loaded plugin has the same name.
+    #[error("a plugin named {name} is already loaded")]
+    DuplicatePlugin {
+        /// The name both plugins give.
+        name: String,
+    },
     /// A data-source id or alias is already served by another plugin.
     #[error("data source {id:?} is already served by plugin {other}")]
     DuplicateDataSource {

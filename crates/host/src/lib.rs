@@ -30,6 +30,7 @@ mod describe;
 mod error;
 mod options;
 mod plugin;
+mod schema;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -42,6 +43,7 @@ use tokio::sync::Semaphore;
 pub use error::{CallError, LoadError};
 pub use options::HostOptions;
 pub use plugin::{Plugin, PluginStats, ProviderClient};
+pub use schema::answer::{Mismatch, check_normalized_config, check_secret_names};
 
 /// A plugin file that was not loaded, and why.
 #[derive(Debug)]
@@ -140,6 +142,16 @@ impl PluginHost {
                     other: self.plugins[*other].name().to_owned(),
                 });
             }
+        }
+        // Logs, metrics and errors name plugins: two of one name could not be told apart.
+        if self
+            .plugins
+            .iter()
+            .any(|other| other.name() == plugin.name())
+        {
+            return Err(LoadError::DuplicatePlugin {
+                name: plugin.name().to_owned(),
+            });
         }
         let plugin_index = self.plugins.len();
         for (name, source_index) in names {

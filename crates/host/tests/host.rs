@@ -298,11 +298,29 @@ async fn the_c_plugin_loads_describes_and_answers() {
     assert_eq!(source.id, "c_minimal");
     assert_eq!(source.fields[0].name, "host");
     assert!(source.fields[0].required);
+    // It hands back the config it received, which the server's check accepts,
+    // and reports a missing host.
+    let request = pb::ValidateRequest {
+        connection: Some(pb::ConnectionSpec {
+            data_source: "c_minimal".into(),
+            ..spec(&[("host", "db.example.com")], &[])
+        }),
+        ..Default::default()
+    };
+    let answer = plugin.validate(&request, SECOND).await.unwrap();
+    assert!(answer.violations.is_empty(), "{:?}", answer.violations);
+    let sent = &request.connection.as_ref().unwrap().config;
+    assert_eq!(&answer.normalized_config, sent, "no data is lost");
+    assert!(
+        connvault_plugin_host::check_normalized_config(source, sent, &answer.normalized_config)
+            .is_empty()
+    );
     let answer = plugin
         .validate(&pb::ValidateRequest::default(), SECOND)
         .await
         .unwrap();
-    assert!(answer.violations.is_empty());
+    assert_eq!(answer.violations.len(), 1);
+    assert_eq!(answer.violations[0].field, "config.host");
     let error = plugin
         .render(&pb::RenderRequest::default(), SECOND)
         .await
@@ -410,6 +428,68 @@ fn bad_plugins_are_refused_with_a_reason_and_the_rest_load() {
     assert_eq!(host.plugins().len(), 1);
     assert_eq!(host.plugins()[0].path(), good);
     assert!(host.find("TEST_DB").is_some());
+}
+
+#[test]
+fn a_plugin_whose_schema_contradicts_itself_is_refused_and_the_rest_load() {
+    let build = tempfile::tempdir().unwrap();
+    let dir = PluginDir::new();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema_plugin.c");
+    let sound_so = compile_c_plugin(&source, build.path(), "sound", &[]);
+    let sound = dir.add(&sound_so, "a_sound");
+    let mut expected: Vec<(PathBuf, &str)> = Vec::new();
+    for (define, reason) in [
+        (
+            "DEFAULT_WRONG_TYPE",
+            "schema refused: data source schema_ok: field port: default is not an integer",
+        ),
+        (
+            "DEFAULT_OUT_OF_RANGE",
+            "field port: default is above the maximum 65535",
+        ),
+        (
+            "SECRET_DEFAULT",
+            "field password: is a secret and has a default",
+        ),
+        ("BAD_PATTERN", "field host: pattern does not compile"),
+        (
+            "EMPTY_ENUM",
+            "field level: is an enum with no allowed values",
+        ),
+        ("DUPLICATE_FIELD", "field port appears twice"),
+        (
+            "OTHER_SOURCE",
+            "a plugin named schema-fixture is already loaded",
+        ),
+    ] {
+        let stem = define.to_ascii_lowercase();
+        let so = compile_c_plugin(&source, build.path(), &stem, &[define]);
+        expected.push((dir.add(&so, &format!("b_{stem}")), reason));
+    }
+    // The sound schema once more: its data source id is taken.
+    expected.push((
+        dir.add(&sound_so, "c_again"),
+        "data source \"schema_ok\" is already served by plugin schema-fixture",
+    ));
+    let fixture = dir.add(&fixture_so(), "z_fixture");
+
+    let host = PluginHost::load_dir(dir.path(), &HostOptions::default());
+    for (file, reason) in &expected {
+        let actual = refusal_reason(&host, file);
+        assert!(
+            actual.contains(reason),
+            "{}: {actual:?} lacks {reason:?}",
+            file.display()
+        );
+        assert!(
+            !actual.contains("changeme"),
+            "a default secret leaked: {actual}"
+        );
+    }
+    assert_eq!(host.refused().len(), expected.len());
+    let loaded: Vec<&Path> = host.plugins().iter().map(|plugin| plugin.path()).collect();
+    assert_eq!(loaded, [sound.as_path(), fixture.as_path()]);
+    assert!(host.find("schema_ok").is_some() && host.find("testdb").is_some());
 }
 
 #[test]

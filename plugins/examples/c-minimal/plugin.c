@@ -1,8 +1,12 @@
 /*
  * A minimal connvault plugin in C: one data source, "c_minimal", with a
  * required "host" field. It answers describe and validate; other methods
- * return CONNVAULT_UNIMPLEMENTED. Protobuf is written by hand with the two
- * wire types it needs (varint and length-delimited).
+ * return CONNVAULT_UNIMPLEMENTED. Protobuf is read and written by hand with
+ * the two wire types it needs (varint and length-delimited).
+ *
+ * The server stores the `normalized_config` validate answers, and refuses an
+ * answer that breaks the described schema: validate hands back the `host`
+ * entry it received, byte for byte, or reports it missing.
  *
  *   cc -shared -fPIC -Wall -Werror -fvisibility=hidden -I include \
  *      -o libconnvault_plugin_c_minimal.so plugins/examples/c-minimal/plugin.c
@@ -48,6 +52,60 @@ static void put_uint(buffer *b, uint32_t field, uint64_t value) {
     put_varint(b, value);
 }
 
+/* Reads a varint; 0 on malformed input. */
+static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *value) {
+    *value = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t byte = *(*p)++;
+        *value |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80)) return 1;
+    }
+    return 0;
+}
+
+/*
+ * Moves to the next length-delimited field of a message, skipping the others;
+ * sets its number and bytes. 0 at the end or on malformed input.
+ */
+static int next_field(const uint8_t **p, const uint8_t *end, uint32_t *field,
+                      const uint8_t **data, size_t *len) {
+    uint64_t tag, n;
+    while (*p < end) {
+        if (!get_varint(p, end, &tag)) return 0;
+        switch (tag & 7) {
+        case 0: if (!get_varint(p, end, &n)) return 0; break;
+        case 1: if (end - *p < 8) return 0; *p += 8; break;
+        case 5: if (end - *p < 4) return 0; *p += 4; break;
+        case 2:
+            if (!get_varint(p, end, &n) || n > (uint64_t)(end - *p)) return 0;
+            *field = (uint32_t)(tag >> 3);
+            *data = *p;
+            *len = (size_t)n;
+            *p += n;
+            return 1;
+        default: return 0;
+        }
+    }
+    return 0;
+}
+
+/* Whether a map entry {1: key, 2: Value} has key "host" and a non-empty string. */
+static int is_host_entry(const uint8_t *entry, size_t entry_len) {
+    const uint8_t *p = entry, *data, *value = NULL;
+    size_t len, value_len = 0;
+    uint32_t field;
+    int is_host = 0;
+    while (next_field(&p, entry + entry_len, &field, &data, &len)) {
+        if (field == 1) is_host = len == 4 && memcmp(data, "host", 4) == 0;
+        if (field == 2) { value = data; value_len = len; }
+    }
+    if (!is_host || !value) return 0;
+    p = value;
+    while (next_field(&p, value + value_len, &field, &data, &len))
+        if (field == 1 && len > 0) return 1; /* Value.string_value */
+    return 0;
+}
+
 static int32_t emit(const connvault_output_sink *sink, const buffer *b) {
     return sink->write(sink->ctx, b->bytes, b->len) == 0 ? CONNVAULT_OK : CONNVAULT_OUTPUT_LIMIT;
 }
@@ -68,6 +126,36 @@ static int32_t describe(const connvault_output_sink *sink) {
     return emit(sink, &response);
 }
 
+/*
+ * ValidateRequest.connection (1) -> ConnectionSpec.config (2) entries. A map
+ * entry is encoded the same way in ConnectionSpec.config and in
+ * ValidateResponse.normalized_config (both field 2), so the host entry is
+ * written back as it came: no value is lost or retyped. Entries of fields
+ * the schema does not declare are left out.
+ */
+static int32_t validate(const uint8_t *request, size_t request_len,
+                        const connvault_output_sink *sink) {
+    const uint8_t *p = request, *end = request + request_len, *spec = NULL, *data;
+    size_t len, spec_len = 0;
+    uint32_t field;
+    while (request && next_field(&p, end, &field, &data, &len))
+        if (field == 1) { spec = data; spec_len = len; }
+    p = spec;
+    while (spec && next_field(&p, spec + spec_len, &field, &data, &len)) {
+        if (field != 2 || !is_host_entry(data, len)) continue;
+        buffer header = {0};
+        put_varint(&header, 2 << 3 | 2); /* ValidateResponse.normalized_config */
+        put_varint(&header, len);
+        if (emit(sink, &header) != CONNVAULT_OK) return CONNVAULT_OUTPUT_LIMIT;
+        return sink->write(sink->ctx, data, len) == 0 ? CONNVAULT_OK : CONNVAULT_OUTPUT_LIMIT;
+    }
+    buffer violation = {0}, response = {0};
+    put_string(&violation, 1, "config.host"); /* FieldViolation.field */
+    put_string(&violation, 2, "is required"); /* FieldViolation.description */
+    put_bytes(&response, 1, violation.bytes, violation.len); /* ValidateResponse.violations */
+    return emit(sink, &response);
+}
+
 static int instance_token;
 
 static int32_t plugin_init(const connvault_host_table *host, void **instance_out) {
@@ -82,16 +170,11 @@ static int32_t plugin_init(const connvault_host_table *host, void **instance_out
 static int32_t plugin_call(void *instance, uint32_t method, const uint8_t *request,
                            size_t request_len, const connvault_output_sink *sink) {
     (void)instance;
-    (void)request;
-    (void)request_len;
     switch (method) {
     case CONNVAULT_METHOD_DESCRIBE:
         return describe(sink);
-    case CONNVAULT_METHOD_VALIDATE: {
-        /* An empty ValidateResponse: no violations. A real plugin decodes the request. */
-        buffer empty = {0};
-        return emit(sink, &empty);
-    }
+    case CONNVAULT_METHOD_VALIDATE:
+        return validate(request, request_len, sink);
     default:
         return CONNVAULT_UNIMPLEMENTED;
     }

@@ -1,4 +1,5 @@
-//! Checking a whole connection: the local field rules, then its plugin's validation.
+//! Checking a whole connection: the local field rules, then its plugin's
+//! validation, then the plugin's answer against the plugin's own schema.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use connvault_crypto::SecretMap;
 use connvault_plugin_abi::pb as plugin;
 use connvault_plugin_host::{Plugin, ProviderClient};
 
+use super::conform::conform;
 use super::rules::{check_display_name, check_product};
 use super::spec::spec;
 use crate::app::{App, check_labels};
@@ -80,16 +82,29 @@ impl App {
         if !violations.is_empty() {
             return Err(ServiceError::InvalidArgument(violations));
         }
-        let request = plugin::ValidateRequest {
+        let mut request = plugin::ValidateRequest {
             connection: Some(spec(&source.id, config, secrets, connection.tls.as_ref())),
             secrets_elided: false,
             secret_fields_present: Vec::new(),
         };
         let answer = plugin.validate(&request, self.limits.validate).await?;
+        // Only the config is kept from the request: its secrets go with the rest.
+        let sent = request
+            .connection
+            .take()
+            .map(|spec| spec.config)
+            .unwrap_or_default();
         drop(request);
         if !answer.violations.is_empty() {
             return Err(prefixed(answer.violations));
         }
+        conform(
+            plugin.name(),
+            &source,
+            &sent,
+            &answer.normalized_config,
+            secrets,
+        )?;
         Ok(Checked {
             plugin,
             source,

@@ -6,6 +6,7 @@
 //! - [`sealing`]: sealing the secret map into a record and opening it again.
 //! - [`records`]: every store call on connections, one small function each.
 //! - [`check`]: the rules plus the plugin's validation of a whole connection.
+//! - [`conform`]: the plugin's validate answer held to the plugin's own schema.
 //! - [`spec`]: the plugin's view of a connection, and the one way a saved
 //!   connection is loaded for a plugin call (test, resolve, discover).
 //! - [`create`], [`get`], [`update`] (with [`mask`], the field-mask engine, and
@@ -13,6 +14,7 @@
 //!   [`test_connection`]: the RPCs.
 
 mod check;
+mod conform;
 mod create;
 mod delete;
 mod get;

@@ -103,6 +103,7 @@ impl Plugin {
         describe.name = name;
         describe.version = plugin.version.clone();
         crate::describe::check(&describe).map_err(LoadError::Describe)?;
+        crate::schema::lint::lint(&describe).map_err(LoadError::Schema)?;
         let _ = plugin.describe.set(describe);
         Ok(plugin)
     }
