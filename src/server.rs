@@ -172,7 +172,14 @@ pub async fn run(
         &config.auth,
         hs256.as_ref(),
     )?));
-    let verifier = Arc::new(Verifier::new(&config.auth, Arc::clone(&keys)));
+    // Dev tokens are minted once for a year: dev mode lets them live that long.
+    let mut verifier_config = config.auth.clone();
+    if config.dev {
+        verifier_config.max_token_lifetime_secs = verifier_config
+            .max_token_lifetime_secs
+            .max(crate::dev::DEV_TOKEN_TTL);
+    }
+    let verifier = Arc::new(Verifier::new(&verifier_config, Arc::clone(&keys)));
     if let Some(jwks) = config.auth.jwks_file.clone() {
         tokio::spawn(reload_keys_on_change(
             jwks,
