@@ -7,6 +7,7 @@ mod auth;
 mod connections;
 mod discover;
 mod durability;
+mod leaks;
 mod providers;
 mod python;
 mod readme;
