@@ -18,7 +18,7 @@ use crate::audit::AuditLog;
 use crate::auth::{self, AuthError, Verifier};
 use crate::config::Config;
 use crate::master_key::{self, KeyError, KeySource};
-use crate::middleware::{AuthenticateLayer, RequestIdLayer};
+use crate::middleware::{AuthenticateLayer, FramingLayer, RequestIdLayer};
 use crate::pb::{self, v1};
 
 /// Why the server could not start.
@@ -275,7 +275,8 @@ pub async fn run(
     // rate) go here too, so one place says what stands before a handler.
     let edge = ServiceBuilder::new()
         .layer(RequestIdLayer)
-        .layer(AuthenticateLayer::new(verifier));
+        .layer(AuthenticateLayer::new(verifier))
+        .layer(FramingLayer);
 
     let (drain, drained) = tokio::sync::oneshot::channel::<()>();
     let mut serving = tokio::spawn(

@@ -207,3 +207,80 @@ async fn audit_hmacs_confirm_no_guess_and_differ_across_tenants() {
         "the same password gives the same HMAC in two tenants"
     );
 }
+
+/// Sends `body` as the raw request body of a `GetTenant` call over a bare
+/// HTTP/2 connection and returns the grpc-status it gets.
+async fn raw_get_tenant(server: &Server, body: Vec<u8>) -> (String, String) {
+    use tonic::codegen::{Bytes, http};
+    let host = server.addr.trim_start_matches("http://").to_owned();
+    let tcp = tokio::net::TcpStream::connect(&host).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!(
+            "http://{host}/connvault.v1.TenantService/GetTenant"
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {}", operator_token()))
+        .body(())
+        .unwrap();
+    let mut client = client.ready().await.unwrap();
+    let (response, mut stream) = client.send_request(request, body.is_empty()).unwrap();
+    if !body.is_empty() {
+        stream.send_data(Bytes::from(body), true).unwrap();
+    }
+    let (parts, mut received) = response.await.unwrap().into_parts();
+    let mut headers = parts.headers;
+    while let Some(chunk) = received.data().await {
+        chunk.unwrap();
+    }
+    if let Some(trailers) = received.trailers().await.unwrap() {
+        headers.extend(trailers);
+    }
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .map(|value| value.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    (text("grpc-status"), text("grpc-message"))
+}
+
+fn framed(flag: u8, length: u32, message: &[u8]) -> Vec<u8> {
+    let mut frame = vec![flag];
+    frame.extend_from_slice(&length.to_be_bytes());
+    frame.extend_from_slice(message);
+    frame
+}
+
+#[tokio::test]
+async fn garbage_and_truncated_requests_are_invalid_argument() {
+    use prost::Message;
+    let server = Server::start();
+    let valid = v1::GetTenantRequest {
+        name: "tenants/nobody".into(),
+    }
+    .encode_to_vec();
+    let len = valid.len() as u32;
+    let invalid_argument = (Code::InvalidArgument as i32).to_string();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage protobuf", framed(0, 4, &[0xff, 0xff, 0xff, 0xff])),
+        ("a wrong wire type", framed(0, 2, &[0x0b, 0x01])),
+        (
+            "truncated message",
+            framed(0, len, &valid[..valid.len() / 2]),
+        ),
+        ("truncated header", vec![0, 0, 0]),
+        ("no message", Vec::new()),
+        ("bad compression flag", framed(7, len, &valid)),
+        ("compressed without an encoding", framed(1, len, &valid)),
+    ];
+    for (case, body) in cases {
+        let (status, message) = raw_get_tenant(&server, body).await;
+        assert_eq!(status, invalid_argument, "{case}: {message}");
+    }
+    let (status, message) = raw_get_tenant(&server, framed(0, len, &valid)).await;
+    assert_eq!(status, (Code::NotFound as i32).to_string(), "{message}");
+}
