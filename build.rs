@@ -24,6 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc);
     tonic_prost_build::configure()
+        // Undecodable requests are INVALID_ARGUMENT, not prost's INTERNAL.
+        .codec_path("crate::codec::ApiCodec")
         .file_descriptor_set_path(out_dir.join("connvault_descriptor.bin"))
         .compile_with_config(config, &protos, &[PathBuf::from("proto"), well_known])?;
     Ok(())

@@ -1,8 +1,12 @@
 //! The append-only audit log: in the store, and optionally as JSON lines in a file.
 //!
 //! Secret values never appear: an event carries an HMAC-SHA256 of each under
-//! a key derived from the master key, so an operator can tell whether two
-//! events carried the same value without learning it.
+//! a key derived from the master key for the event's tenant, so an operator
+//! can tell whether two events of one tenant carried the same value without
+//! learning it, and values cannot be compared across tenants. Only events of
+//! requests that stored or handed out a secret carry HMACs: a request that
+//! stores nothing (`validate_only`, a failure) would otherwise let a caller
+//! confirm a guess against the HMAC of the stored value.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -15,14 +19,12 @@ use prost::Message;
 use secrecy::SecretString;
 
 use crate::error::ServiceError;
+use crate::names::NO_TENANT;
 use crate::pb::v1;
 
 /// Audit entries deleted per store write when pruning: bounds the
 /// transaction and how long other writes queue behind it.
 pub const PRUNE_CHUNK: usize = 512;
-
-/// Tenant key under which events without a tenant (refused, unauthenticated) are kept.
-const NO_TENANT: &str = "-";
 
 /// An outcome event appended in the same store transaction as the change it
 /// records (see [`AuditLog::prepare`]): the change and its record commit
@@ -78,10 +80,16 @@ impl AuditLog {
         })
     }
 
-    /// HMAC (hex) of a secret value under the server's audit key.
-    pub fn hmac(&self, value: &str) -> String {
+    /// The server's keyring (page tokens of audit listings are sealed under it).
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// HMAC (hex) of a secret value under the audit key of `tenant`.
+    pub fn hmac(&self, tenant: &str, value: &str) -> String {
+        let scope = if tenant.is_empty() { NO_TENANT } else { tenant };
         self.keyring
-            .hmac_secret(&SecretString::from(value.to_owned()))
+            .hmac_secret_in(scope, &SecretString::from(value.to_owned()))
     }
 
     /// Deletes the events stamped before `cutoff`, oldest first, in chunks of

@@ -12,7 +12,7 @@ use crate::auth::{AuthConfig, AuthError, Minter, Role, unix_now};
 const SECRET_FILE: &str = "dev-jwt.secret";
 const TOKENS_FILE: &str = "dev-tokens.json";
 /// How long dev tokens live.
-const DEV_TOKEN_TTL: u64 = 365 * 24 * 3600;
+pub(crate) const DEV_TOKEN_TTL: u64 = 365 * 24 * 3600;
 
 /// The tokens printed at start in dev mode.
 #[derive(Debug, Clone, Serialize, Deserialize)]

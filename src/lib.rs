@@ -13,6 +13,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod clock;
+pub mod codec;
 pub mod config;
 pub mod dev;
 pub mod error;

@@ -119,6 +119,13 @@ async fn main() -> anyhow::Result<()> {
                     "no signing secret: set CONNVAULT_JWT_HS256_SECRET or auth.hs256_secret_file"
                 ),
             };
+            if args.ttl > config.auth.max_token_lifetime_secs {
+                anyhow::bail!(
+                    "--ttl {} is over auth.max_token_lifetime_secs ({}): the server would refuse the token",
+                    args.ttl,
+                    config.auth.max_token_lifetime_secs
+                );
+            }
             let minter = connvault::auth::Minter::new(&secret, &config.auth);
             let token = minter.mint(
                 &args.sub,

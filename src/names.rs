@@ -10,6 +10,20 @@ pub fn valid_tenant_id(id: &str) -> bool {
             .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
 }
 
+/// The audit log files events without a tenant (refused, unauthenticated)
+/// under this id, and `tenants/-` means "every tenant" (AIP-159) in
+/// `ListAuditEvents`: a tenant of this id would share one and be unreachable
+/// through the other.
+pub const NO_TENANT: &str = "-";
+
+/// Ids that have a meaning of their own and cannot name a tenant.
+pub const RESERVED_TENANT_IDS: &[&str] = &[NO_TENANT];
+
+/// Whether `id` is reserved (see [`RESERVED_TENANT_IDS`]).
+pub fn reserved_tenant_id(id: &str) -> bool {
+    RESERVED_TENANT_IDS.contains(&id)
+}
+
 /// `tenants/{tenant_id}`.
 pub fn tenant_name(tenant_id: &str) -> String {
     format!("tenants/{tenant_id}")
@@ -79,5 +93,11 @@ mod tests {
         assert_eq!(parse_connection(&name, "name").unwrap(), ("a".into(), id));
         assert!(parse_connection("tenants/a/connections/not-a-uuid", "name").is_err());
         assert!(parse_connection("tenants/a/connections/", "name").is_err());
+    }
+
+    #[test]
+    fn reserved_ids_are_valid_ids_with_another_meaning() {
+        assert!(reserved_tenant_id("-") && valid_tenant_id("-"));
+        assert!(!reserved_tenant_id("a-") && !reserved_tenant_id("--"));
     }
 }

@@ -18,7 +18,7 @@ use crate::audit::AuditLog;
 use crate::auth::{self, AuthError, Verifier};
 use crate::config::Config;
 use crate::master_key::{self, KeyError, KeySource};
-use crate::middleware::{AuthenticateLayer, RequestIdLayer};
+use crate::middleware::{AuthenticateLayer, FramingLayer, RequestIdLayer};
 use crate::pb::{self, v1};
 
 /// Why the server could not start.
@@ -172,7 +172,14 @@ pub async fn run(
         &config.auth,
         hs256.as_ref(),
     )?));
-    let verifier = Arc::new(Verifier::new(&config.auth, Arc::clone(&keys)));
+    // Dev tokens are minted once for a year: dev mode lets them live that long.
+    let mut verifier_config = config.auth.clone();
+    if config.dev {
+        verifier_config.max_token_lifetime_secs = verifier_config
+            .max_token_lifetime_secs
+            .max(crate::dev::DEV_TOKEN_TTL);
+    }
+    let verifier = Arc::new(Verifier::new(&verifier_config, Arc::clone(&keys)));
     if let Some(jwks) = config.auth.jwks_file.clone() {
         tokio::spawn(reload_keys_on_change(
             jwks,
@@ -268,7 +275,8 @@ pub async fn run(
     // rate) go here too, so one place says what stands before a handler.
     let edge = ServiceBuilder::new()
         .layer(RequestIdLayer)
-        .layer(AuthenticateLayer::new(verifier));
+        .layer(AuthenticateLayer::new(verifier))
+        .layer(FramingLayer);
 
     let (drain, drained) = tokio::sync::oneshot::channel::<()>();
     let mut serving = tokio::spawn(

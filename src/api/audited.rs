@@ -126,9 +126,14 @@ impl Guard {
         call: impl Future<Output = Result<A, ServiceError>>,
     ) -> Result<A::Value, Status> {
         let durable = matches!(record, Record::DurableOutcome);
+        // The HMACs of the secrets a request carries are kept only in the
+        // success event its store write commits: an event of a request that
+        // stored nothing (refused, failed, `validate_only`) would let a
+        // caller test a guessed value against the HMAC of the stored one.
         if let Record::Started = record {
             let mut started = admitted.event.clone();
             started.outcome = "STARTED".to_owned();
+            started.secret_hmacs.clear();
             self.record(started, false).await?;
         }
         let answer = match call.await {
@@ -136,6 +141,7 @@ impl Guard {
             Err(error) => {
                 let status = Status::from(error);
                 admitted.event.outcome = code_name(status.code());
+                admitted.event.secret_hmacs.clear();
                 self.record(admitted.event, durable).await?;
                 return Err(status);
             }
@@ -147,6 +153,7 @@ impl Guard {
             })?;
             return Ok(answer.into_value());
         }
+        admitted.event.secret_hmacs.clear();
         answer.describe(&mut admitted, &self.audit);
         admitted.event.outcome = "OK".to_owned();
         self.record(admitted.event, durable).await?;

@@ -32,12 +32,13 @@ pub struct Admitted {
 }
 
 impl Admitted {
-    /// Records the HMAC of a secret value carried or returned by the request.
+    /// Records the HMAC of a secret value carried or returned by the request
+    /// (under its tenant's key; kept only if the request stores or hands it
+    /// out, see `Guard::audited`).
     pub fn note_secret(&mut self, audit: &AuditLog, field: &str, value: &str) {
         if !value.is_empty() {
-            self.event
-                .secret_hmacs
-                .insert(field.to_owned(), audit.hmac(value));
+            let hmac = audit.hmac(&self.event.tenant, value);
+            self.event.secret_hmacs.insert(field.to_owned(), hmac);
         }
     }
 

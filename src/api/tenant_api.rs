@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use super::audited::Record;
 use super::guard::Guard;
 use crate::app::App;
-use crate::auth::Role;
+use crate::auth::{Role, TenantScope};
 use crate::names::{tenant_name, tenant_of};
 use crate::pb::v1::{self, tenant_service_server::TenantService};
 
@@ -68,14 +68,20 @@ impl TenantService for TenantApi {
             .admit(&request, &[Role::Admin], None, "tenants")
             .await?;
         let request = request.into_inner();
-        let mut page = self
-            .app
-            .list_tenants(request.page_size, &request.page_token)
-            .await?;
-        // A tenant-scoped admin sees only its own tenants.
-        page.tenants.retain(|tenant| {
-            tenant_of(&tenant.name).is_some_and(|id| admitted.principal.may_enter(id))
-        });
+        // A tenant-scoped admin lists only its own tenants: the listing walks
+        // them alone, so neither its pages nor its tokens reach any other.
+        let page = match &admitted.principal.tenants {
+            TenantScope::All => {
+                self.app
+                    .list_tenants(request.page_size, &request.page_token)
+                    .await?
+            }
+            TenantScope::Only(ids) => {
+                self.app
+                    .list_tenants_among(ids, request.page_size, &request.page_token)
+                    .await?
+            }
+        };
         Ok(Response::new(page))
     }
 

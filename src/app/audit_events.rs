@@ -1,6 +1,6 @@
 //! Reading the audit log: a page of events, filtered by method and outcome.
 
-use super::pagination::{decode_simple_token, encode_simple_token, page_size};
+use super::pagination::{decode_page_token, encode_page_token, page_size};
 use crate::audit::AuditLog;
 use crate::error::ServiceError;
 use crate::pb::v1;
@@ -38,7 +38,7 @@ pub async fn list_audit_events(
 ) -> Result<v1::ListAuditEventsResponse, ServiceError> {
     let size = page_size(request.page_size)?;
     let query = format!("audit|{}|{}", request.parent, request.filter);
-    let mut after = match decode_simple_token(&request.page_token, &query)? {
+    let mut after = match decode_page_token(log.keyring(), &request.page_token, &query)? {
         Some(position) => position
             .parse::<u64>()
             .map_err(|_| ServiceError::invalid("page_token", "is not valid"))?,
@@ -65,7 +65,7 @@ pub async fn list_audit_events(
         }
     }
     let next_page_token = match (more, events.last()) {
-        (true, Some(last)) => encode_simple_token(&query, &last.sequence.to_string()),
+        (true, Some(last)) => encode_page_token(log.keyring(), &query, &last.sequence.to_string())?,
         _ => String::new(),
     };
     Ok(v1::ListAuditEventsResponse {

@@ -7,7 +7,7 @@ use connvault_store::{
 };
 
 use super::App;
-use super::pagination::{decode_simple_token, encode_simple_token, page_size};
+use super::pagination::{decode_page_token, encode_page_token, page_size};
 use crate::error::ServiceError;
 use crate::names::{connection_name, parse_tenant};
 use crate::pb::v1;
@@ -49,7 +49,7 @@ impl App {
             "{tenant}|{:?}|{:?}|{:?}|{order:?}",
             filter.data_source, filter.product, filter.labels
         );
-        let after = decode_simple_token(&request.page_token, &fingerprint)?;
+        let after = decode_page_token(&self.keyring, &request.page_token, &fingerprint)?;
         // Listing a tenant that does not exist is NOT_FOUND, not an empty page.
         self.require_tenant(&tenant, &request.parent).await?;
         let page = self
@@ -80,7 +80,8 @@ impl App {
                 .collect(),
             next_page_token: page
                 .next
-                .map(|position| encode_simple_token(&fingerprint, &position))
+                .map(|position| encode_page_token(&self.keyring, &fingerprint, &position))
+                .transpose()?
                 .unwrap_or_default(),
         })
     }

@@ -2,6 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use connvault_crypto::Keyring;
 use sha2::{Digest, Sha256};
 
 use crate::error::ServiceError;
@@ -20,13 +21,39 @@ pub fn page_size(requested: i32) -> Result<usize, ServiceError> {
     }
 }
 
-/// An opaque token carrying a position and a fingerprint of the query it belongs to.
-pub fn encode_simple_token(query: &str, position: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}\n{position}", fingerprint(query)))
+/// What page tokens are sealed for: their key is derived for this alone.
+const TOKEN_PURPOSE: &str = "page-token";
+/// Positions are padded to a multiple of this, so a token's length says
+/// little about the position it carries.
+const PAD_TO: usize = 64;
+
+/// An opaque token for `position` in the listing `query` describes:
+/// AES-256-GCM under a key derived from the master key, with the query's
+/// SHA-256 as associated data. It reveals nothing of the position (not even
+/// its exact length) and is refused for any other query or after any change.
+pub fn encode_page_token(
+    keyring: &Keyring,
+    query: &str,
+    position: &str,
+) -> Result<String, ServiceError> {
+    let mut plain = position.as_bytes().to_vec();
+    // ISO/IEC 7816-4 padding: a 0x80 marker, then zeros.
+    plain.push(0x80);
+    plain.resize(plain.len().div_ceil(PAD_TO) * PAD_TO, 0);
+    let sealed = keyring
+        .seal_opaque(TOKEN_PURPOSE, &fingerprint(query), &plain)
+        .map_err(|_| ServiceError::Internal("a page token could not be sealed".into()))?;
+    Ok(URL_SAFE_NO_PAD.encode(sealed))
 }
 
-/// Decodes a token made by [`encode_simple_token`] for the same query.
-pub fn decode_simple_token(token: &str, query: &str) -> Result<Option<String>, ServiceError> {
+/// The position in a token made by [`encode_page_token`] for the same query
+/// (`None` for an empty token: the first page). Anything else, forged,
+/// altered or from another query, is INVALID_ARGUMENT.
+pub fn decode_page_token(
+    keyring: &Keyring,
+    token: &str,
+    query: &str,
+) -> Result<Option<String>, ServiceError> {
     if token.is_empty() {
         return Ok(None);
     }
@@ -37,32 +64,88 @@ pub fn decode_simple_token(token: &str, query: &str) -> Result<Option<String>, S
         )
     };
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let (print, position) = text.split_once('\n').ok_or_else(invalid)?;
-    if print != fingerprint(query) {
+    let mut plain = keyring
+        .open_opaque(TOKEN_PURPOSE, &fingerprint(query), &bytes)
+        .map_err(|_| invalid())?;
+    let marker = plain
+        .iter()
+        .rposition(|&byte| byte != 0)
+        .ok_or_else(invalid)?;
+    if plain[marker] != 0x80 {
         return Err(invalid());
     }
-    Ok(Some(position.to_owned()))
+    plain.truncate(marker);
+    String::from_utf8(plain).map(Some).map_err(|_| invalid())
 }
 
-fn fingerprint(query: &str) -> String {
-    hex::encode(&Sha256::digest(query.as_bytes())[..8])
+fn fingerprint(query: &str) -> [u8; 32] {
+    Sha256::digest(query.as_bytes()).into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn keyring() -> Keyring {
+        Keyring::new(connvault_crypto::MasterKey::from_bytes([9; 32]), Vec::new()).unwrap()
+    }
+
     #[test]
     fn tokens_belong_to_their_query() {
-        let token = encode_simple_token("tenants", "acme");
+        let keyring = keyring();
+        let token = encode_page_token(&keyring, "tenants", "acme").unwrap();
         assert_eq!(
-            decode_simple_token(&token, "tenants").unwrap().as_deref(),
+            decode_page_token(&keyring, &token, "tenants")
+                .unwrap()
+                .as_deref(),
             Some("acme")
         );
-        assert!(decode_simple_token(&token, "dataSources").is_err());
-        assert!(decode_simple_token("not base64!", "tenants").is_err());
-        assert_eq!(decode_simple_token("", "tenants").unwrap(), None);
+        assert!(decode_page_token(&keyring, &token, "dataSources").is_err());
+        assert!(decode_page_token(&keyring, "not base64!", "tenants").is_err());
+        assert_eq!(decode_page_token(&keyring, "", "tenants").unwrap(), None);
+        let other =
+            Keyring::new(connvault_crypto::MasterKey::from_bytes([8; 32]), Vec::new()).unwrap();
+        assert!(decode_page_token(&other, &token, "tenants").is_err());
+    }
+
+    #[test]
+    fn tokens_hide_the_position_and_refuse_any_change() {
+        let keyring = keyring();
+        let position = "tenant-position-7f3a";
+        let token = encode_page_token(&keyring, "tenants", position).unwrap();
+        let bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        // Not in the token text, nor in its bytes however decoded.
+        let hex_position = hex::encode(position);
+        for text in [
+            token.clone(),
+            String::from_utf8_lossy(&bytes).into_owned(),
+            hex::encode(&bytes),
+            base64::engine::general_purpose::STANDARD.encode(&bytes),
+        ] {
+            assert!(
+                !text.contains(position) && !text.contains(&hex_position),
+                "{text}"
+            );
+        }
+        // Two tokens for the same position differ; lengths do not tell positions apart.
+        assert_ne!(
+            token,
+            encode_page_token(&keyring, "tenants", position).unwrap()
+        );
+        assert_eq!(
+            token.len(),
+            encode_page_token(&keyring, "tenants", "b").unwrap().len()
+        );
+        for index in 0..bytes.len() {
+            let mut flipped = bytes.clone();
+            flipped[index] ^= 0x01;
+            let forged = URL_SAFE_NO_PAD.encode(&flipped);
+            let error = decode_page_token(&keyring, &forged, "tenants").unwrap_err();
+            assert!(matches!(error, ServiceError::InvalidArgument(_)), "{index}");
+        }
+        // A token of the old format (base64 of fingerprint and position) is refused.
+        let old = URL_SAFE_NO_PAD.encode("0123456789abcdef\nacme");
+        assert!(decode_page_token(&keyring, &old, "tenants").is_err());
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Tenants: create, get, list, delete.
 
+use std::collections::BTreeSet;
+
 use connvault_store::{StoreError, TenantRecord};
 
-use super::pagination::{decode_simple_token, encode_simple_token, page_size};
+use super::pagination::{decode_page_token, encode_page_token, page_size};
 use super::{App, check_labels, etag_of};
 use crate::clock::timestamp_now;
 use crate::error::{ServiceError, Violation};
-use crate::names::{parse_tenant, tenant_name, valid_tenant_id};
+use crate::names::{parse_tenant, reserved_tenant_id, tenant_name, valid_tenant_id};
 use crate::pb::v1;
 use crate::record_format;
 
@@ -32,6 +34,13 @@ impl App {
             violations.push(Violation {
                 field: "tenant_id".into(),
                 description: "must be 1-64 of [A-Za-z0-9_-]".into(),
+            });
+        } else if reserved_tenant_id(&tenant_id) {
+            violations.push(Violation {
+                field: "tenant_id".into(),
+                description: format!(
+                    "`{tenant_id}` is reserved (the audit log's id for events without a tenant)"
+                ),
             });
         }
         if tenant.display_name.chars().count() > 200 {
@@ -84,7 +93,7 @@ impl App {
         page_token: &str,
     ) -> Result<v1::ListTenantsResponse, ServiceError> {
         let size = page_size(page_size_requested)?;
-        let after = decode_simple_token(page_token, "tenants")?;
+        let after = decode_page_token(&self.keyring, page_token, "tenants")?;
         let records = self.store.list_tenants(after.as_deref(), size + 1).await?;
         let more = records.len() > size;
         let tenants = records
@@ -93,9 +102,52 @@ impl App {
             .map(decode)
             .collect::<Result<Vec<_>, _>>()?;
         let next_page_token = match (more, records.get(size.saturating_sub(1))) {
-            (true, Some(last)) => encode_simple_token("tenants", &last.tenant_id),
+            (true, Some(last)) => encode_page_token(&self.keyring, "tenants", &last.tenant_id)?,
             _ => String::new(),
         };
+        Ok(v1::ListTenantsResponse {
+            tenants,
+            next_page_token,
+        })
+    }
+
+    /// Lists, in id order, the tenants among `ids` that exist: what a
+    /// tenant-scoped admin may list. Only these are read, so no page is empty
+    /// for want of visible tenants and no token points at a tenant outside
+    /// `ids`; the token is bound to the set.
+    pub async fn list_tenants_among(
+        &self,
+        ids: &BTreeSet<String>,
+        page_size_requested: i32,
+        page_token: &str,
+    ) -> Result<v1::ListTenantsResponse, ServiceError> {
+        let size = page_size(page_size_requested)?;
+        let query = format!(
+            "tenants|among|{}",
+            ids.iter().map(String::as_str).collect::<Vec<_>>().join(",")
+        );
+        let after = decode_page_token(&self.keyring, page_token, &query)?;
+        let mut tenants = Vec::new();
+        let mut next_page_token = String::new();
+        let mut last: Option<&str> = None;
+        let remaining = ids
+            .iter()
+            .filter(|id| after.as_deref().is_none_or(|after| id.as_str() > after));
+        for id in remaining {
+            let record = match self.store.get_tenant(id).await {
+                Ok(record) => record,
+                Err(StoreError::TenantNotFound | StoreError::NotFound) => continue,
+                Err(error) => return Err(error.into()),
+            };
+            if tenants.len() == size {
+                if let Some(last) = last {
+                    next_page_token = encode_page_token(&self.keyring, &query, last)?;
+                }
+                break;
+            }
+            tenants.push(decode(&record)?);
+            last = Some(id);
+        }
         Ok(v1::ListTenantsResponse {
             tenants,
             next_page_token,

@@ -2,7 +2,9 @@
 //!
 //! Every RPC except health and reflection carries `authorization: Bearer
 //! <JWT>`. The [`Verifier`] checks signature (algorithm pinned per key),
-//! `exp`, `nbf`, `iss` and `aud`; the claims give the principal, the tenants
+//! `exp`, `nbf`, `iss` and `aud`, refuses a `crit` header (no extension is
+//! understood), an empty `sub` and a lifetime over
+//! [`AuthConfig::max_token_lifetime_secs`]; the claims give the principal, the tenants
 //! it may act in and its roles. Any failure is one UNAUTHENTICATED with the
 //! same message, so a caller learns nothing about why.
 
@@ -121,8 +123,9 @@ pub struct Claims {
     pub exp: u64,
     /// Not before (seconds since the epoch).
     pub nbf: u64,
-    /// Issued at.
-    pub iat: u64,
+    /// Issued at; when absent, the lifetime bound counts from now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
 }
 
 impl Claims {
@@ -164,7 +167,13 @@ pub struct AuthConfig {
     pub keys: Vec<PublicKeyConfig>,
     /// A JWKS file of public keys (reloaded when it changes).
     pub jwks_file: Option<PathBuf>,
+    /// The longest lifetime a token may claim, in seconds: `exp - iat`
+    /// (`exp - now` without `iat`). A stolen token is worth at most this long.
+    pub max_token_lifetime_secs: u64,
 }
+
+/// The default of [`AuthConfig::max_token_lifetime_secs`]: 24 hours.
+pub const DEFAULT_MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 3600;
 
 impl Default for AuthConfig {
     fn default() -> Self {
@@ -175,6 +184,7 @@ impl Default for AuthConfig {
             hs256_secret_file: None,
             keys: Vec::new(),
             jwks_file: None,
+            max_token_lifetime_secs: DEFAULT_MAX_TOKEN_LIFETIME_SECS,
         }
     }
 }
@@ -207,6 +217,10 @@ pub enum AuthError {
     /// Signature, claims or format rejected.
     #[error("invalid token: {0}")]
     Invalid(#[from] jsonwebtoken::errors::Error),
+    /// A check beyond the library's failed: a `crit` header, an empty
+    /// `sub`, a lifetime over the maximum.
+    #[error("token refused: {0}")]
+    Refused(&'static str),
     /// The configuration cannot be used.
     #[error("auth configuration: {0}")]
     Config(String),
@@ -258,7 +272,7 @@ impl Minter {
             aud: self.audience.clone(),
             exp: now + ttl_secs,
             nbf: now,
-            iat: now,
+            iat: Some(now),
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Validation;
 use sha2::{Digest, Sha256};
 
@@ -19,6 +21,7 @@ pub struct Verifier {
     issuer: String,
     audience: String,
     leeway: u64,
+    max_lifetime: u64,
     verified: Mutex<VerifiedTokens>,
 }
 
@@ -74,6 +77,7 @@ impl Verifier {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             leeway: config.leeway_secs,
+            max_lifetime: config.max_token_lifetime_secs,
             verified: Mutex::new(VerifiedTokens::default()),
         }
     }
@@ -95,6 +99,7 @@ impl Verifier {
             return Ok(principal);
         }
         let header = jsonwebtoken::decode_header(token)?;
+        refuse_critical_extensions(token)?;
         let (key, algorithm) = keys
             .find(header.kid.as_deref(), header.alg)
             .ok_or(AuthError::UnknownKey)?;
@@ -107,6 +112,7 @@ impl Verifier {
         validation.validate_nbf = true;
         validation.leeway = self.leeway;
         let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)?.claims;
+        self.check_claims(&claims, unix_now())?;
         let (not_before, expires) = (claims.nbf, claims.exp);
         let principal = Arc::new(claims.principal());
         if let Ok(mut verified) = self.verified.lock() {
@@ -118,6 +124,20 @@ impl Verifier {
             verified.remember(keys.generation(), digest, entry, now);
         }
         Ok(principal)
+    }
+
+    /// What `jsonwebtoken` does not check: a subject, and a bounded
+    /// lifetime. The lifetime counts from the earlier of `iat` and now, so a
+    /// future `iat` cannot stretch it; the leeway absorbs the issuer's clock.
+    fn check_claims(&self, claims: &Claims, now: u64) -> Result<(), AuthError> {
+        if claims.sub.trim().is_empty() {
+            return Err(AuthError::Refused("empty sub"));
+        }
+        let start = claims.iat.map_or(now, |iat| iat.min(now));
+        if claims.exp.saturating_sub(start) > self.max_lifetime.saturating_add(self.leeway) {
+            return Err(AuthError::Refused("lifetime over the configured maximum"));
+        }
+        Ok(())
     }
 
     /// The principal of a token verified before under this key set, if it is
@@ -149,6 +169,24 @@ impl Verifier {
         }
         Ok(Some(Arc::clone(&entry.principal)))
     }
+}
+
+/// Refuses a token whose protected header has `crit` (RFC 7515 §4.1.11): it
+/// names extensions the recipient must understand, and this server
+/// understands none. `jsonwebtoken` 9 has no `crit` field and silently drops
+/// it, so the header is read here as plain JSON.
+fn refuse_critical_extensions(token: &str) -> Result<(), AuthError> {
+    let malformed = || AuthError::Invalid(jsonwebtoken::errors::ErrorKind::InvalidToken.into());
+    let encoded = token.split('.').next().ok_or_else(malformed)?;
+    let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| malformed())?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(|_| malformed())?;
+    if header.contains_key("crit") {
+        return Err(AuthError::Refused(
+            "crit header names an extension not understood",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -185,6 +223,108 @@ mod tests {
             .mint("op", &["*".into()], &[Role::Admin], unix_now(), 60)
             .unwrap();
         assert!(verifier.verify(&operator).unwrap().may_enter("acme"));
+    }
+
+    fn signed(header: serde_json::Value, claims: serde_json::Value) -> String {
+        let head = URL_SAFE_NO_PAD.encode(header.to_string());
+        let body = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let key = jsonwebtoken::EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef");
+        let signature = jsonwebtoken::crypto::sign(
+            format!("{head}.{body}").as_bytes(),
+            &key,
+            jsonwebtoken::Algorithm::HS256,
+        )
+        .unwrap();
+        format!("{head}.{body}.{signature}")
+    }
+
+    fn claims(now: u64) -> serde_json::Value {
+        serde_json::json!({
+            "sub": "svc", "tenants": ["acme"], "roles": ["reader"], "iss": "connvault",
+            "aud": "connvault", "exp": now + 60, "nbf": now, "iat": now,
+        })
+    }
+
+    #[test]
+    fn a_crit_header_is_refused_whatever_it_lists() {
+        let (_, verifier) = setup();
+        let now = unix_now();
+        let plain = serde_json::json!({"alg": "HS256", "typ": "JWT"});
+        assert!(verifier.verify(&signed(plain, claims(now))).is_ok());
+        for crit in [
+            serde_json::json!(["exp"]),
+            serde_json::json!(["x-unknown"]),
+            serde_json::json!([]),
+            serde_json::json!("b64"),
+        ] {
+            let header =
+                serde_json::json!({"alg": "HS256", "typ": "JWT", "crit": crit, "b64": true});
+            let error = verifier.verify(&signed(header, claims(now))).unwrap_err();
+            assert!(matches!(error, AuthError::Refused(_)), "{crit}: {error}");
+        }
+    }
+
+    #[test]
+    fn an_empty_subject_is_refused() {
+        let (_, verifier) = setup();
+        let header = serde_json::json!({"alg": "HS256"});
+        for sub in ["", "  "] {
+            let mut body = claims(unix_now());
+            body["sub"] = sub.into();
+            let error = verifier.verify(&signed(header.clone(), body)).unwrap_err();
+            assert!(matches!(error, AuthError::Refused("empty sub")), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_lifetime_is_bounded_with_or_without_iat() {
+        let (minter, verifier) = setup();
+        let max = crate::auth::DEFAULT_MAX_TOKEN_LIFETIME_SECS;
+        let now = unix_now();
+        let header = serde_json::json!({"alg": "HS256"});
+        let long = minter
+            .mint("svc", &["acme".into()], &[Role::Reader], now, max + 3600)
+            .unwrap();
+        assert!(matches!(verifier.verify(&long), Err(AuthError::Refused(_))));
+        let at_max = minter
+            .mint("svc", &["acme".into()], &[Role::Reader], now, max)
+            .unwrap();
+        assert!(verifier.verify(&at_max).is_ok());
+        // No iat: counted from now.
+        let mut body = claims(now);
+        body.as_object_mut().unwrap().remove("iat");
+        body["exp"] = (now + max + 3600).into();
+        assert!(matches!(
+            verifier.verify(&signed(header.clone(), body.clone())),
+            Err(AuthError::Refused(_))
+        ));
+        body["exp"] = (now + 600).into();
+        assert!(
+            verifier
+                .verify(&signed(header.clone(), body.clone()))
+                .is_ok()
+        );
+        // An iat in the future does not stretch it.
+        body["iat"] = (now + max).into();
+        body["exp"] = (now + max + 600).into();
+        assert!(matches!(
+            verifier.verify(&signed(header, body)),
+            Err(AuthError::Refused(_))
+        ));
+        // The bound is a setting.
+        let config = AuthConfig {
+            max_token_lifetime_secs: 30,
+            ..AuthConfig::default()
+        };
+        let secret = SecretString::from("0123456789abcdef0123456789abcdef".to_owned());
+        let short = Verifier::new(
+            &config,
+            Arc::new(RwLock::new(load_keys(&config, Some(&secret)).unwrap())),
+        );
+        let token = minter
+            .mint("svc", &["acme".into()], &[Role::Reader], now, 120)
+            .unwrap();
+        assert!(matches!(short.verify(&token), Err(AuthError::Refused(_))));
     }
 
     #[test]

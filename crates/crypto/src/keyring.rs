@@ -15,6 +15,8 @@ use crate::master::KEY_LEN;
 use crate::sealed::{NONCE_LEN, TAG_LEN};
 use crate::{Aad, CryptoError, MasterKey, Result, Sealed, SecretMap};
 
+mod derived;
+
 type HmacSha256 = hmac::Hmac<Sha256>;
 type DataKey = Zeroizing<[u8; KEY_LEN]>;
 

@@ -15,6 +15,7 @@
 //! assert_eq!(Jdbc.render(&connection, false).unwrap().jdbc_url, "jdbc:postgresql://db.example/app");
 //! ```
 
+mod credentials;
 mod url;
 
 use std::collections::BTreeMap;
@@ -111,10 +112,12 @@ impl Provider for Jdbc {
         match url::parse(jdbc_url) {
             Err(problem) => violations.add("config.jdbc_url", problem),
             Ok(target) => {
-                if target.has_password {
+                if let Some(part) = target.credentials {
                     violations.add(
                         "config.jdbc_url",
-                        "must not contain a password: put it in `secrets.password`",
+                        format!(
+                            "must not contain a password ({part} carries one): put it in `secrets.password`"
+                        ),
                     );
                 }
             }

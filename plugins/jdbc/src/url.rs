@@ -9,8 +9,10 @@ pub struct Target {
     pub host: String,
     /// The port in the URL, or the sub-protocol's default.
     pub port: u16,
-    /// Whether the URL carries credentials (a password parameter or `user:pass@`).
+    /// Whether the URL carries credentials (see [`Target::credentials`]).
     pub has_password: bool,
+    /// Which part of the URL carries credentials, in words safe to show.
+    pub credentials: Option<String>,
 }
 
 /// Default ports of well-known sub-protocols, used when the URL has none.
@@ -48,12 +50,7 @@ pub fn parse(url: &str) -> Result<Target, String> {
     {
         return Err("has an invalid sub-protocol".to_owned());
     }
-    let lower = url.to_ascii_lowercase();
-    let mut has_password = ["password=", "pwd="].iter().any(|key| {
-        lower.contains(&format!("?{key}"))
-            || lower.contains(&format!("&{key}"))
-            || lower.contains(&format!(";{key}"))
-    });
+    let credentials = crate::credentials::credentials_in(url, &subprotocol);
 
     let authority = if subprotocol == "oracle" {
         // jdbc:oracle:thin:@host:port:SID, @//host:port/service, @host:port/service
@@ -71,8 +68,7 @@ pub fn parse(url: &str) -> Result<Target, String> {
     };
     let end = authority.find(['/', '?', ';']).unwrap_or(authority.len());
     let mut authority = &authority[..end];
-    if let Some((userinfo, host)) = authority.rsplit_once('@') {
-        has_password |= userinfo.contains(':');
+    if let Some((_, host)) = authority.rsplit_once('@') {
         authority = host;
     }
     // Several hosts (failover lists): test the first.
@@ -91,7 +87,8 @@ pub fn parse(url: &str) -> Result<Target, String> {
         subprotocol,
         host,
         port,
-        has_password,
+        has_password: credentials.is_some(),
+        credentials,
     })
 }
 
