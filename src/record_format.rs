@@ -52,10 +52,12 @@ pub fn decode_connection(value: &[u8]) -> Result<StoredConnection, ServiceError>
             })
         }
         Some(FORMAT) => {
-            let record = ConnectionRecord::decode(value).map_err(|_| unreadable("connection"))?;
+            let mut record =
+                ConnectionRecord::decode(value).map_err(|_| unreadable("connection"))?;
+            let sealed_secrets = std::mem::take(&mut record.sealed_secrets);
             Ok(StoredConnection {
-                connection: connection_from_record(record.clone()),
-                sealed_secrets: record.sealed_secrets,
+                connection: connection_from_record(record),
+                sealed_secrets,
             })
         }
         _ => Err(unreadable("connection")),

@@ -155,13 +155,5 @@ pub(crate) fn record_from_entry(
     id: String,
     stored: &[u8],
 ) -> Result<ConnectionRecord> {
-    let entry = layout::decode_connection(stored)?;
-    Ok(ConnectionRecord {
-        tenant_id: tenant_id.to_owned(),
-        id,
-        display_name_key: entry.name.to_owned(),
-        index: entry.index.unwrap_or_default(),
-        revision: entry.revision,
-        value: entry.value.to_vec(),
-    })
+    Ok(layout::decode_connection(stored)?.into_record(tenant_id, id))
 }

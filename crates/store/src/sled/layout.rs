@@ -168,6 +168,18 @@ impl Entry<'_> {
     pub(crate) fn is_legacy(&self) -> bool {
         self.index.is_none()
     }
+
+    /// The record this entry holds (a legacy entry with empty index fields).
+    pub(crate) fn into_record(self, tenant_id: &str, id: String) -> crate::ConnectionRecord {
+        crate::ConnectionRecord {
+            tenant_id: tenant_id.to_owned(),
+            id,
+            display_name_key: self.name.to_owned(),
+            index: self.index.unwrap_or_default(),
+            revision: self.revision,
+            value: self.value.to_vec(),
+        }
+    }
 }
 
 fn push_len(out: &mut Vec<u8>, len: usize, what: &str) -> Result<()> {

@@ -2,7 +2,6 @@
 //! (no record is decoded), the id order is a range scan from the cursor,
 //! and the other orders sort the tenant's entries in memory (bounded).
 
-use super::connections::record_from_entry;
 use super::{SledStore, layout, scoped_range};
 use crate::{
     ConnectionOrder, ConnectionPage, ConnectionQuery, ConnectionRecord, MAX_CURSOR_LEN, Result,
@@ -52,8 +51,8 @@ impl SledStore {
             }
             let (key, stored) = entry?;
             let id = layout::utf8(&key[prefix.len()..], "connection id")?;
+            let entry = layout::decode_connection(&stored)?;
             if !unfiltered {
-                let entry = layout::decode_connection(&stored)?;
                 let index = entry.index.as_ref().ok_or_else(legacy_entry)?;
                 if !query.filter.matches(index) {
                     position = Some(id);
@@ -65,7 +64,7 @@ impl SledStore {
                 return Ok(ConnectionPage { records, next });
             }
             position = Some(id.clone());
-            records.push(record_from_entry(&query.tenant_id, id, &stored)?);
+            records.push(entry.into_record(&query.tenant_id, id));
         }
         Ok(ConnectionPage {
             records,
@@ -90,15 +89,10 @@ impl SledStore {
             let (key, stored) = entry?;
             let id = layout::utf8(&key[prefix.len()..], "connection id")?;
             let entry = layout::decode_connection(&stored)?;
-            let index = entry.index.ok_or_else(legacy_entry)?;
-            let record = ConnectionRecord {
-                tenant_id: query.tenant_id.clone(),
-                id,
-                display_name_key: entry.name.to_owned(),
-                index,
-                revision: entry.revision,
-                value: entry.value.to_vec(),
-            };
+            if entry.is_legacy() {
+                return Err(legacy_entry());
+            }
+            let record = entry.into_record(&query.tenant_id, id);
             if !query.filter.matches(&record.index) {
                 continue;
             }

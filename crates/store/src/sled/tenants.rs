@@ -24,13 +24,17 @@ impl SledStore {
         self.durable()
     }
 
-    pub(crate) fn get_tenant_now(&self, tenant_id: &str) -> Result<TenantRecord> {
+    /// A tenant's stored entry (its counter and value).
+    fn tenant_entry(&self, tenant_id: &str) -> Result<sled::IVec> {
         layout::tenant_prefix(tenant_id)?;
-        let stored = self
-            .inner
+        self.inner
             .tenants
             .get(tenant_id.as_bytes())?
-            .ok_or(StoreError::TenantNotFound)?;
+            .ok_or(StoreError::TenantNotFound)
+    }
+
+    pub(crate) fn get_tenant_now(&self, tenant_id: &str) -> Result<TenantRecord> {
+        let stored = self.tenant_entry(tenant_id)?;
         let (_, value) = layout::decode_tenant(&stored)?;
         Ok(TenantRecord {
             tenant_id: tenant_id.to_owned(),
@@ -88,13 +92,7 @@ impl SledStore {
     }
 
     pub(crate) fn tenant_connection_count_now(&self, tenant_id: &str) -> Result<u64> {
-        layout::tenant_prefix(tenant_id)?;
-        let stored = self
-            .inner
-            .tenants
-            .get(tenant_id.as_bytes())?
-            .ok_or(StoreError::TenantNotFound)?;
-        Ok(layout::decode_tenant(&stored)?.0)
+        Ok(layout::decode_tenant(&self.tenant_entry(tenant_id)?)?.0)
     }
 
     pub(crate) fn delete_tenant_blocking(&self, tenant_id: &str, force: bool) -> Result<u64> {
