@@ -16,6 +16,8 @@ mod backend;
 mod change_entry;
 mod connections;
 mod durability;
+#[doc(hidden)]
+pub mod fuzzing;
 mod layout;
 mod list;
 mod meta_cache;
