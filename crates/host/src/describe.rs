@@ -3,6 +3,9 @@
 use std::collections::HashSet;
 
 use connvault_plugin_abi::pb;
+use prost::Message;
+
+use crate::error::LoadError;
 
 const MAX_DATA_SOURCES: usize = 64;
 const MAX_ALIASES: usize = 32;
@@ -15,6 +18,23 @@ fn is_id(text: &str, max: usize) -> bool {
         && text
             .bytes()
             .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
+}
+
+/// A plugin's `describe` answer as the host keeps it: decoded, named after
+/// the descriptor (`name`, `version`), checked ([`check`]) and its schema
+/// linted. Whatever the bytes, the answer is an error, never a panic.
+pub(crate) fn decode(
+    bytes: &[u8],
+    name: &str,
+    version: &str,
+) -> Result<pb::DescribeResponse, LoadError> {
+    let mut describe = pb::DescribeResponse::decode(bytes)
+        .map_err(|_| LoadError::Describe("malformed response".into()))?;
+    describe.name = name.to_owned();
+    describe.version = version.to_owned();
+    check(&describe).map_err(LoadError::Describe)?;
+    crate::schema::lint::lint(&describe).map_err(LoadError::Schema)?;
+    Ok(describe)
 }
 
 /// Returns a description of the first problem found.

@@ -28,6 +28,8 @@
 
 mod describe;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod options;
 mod plugin;
 mod schema;

@@ -23,6 +23,8 @@ use tokio::sync::Semaphore;
 
 pub use stats::PluginStats;
 
+pub(crate) use raw::application_error;
+
 use crate::error::{CallError, LoadError};
 use crate::options::HostOptions;
 use crate::verify;
@@ -98,12 +100,7 @@ impl Plugin {
             options.describe_limit,
             options.load_timeout,
         )?;
-        let mut describe = pb::DescribeResponse::decode(bytes.as_slice())
-            .map_err(|_| LoadError::Describe("malformed response".into()))?;
-        describe.name = name;
-        describe.version = plugin.version.clone();
-        crate::describe::check(&describe).map_err(LoadError::Describe)?;
-        crate::schema::lint::lint(&describe).map_err(LoadError::Schema)?;
+        let describe = crate::describe::decode(&bytes, &name, &plugin.version)?;
         let _ = plugin.describe.set(describe);
         Ok(plugin)
     }

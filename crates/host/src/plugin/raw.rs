@@ -108,20 +108,16 @@ impl InProcess {
         }
         match ReturnCode::from_raw(code) {
             Some(ReturnCode::Ok) => Ok(buffer.into_bytes()),
-            Some(ReturnCode::AppError) => {
-                let mut error = pb::Error::decode(buffer.bytes()).map_err(|_| {
-                    CallError::MalformedResponse {
-                        plugin: plugin(),
-                        method: method_name,
-                    }
-                })?;
-                truncate_on_char(&mut error.message, MAX_ERROR_MESSAGE);
-                truncate_on_char(&mut error.field, MAX_ERROR_FIELD);
-                Err(CallError::Application {
+            Some(ReturnCode::AppError) => match application_error(buffer.bytes()) {
+                Some(error) => Err(CallError::Application {
                     plugin: plugin(),
                     error,
-                })
-            }
+                }),
+                None => Err(CallError::MalformedResponse {
+                    plugin: plugin(),
+                    method: method_name,
+                }),
+            },
             Some(ReturnCode::Unimplemented) => Err(CallError::Unimplemented {
                 plugin: plugin(),
                 method: method_name,
@@ -164,6 +160,15 @@ impl Transport for InProcess {
     ) -> Result<Vec<u8>, CallError> {
         self.invoke(method as u32, method.name(), request, limit)
     }
+}
+
+/// The application error a plugin wrote with `AppError`, its message and
+/// field cut to what the host keeps; `None` if the bytes are not an `Error`.
+pub(crate) fn application_error(bytes: &[u8]) -> Option<pb::Error> {
+    let mut error = pb::Error::decode(bytes).ok()?;
+    truncate_on_char(&mut error.message, MAX_ERROR_MESSAGE);
+    truncate_on_char(&mut error.field, MAX_ERROR_FIELD);
+    Some(error)
 }
 
 /// Cuts `text` to at most `max` bytes without splitting a character.
