@@ -17,6 +17,8 @@ pub mod codec;
 pub mod config;
 pub mod dev;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod master_key;
 pub mod middleware;
 pub mod names;

@@ -15,6 +15,8 @@ mod audit_events;
 mod connections;
 mod data_sources;
 mod discover;
+#[doc(hidden)]
+pub(crate) mod fuzzing;
 mod list;
 mod pagination;
 mod resolve;

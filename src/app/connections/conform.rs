@@ -42,7 +42,7 @@ fn summary(mismatches: &[Mismatch]) -> String {
 /// Refuses a validate answer whose `normalized` config, or the `secrets`
 /// about to be sealed beside it, break `source`'s schema. `sent` is the
 /// config the request gave the plugin, to notice fields the answer dropped.
-pub(super) fn conform(
+pub(in crate::app) fn conform(
     plugin_name: &str,
     source: &plugin::DataSource,
     sent: &BTreeMap<String, plugin::Value>,

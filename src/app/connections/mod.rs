@@ -28,5 +28,6 @@ mod spec;
 mod test_connection;
 mod update;
 
+pub(super) use conform::conform;
 pub(super) use secrets::exposed;
 pub(super) use spec::Opened;

@@ -14,7 +14,7 @@ use crate::pb::v1;
 const ENTRY_V1: u8 = 1;
 
 /// A stored entry: a version byte, then the encoded response.
-pub(super) fn encode_entry(response: &v1::DiscoverMetadataResponse) -> Vec<u8> {
+pub(in crate::app) fn encode_entry(response: &v1::DiscoverMetadataResponse) -> Vec<u8> {
     let mut entry = Vec::with_capacity(1 + response.encoded_len());
     entry.push(ENTRY_V1);
     entry.extend_from_slice(&response.encode_to_vec());
@@ -22,7 +22,10 @@ pub(super) fn encode_entry(response: &v1::DiscoverMetadataResponse) -> Vec<u8> {
 }
 
 /// The response a stored entry holds if it is readable and younger than `ttl`.
-pub(super) fn decode_entry(entry: &[u8], ttl: Duration) -> Option<v1::DiscoverMetadataResponse> {
+pub(in crate::app) fn decode_entry(
+    entry: &[u8],
+    ttl: Duration,
+) -> Option<v1::DiscoverMetadataResponse> {
     let (&version, body) = entry.split_first()?;
     if version != ENTRY_V1 {
         return None;

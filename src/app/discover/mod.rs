@@ -26,14 +26,16 @@ use std::time::Duration;
 use connvault_plugin_host::ProviderClient;
 
 use self::flight::FlightKey;
-use self::params::{HOST_MARGIN, Params};
+use self::params::HOST_MARGIN;
 use super::App;
 use super::connections::Opened;
 use crate::error::ServiceError;
 use crate::names::{parse_connection, parse_tenant};
 use crate::pb::v1;
 
+pub(super) use self::cache::{decode_entry, encode_entry};
 pub(super) use self::flight::MetadataState;
+pub(in crate::app) use self::params::Params;
 
 impl App {
     /// Lists the schemas, tables and columns behind a saved connection: from

@@ -30,7 +30,7 @@ pub(super) const HOST_MARGIN: Duration = Duration::from_secs(1);
 
 /// The request's filters and limits after defaults and caps: what a cache entry answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Params {
+pub(in crate::app) struct Params {
     schema_filter: String,
     table_filter: String,
     max_schemas: u32,
@@ -40,7 +40,7 @@ pub(super) struct Params {
 }
 
 impl Params {
-    pub(super) fn from_request(
+    pub(in crate::app) fn from_request(
         request: &v1::DiscoverMetadataRequest,
     ) -> Result<Self, ServiceError> {
         let mut violations = Vec::new();
@@ -108,7 +108,10 @@ impl Params {
 
     /// The plugin's catalog, held to this request's limits whatever the
     /// plugin returned (a plugin may ignore them).
-    pub(super) fn catalog(&self, answer: plugin::DiscoverResponse) -> v1::DiscoverMetadataResponse {
+    pub(in crate::app) fn catalog(
+        &self,
+        answer: plugin::DiscoverResponse,
+    ) -> v1::DiscoverMetadataResponse {
         let mut truncated = answer.truncated;
         let mut tables_left = self.max_tables as usize;
         let mut schemas = Vec::new();
