@@ -100,6 +100,7 @@ impl Verifier {
         }
         let header = jsonwebtoken::decode_header(token)?;
         refuse_critical_extensions(token)?;
+        refuse_claims_not_utf8(token)?;
         let (key, algorithm) = keys
             .find(header.kid.as_deref(), header.alg)
             .ok_or(AuthError::UnknownKey)?;
@@ -189,6 +190,18 @@ fn refuse_critical_extensions(token: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
+/// Refuses a token whose claims are not UTF-8 text (RFC 7519 §7.2: the
+/// claims must be a valid JSON object). `serde_json` skips the value of a
+/// claim nobody reads without checking its text, so `jsonwebtoken` alone
+/// would accept invalid UTF-8 there.
+fn refuse_claims_not_utf8(token: &str) -> Result<(), AuthError> {
+    let malformed = || AuthError::Invalid(jsonwebtoken::errors::ErrorKind::InvalidToken.into());
+    let encoded = token.split('.').nth(1).ok_or_else(malformed)?;
+    let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| malformed())?;
+    std::str::from_utf8(&bytes).map_err(|_| malformed())?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +275,36 @@ mod tests {
             let error = verifier.verify(&signed(header, claims(now))).unwrap_err();
             assert!(matches!(error, AuthError::Refused(_)), "{crit}: {error}");
         }
+    }
+
+    /// Found by the `jwt` fuzz target: invalid UTF-8 in the value of a claim
+    /// the server does not read was accepted.
+    #[test]
+    fn claims_that_are_not_utf8_are_refused() {
+        let (_, verifier) = setup();
+        let now = unix_now();
+        let head = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let sign = |claims: &[u8]| {
+            let input = format!("{head}.{}", URL_SAFE_NO_PAD.encode(claims));
+            let key = jsonwebtoken::EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef");
+            let signature =
+                jsonwebtoken::crypto::sign(input.as_bytes(), &key, jsonwebtoken::Algorithm::HS256)
+                    .unwrap();
+            format!("{input}.{signature}")
+        };
+        let claims = |unknown: &[u8]| {
+            let mut claims = format!(
+                r#"{{"aud":"connvault","exp":{},"iat":{now},"iss":"connvault","nbf":{now},"roles":["reader"],"sub":"svc","tenant]":["ac"#,
+                now + 3600
+            )
+            .into_bytes();
+            claims.extend_from_slice(unknown);
+            claims.extend_from_slice(br#"e"]}"#);
+            claims
+        };
+        assert!(verifier.verify(&sign(&claims(b"m"))).is_ok());
+        let error = verifier.verify(&sign(&claims(b"\x97"))).unwrap_err();
+        assert!(matches!(error, AuthError::Invalid(_)), "{error}");
     }
 
     #[test]
