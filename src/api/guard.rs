@@ -6,6 +6,10 @@
 //! lookup — and checked against the token (PERMISSION_DENIED). So the answer
 //! for a tenant the caller may not see is the same whether or not the
 //! resource exists. Both refusals are audited before they are answered.
+//! Last, the tenant's request rate is checked (RESOURCE_EXHAUSTED): only for
+//! callers admitted into it, so no one can fill the limiter with tenants it
+//! may not enter. That refusal is logged, not audited: writing an event per
+//! refused request would cost the store what the limit is there to save.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,10 +21,12 @@ use crate::auth::{Principal, Role, UNAUTHENTICATED};
 use crate::error::ServiceError;
 use crate::middleware::Caller;
 use crate::pb::v1;
+use crate::rate_limit::{Key, RateLimiter};
 
 /// Checks callers and records what they did.
 pub struct Guard {
     pub(super) audit: Arc<AuditLog>,
+    limiter: Option<RateLimiter>,
 }
 
 /// An admitted request: who, where, what — the audit event in the making.
@@ -83,7 +89,16 @@ pub fn permission_denied(method: &str) -> ServiceError {
 impl Guard {
     /// A guard recording into `audit`.
     pub fn new(audit: Arc<AuditLog>) -> Self {
-        Self { audit }
+        Self {
+            audit,
+            limiter: None,
+        }
+    }
+
+    /// Limits the request rate of each tenant (`None`: no limit).
+    pub fn with_rate_limiter(mut self, limiter: Option<RateLimiter>) -> Self {
+        self.limiter = limiter;
+        self
     }
 
     /// Admits an authenticated caller (the authentication layer left its
@@ -129,7 +144,45 @@ impl Guard {
             self.record(event, false).await?;
             return Err(permission_denied(method));
         }
+        self.check_rate(tenant, &principal, method)?;
         Ok(Admitted { principal, event })
+    }
+
+    /// Takes a token of the tenant's bucket (the principal's, for a request
+    /// naming no tenant).
+    fn check_rate(
+        &self,
+        tenant: Option<&str>,
+        principal: &Principal,
+        method: &str,
+    ) -> Result<(), ServiceError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        let (key, subject) = match tenant {
+            Some(tenant) => (Key::Tenant(tenant), format!("tenants/{tenant}")),
+            None => (
+                Key::Principal(&principal.subject),
+                format!("principal {}", principal.subject),
+            ),
+        };
+        let Err(throttled) = limiter.check(key, std::time::Instant::now()) else {
+            return Ok(());
+        };
+        if throttled.first {
+            tracing::warn!(%subject, method, "request rate limit reached; refusing requests until tokens refill");
+        } else {
+            tracing::debug!(%subject, method, "request refused: rate limit");
+        }
+        let retry_after = throttled.retry_after;
+        Err(ServiceError::ResourceExhausted {
+            message: format!(
+                "{subject} sent requests faster than its rate limit; retry in {} ms",
+                retry_after.as_millis().max(1)
+            ),
+            subject,
+            retry_after,
+        })
     }
 
     /// Records the HMACs of the secrets a request carries.
