@@ -395,3 +395,24 @@ async fn a_freed_worker_goes_to_the_waiting_tenant_that_holds_fewest() {
         assert!(!test.await.unwrap().unwrap().success);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_goes_away_abandons_its_call_until_the_plugin_returns() {
+    let (_dir, plugin) = load_fixture(&HostOptions::default());
+    let log = Log::default();
+    let silent = Silent::start(&log, "a");
+    let test = spawn_test(&plugin, "acme", silent.port);
+    wait_until("the test is in the plugin", || log.count("a") == 1).await;
+    // The request is cancelled: the call is abandoned, its worker still held.
+    test.abort();
+    assert!(test.await.unwrap_err().is_cancelled());
+    assert_eq!(plugin.stats().io.hung.load(Ordering::Relaxed), 1);
+    assert_eq!(plugin.stats().abandoned.load(Ordering::Relaxed), 1);
+    assert!(plugin.degraded());
+    // Once the plugin returns, the worker and the tenant's share are free again.
+    silent.close();
+    wait_until("the plugin returned and its worker is free", || {
+        !plugin.degraded() && plugin.stats().io.busy.load(Ordering::Relaxed) == 0
+    })
+    .await;
+}

@@ -237,11 +237,11 @@ impl<T: Transport> Scheduler<T> {
         let missed = || self.missed(method, deadline);
         let held: Held = match lane {
             Lane::Pure => {
-                stats.queued.fetch_add(1, Ordering::Relaxed);
+                let waiting = Waiting::new(stats);
                 let permit =
                     tokio::time::timeout_at(end, Arc::clone(&self.pure_permits).acquire_owned())
                         .await;
-                stats.queued.fetch_sub(1, Ordering::Relaxed);
+                drop(waiting);
                 let permit = permit
                     .map_err(|_| missed())?
                     .map_err(|_| self.unavailable("shutting down"))?;
@@ -317,16 +317,19 @@ impl<T: Transport> Scheduler<T> {
         };
         pool.send(job).map_err(|reason| self.unavailable(reason))?;
 
+        // Dropped unfinished, with the deadline passed or the caller gone
+        // (its request cancelled), the call is abandoned.
+        let abandon = Abandon {
+            state,
+            shared: &self.shared,
+            method,
+            lane,
+        };
         match tokio::time::timeout_at(end, receiver).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(self.unavailable("the worker dropped the call")),
             Err(_) => {
-                if state
-                    .compare_exchange(RUNNING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
-                    self.lane_stats(lane).hung.fetch_add(1, Ordering::AcqRel);
-                    self.shared.stats.abandoned.fetch_add(1, Ordering::Relaxed);
+                if abandon.now() {
                     tracing::error!(plugin = %self.shared.name, method = method.name(), lane = lane.name(), ?deadline, "plugin call missed its deadline and was abandoned; plugin marked degraded");
                 }
                 Err(self.missed(method, deadline))
@@ -383,6 +386,57 @@ impl<T> Shared<T> {
         match lane {
             Lane::Pure => &self.stats.pure,
             Lane::Io => &self.stats.io,
+        }
+    }
+}
+
+/// Counts a call as waiting for a pure worker while it lives.
+struct Waiting<'a>(&'a LaneStats);
+
+impl<'a> Waiting<'a> {
+    fn new(stats: &'a LaneStats) -> Self {
+        stats.queued.fetch_add(1, Ordering::Relaxed);
+        Waiting(stats)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A caller's hold on a call it sent to a worker.
+struct Abandon<'a, T> {
+    state: Arc<AtomicU8>,
+    shared: &'a Shared<T>,
+    method: Method,
+    lane: Lane,
+}
+
+impl<T> Abandon<'_, T> {
+    /// Gives the call up unless it has finished; whether it was still running.
+    fn now(&self) -> bool {
+        let abandoned = self
+            .state
+            .compare_exchange(RUNNING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if abandoned {
+            self.shared.stats.abandoned.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .lane_stats(self.lane)
+                .hung
+                .fetch_add(1, Ordering::AcqRel);
+        }
+        abandoned
+    }
+}
+
+impl<T> Drop for Abandon<'_, T> {
+    fn drop(&mut self) {
+        // A no-op once the call finished or was abandoned at its deadline.
+        if self.now() {
+            tracing::warn!(plugin = %self.shared.name, method = self.method.name(), lane = self.lane.name(), "the caller went away during its plugin call; the call is abandoned");
         }
     }
 }
