@@ -24,6 +24,7 @@ pub mod plugin_messages;
 pub mod record_format;
 pub mod server;
 pub mod store_setup;
+pub mod text;
 
 /// Generated protobuf and gRPC code (modules mirror the proto packages).
 pub mod pb {
