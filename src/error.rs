@@ -286,15 +286,24 @@ mod tests {
         let many = ServiceError::InvalidArgument(
             (0..10_000)
                 .map(|i| Violation {
-                    field: format!("connection.labels.{i}{}", if i == 0 { &huge } else { &long }),
+                    field: format!(
+                        "connection.labels.{i}{}",
+                        if i == 0 { &huge } else { &long }
+                    ),
                     description: if i == 1 { huge.clone() } else { long.clone() },
                 })
                 .collect(),
         );
         let status = Status::from(many);
-        let bad = status.get_details_bad_request().expect("BadRequest details");
+        let bad = status
+            .get_details_bad_request()
+            .expect("BadRequest details");
         assert_eq!(bad.field_violations.len(), MAX_VIOLATIONS_SHOWN);
-        assert!(bad.field_violations[0].field.starts_with("connection.labels.0é"));
+        assert!(
+            bad.field_violations[0]
+                .field
+                .starts_with("connection.labels.0é")
+        );
         let info = status.get_details_error_info().expect("ErrorInfo details");
         assert_eq!(info.reason, "VIOLATIONS_TRUNCATED");
         assert_eq!(info.metadata["total"], "10000");

@@ -19,11 +19,7 @@ pub fn clip(text: &str, max: usize) -> Cow<'_, str> {
         return Cow::Borrowed(&text[..floor_boundary(text, max)]);
     }
     let keep = floor_boundary(text, max - MARKER_MAX);
-    Cow::Owned(format!(
-        "{}…(+{} bytes)",
-        &text[..keep],
-        text.len() - keep
-    ))
+    Cow::Owned(format!("{}…(+{} bytes)", &text[..keep], text.len() - keep))
 }
 
 /// [`clip`] into an owned string, reusing `text` when it already fits.
@@ -50,7 +46,10 @@ mod tests {
 
     #[test]
     fn short_text_is_untouched_and_long_text_fits_its_bound() {
-        assert!(matches!(clip("tenants/acme", 256), Cow::Borrowed("tenants/acme")));
+        assert!(matches!(
+            clip("tenants/acme", 256),
+            Cow::Borrowed("tenants/acme")
+        ));
         let long = "é".repeat(100_000);
         for max in [0, 1, 31, 32, 33, 64, 255, 256, 1024] {
             let clipped = clip(&long, max);

@@ -127,7 +127,10 @@ fn check_labels(
         });
     }
     for (key, value) in labels {
-        if key.is_empty() || key.chars().count() > MAX_LABEL_KEY_CHARS || key.chars().any(char::is_control) {
+        if key.is_empty()
+            || key.chars().count() > MAX_LABEL_KEY_CHARS
+            || key.chars().any(char::is_control)
+        {
             violations.push(Violation {
                 field: format!("{path}.{key}"),
                 description: format!(

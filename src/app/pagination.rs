@@ -162,9 +162,10 @@ mod tests {
         // bytes a character once lowercased; `İ` grows to 3), a separator, the id.
         let keyring = keyring();
         for widest in ['\u{10400}', 'İ', '字'] {
-            let name: String = std::iter::repeat_n(widest, crate::bounds::MAX_CONNECTION_DISPLAY_NAME_CHARS)
-                .collect::<String>()
-                .to_lowercase();
+            let name: String =
+                std::iter::repeat_n(widest, crate::bounds::MAX_CONNECTION_DISPLAY_NAME_CHARS)
+                    .collect::<String>()
+                    .to_lowercase();
             let position = format!("{name}\u{1f}{}", uuid::Uuid::now_v7());
             let token = encode_page_token(&keyring, "q", &position).unwrap();
             assert!(

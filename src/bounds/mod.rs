@@ -269,14 +269,21 @@ impl Check {
                 );
             }
             Some(Kind::StructValue(object)) => self.object(&path(), object, depth + 1),
-            Some(Kind::ListValue(list)) => {
-                if self.count(&path(), list.values.len(), MAX_CONFIG_LIST_ITEMS) {
-                    for (index, item) in list.values.iter().enumerate() {
-                        self.value(field, &format!("{key}[{index}]"), item, depth + 1);
-                    }
-                }
-            }
+            Some(Kind::ListValue(list)) => self.list(field, key, &list.values, depth),
             _ => {}
+        }
+    }
+
+    /// A list value at `depth`: its items are one level deeper.
+    fn list(&mut self, field: &str, key: &str, items: &[Value], depth: usize) {
+        if self.count(
+            &format!("{field}.{key}"),
+            items.len(),
+            MAX_CONFIG_LIST_ITEMS,
+        ) {
+            for (index, item) in items.iter().enumerate() {
+                self.value(field, &format!("{key}[{index}]"), item, depth + 1);
+            }
         }
     }
 }

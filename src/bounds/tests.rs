@@ -38,7 +38,14 @@ fn text(length: usize) -> String {
 #[test]
 fn names_are_bounded_in_total_and_by_segment() {
     let get = |name: String| v1::GetConnectionRequest { name };
-    assert!(check(&get(format!("tenants/{}/connections/{}", text(64), uuid::Uuid::nil()))).is_ok());
+    assert!(
+        check(&get(format!(
+            "tenants/{}/connections/{}",
+            text(64),
+            uuid::Uuid::nil()
+        )))
+        .is_ok()
+    );
     let at_max = format!("{}/{}", text(127), text(MAX_NAME_SEGMENT_BYTES));
     assert_eq!(at_max.len(), MAX_NAME_BYTES);
     assert!(check(&get(at_max.clone())).is_ok());
@@ -49,7 +56,11 @@ fn names_are_bounded_in_total_and_by_segment() {
         parent: "tenants/a".into(),
         names: vec![text(10); MAX_BATCH_NAMES + 1],
     };
-    assert_eq!(refused(&batch), ["names"], "one violation for the count, none per name");
+    assert_eq!(
+        refused(&batch),
+        ["names"],
+        "one violation for the count, none per name"
+    );
     let batch = v1::BatchDeleteConnectionsRequest {
         names: vec![text(10), text(MAX_NAME_BYTES + 1)],
         ..batch
@@ -69,7 +80,10 @@ fn labels_are_bounded_in_entries_keys_and_values_counted_in_characters() {
     let wide = "é".repeat(MAX_LABEL_KEY_CHARS);
     assert!(wide.len() > MAX_LABEL_KEY_CHARS, "two bytes a character");
     let fine = HashMap::from([(wide.clone(), "ü".repeat(MAX_LABEL_VALUE_CHARS))]);
-    assert!(check(&with(fine)).is_ok(), "bounds in characters, not bytes");
+    assert!(
+        check(&with(fine)).is_ok(),
+        "bounds in characters, not bytes"
+    );
     let long_key = HashMap::from([(format!("{wide}x"), String::new())]);
     let refusal = refused(&with(long_key));
     assert_eq!(refusal.len(), 1);
@@ -180,24 +194,36 @@ fn config_is_bounded_in_keys_strings_lists_and_depth() {
 #[test]
 fn every_other_bound_refuses_one_byte_more() {
     let at = |n: usize| text(n);
-    assert_eq!(refused(&v1::CreateTenantRequest {
-        tenant_id: at(MAX_TENANT_ID_BYTES + 1),
-        tenant: None,
-    }), ["tenant_id"]);
-    assert_eq!(refused(&v1::ListTenantsRequest {
-        page_size: 0,
-        page_token: at(MAX_PAGE_TOKEN_BYTES + 1),
-    }), ["page_token"]);
-    assert_eq!(refused(&v1::ListAuditEventsRequest {
-        parent: "tenants/-".into(),
-        filter: at(MAX_AUDIT_FILTER_BYTES + 1),
-        ..Default::default()
-    }), ["filter"]);
-    assert_eq!(refused(&v1::DiscoverMetadataRequest {
-        schema_filter: "é".repeat(MAX_GLOB_CHARS + 1),
-        table_filter: "é".repeat(MAX_GLOB_CHARS),
-        ..Default::default()
-    }), ["schema_filter"]);
+    assert_eq!(
+        refused(&v1::CreateTenantRequest {
+            tenant_id: at(MAX_TENANT_ID_BYTES + 1),
+            tenant: None,
+        }),
+        ["tenant_id"]
+    );
+    assert_eq!(
+        refused(&v1::ListTenantsRequest {
+            page_size: 0,
+            page_token: at(MAX_PAGE_TOKEN_BYTES + 1),
+        }),
+        ["page_token"]
+    );
+    assert_eq!(
+        refused(&v1::ListAuditEventsRequest {
+            parent: "tenants/-".into(),
+            filter: at(MAX_AUDIT_FILTER_BYTES + 1),
+            ..Default::default()
+        }),
+        ["filter"]
+    );
+    assert_eq!(
+        refused(&v1::DiscoverMetadataRequest {
+            schema_filter: "é".repeat(MAX_GLOB_CHARS + 1),
+            table_filter: "é".repeat(MAX_GLOB_CHARS),
+            ..Default::default()
+        }),
+        ["schema_filter"]
+    );
     let update = v1::UpdateConnectionRequest {
         connection: Some(v1::Connection {
             display_name: "é".repeat(MAX_CONNECTION_DISPLAY_NAME_CHARS + 1),
@@ -250,7 +276,10 @@ fn a_violation_says_how_long_the_value_was_never_what_it_held() {
     let ServiceError::InvalidArgument(violations) = error else {
         panic!("not INVALID_ARGUMENT");
     };
-    assert_eq!(violations[0].description, "must be at most 256 bytes (it has 9008)");
+    assert_eq!(
+        violations[0].description,
+        "must be at most 256 bytes (it has 9008)"
+    );
 }
 
 // ---- every field of every request, from the descriptors ----
@@ -355,7 +384,9 @@ fn cases(
     exact: bool,
     depth: usize,
 ) -> Vec<Case> {
-    let message = all.get(name).unwrap_or_else(|| panic!("no descriptor for {name}"));
+    let message = all
+        .get(name)
+        .unwrap_or_else(|| panic!("no descriptor for {name}"));
     let mut out = Vec::new();
     if depth > 6 {
         return out;
@@ -390,7 +421,10 @@ fn cases(
             }
             Type::Message => {
                 let inner = descriptor.type_name();
-                let entry = all.get(inner).and_then(|d| d.options.as_ref()).is_some_and(|o| o.map_entry());
+                let entry = all
+                    .get(inner)
+                    .and_then(|d| d.options.as_ref())
+                    .is_some_and(|o| o.map_entry());
                 // Inside lists, maps and well-known types, paths are the server's own.
                 let exact_inside = exact && !repeated && !inner.starts_with(".google.protobuf.");
                 if entry {
@@ -444,9 +478,11 @@ fn every_string_and_collection_of_every_request_is_bounded() {
         );
         for case in cases(&all, input, "", true, 0) {
             let outcome = check_encoded(input, &case.bytes).expect("listed above");
-            let refusal = fields(outcome.err().unwrap_or_else(|| {
-                panic!("{}: not refused", case.what)
-            }));
+            let refusal = fields(
+                outcome
+                    .err()
+                    .unwrap_or_else(|| panic!("{}: not refused", case.what)),
+            );
             assert!(
                 refusal.iter().any(|field| field.starts_with(&case.field)),
                 "{}: refused on {refusal:?}, not on {}",

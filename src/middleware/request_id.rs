@@ -66,7 +66,8 @@ where
             request.headers_mut().insert("x-request-id", value.clone());
         }
         // The path is the caller's (an unknown one reaches here too): bounded in the log.
-        let span = tracing::info_span!("rpc", request_id = %id, method = %clip(request.uri().path(), 128));
+        let span =
+            tracing::info_span!("rpc", request_id = %id, method = %clip(request.uri().path(), 128));
         // Take the service that was driven to readiness; leave a fresh clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);

@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod bounds;
 mod connections;
 mod discover;
 mod durability;
@@ -14,5 +15,6 @@ mod python;
 mod readme;
 mod redirect;
 mod reflection;
+mod refusals;
 mod secrets;
 mod tenants;
