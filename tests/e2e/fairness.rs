@@ -208,6 +208,12 @@ async fn a_tenant_over_its_rate_limit_is_told_when_to_retry() {
     create(&mut connections, "b", connection("orders", "pw"))
         .await
         .unwrap();
-    // A refusal is not audited: the audit log records what was done.
-    assert!(!server.audit_file_text().contains("RESOURCE_EXHAUSTED"));
+    // The refusal is audited like any other, within the refusal budget.
+    let audit = server.audit_file_text();
+    assert!(
+        audit
+            .lines()
+            .any(|line| line.contains("RESOURCE_EXHAUSTED") && line.contains("svc-a")),
+        "{audit}"
+    );
 }
