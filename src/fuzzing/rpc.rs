@@ -23,7 +23,7 @@ use tonic::{Code, Request, Status};
 
 use crate::api::{AuditApi, ConnectionApi, DataSourceApi, Guard, TenantApi};
 use crate::app::{App, Limits};
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, RefusalLimits};
 use crate::auth::{AuthError, Principal, Role, TenantScope};
 use crate::error::ServiceError;
 use crate::middleware::Caller;
@@ -140,7 +140,13 @@ impl RpcFixture {
             limits,
         ));
         let audit = Arc::new(
-            AuditLog::open(store, Arc::clone(app.keyring()), None).map_err(|e| e.to_string())?,
+            AuditLog::open(
+                store,
+                Arc::clone(app.keyring()),
+                None,
+                RefusalLimits::default(),
+            )
+            .map_err(|e| e.to_string())?,
         );
         let guard = Arc::new(Guard::new(Arc::clone(&audit)));
         let fixture = Self {

@@ -4,9 +4,11 @@
 mod support;
 
 mod auth;
+mod bounds;
 mod connections;
 mod discover;
 mod durability;
+mod fairness;
 mod leaks;
 mod plugin_answers;
 mod providers;
@@ -14,5 +16,6 @@ mod python;
 mod readme;
 mod redirect;
 mod reflection;
+mod refusals;
 mod secrets;
 mod tenants;
