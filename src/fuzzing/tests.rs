@@ -8,6 +8,7 @@ use proptest::prelude::*;
 
 use super::rpc::{RpcFixture, check_answer, seed_inputs};
 use super::*;
+use crate::error::ServiceError;
 
 fn keyring() -> &'static Keyring {
     static KEYRING: OnceLock<Keyring> = OnceLock::new();
@@ -126,6 +127,26 @@ proptest! {
         let valid = !sub.trim().is_empty() && iss == "connvault" && !crit && ttl < 86_000;
         prop_assert_eq!(accepted, valid);
     }
+}
+
+/// Found by the `page_token` target (crash-385ba37c): a position of more
+/// than 4,095 bytes (here invalid UTF-8 that grew threefold as U+FFFD) cannot
+/// be sealed. Such a position is refused as INTERNAL, never a panic, and no
+/// list makes one; the check now says so instead of expecting a token.
+#[test]
+fn a_position_too_long_for_a_token_is_refused_not_sealed() {
+    let mut input = vec![0, 0];
+    input.extend(std::iter::repeat_n(0xff, 1400));
+    check_page_token(&input, keyring());
+    let long = "x".repeat(4096);
+    let error = encode_page_token(keyring(), "q", &long).unwrap_err();
+    assert!(matches!(error, ServiceError::Internal(_)), "{error:?}");
+    let longest = "x".repeat(4095);
+    let token = encode_page_token(keyring(), "q", &longest).unwrap();
+    assert_eq!(
+        decode_page_token(keyring(), &token, "q").unwrap(),
+        Some(longest)
+    );
 }
 
 fn token_fixture() -> &'static TokenFixture {
