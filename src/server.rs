@@ -17,6 +17,7 @@ use crate::app::{App, Limits};
 use crate::audit::AuditLog;
 use crate::auth::{self, AuthError, Verifier};
 use crate::config::Config;
+use crate::listener::{self, Tls, TlsError};
 use crate::master_key::{self, KeyError, KeySource};
 use crate::middleware::{AuthenticateLayer, FramingLayer, RequestIdLayer};
 use crate::pb::{self, v1};
@@ -70,6 +71,19 @@ pub enum StartError {
     /// Service set-up failed (reflection descriptors).
     #[error("cannot set up reflection: {0}")]
     Reflection(String),
+    /// The TLS settings are incomplete or their files do not load.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// Plaintext on an address other hosts can reach, without saying so.
+    #[error(
+        "refusing to serve plaintext on {addr}, which is not a loopback address: \
+         configure TLS (tls.cert_file and tls.key_file, or --tls-cert-file and --tls-key-file), \
+         listen on 127.0.0.1, or pass --insecure-plaintext when a proxy in front terminates TLS"
+    )]
+    Plaintext {
+        /// The listen address.
+        addr: SocketAddr,
+    },
 }
 
 fn create_data_dir(path: &Path) -> Result<(), StartError> {
@@ -101,6 +115,20 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let master_key_env = secrets.master_key;
+    // Listener settings first: a refused address or a bad certificate stops
+    // the server before it touches the data directory.
+    if listener::plaintext_refused(
+        config.listen,
+        &config.tls,
+        config.dev,
+        config.insecure_plaintext,
+    ) {
+        return Err(StartError::Plaintext {
+            addr: config.listen,
+        });
+    }
+    let tls = Tls::load(&config.tls)?;
+    let open_files = listener::raise_open_file_limit();
     create_data_dir(&config.data_dir)?;
     let store = crate::store_setup::open(&config)
         .await
@@ -267,7 +295,17 @@ pub async fn run(
         addr: config.listen,
         source,
     })?;
-    tracing::info!(%addr, "listening");
+    match &tls {
+        Some(tls) => tracing::info!(%addr, mutual = tls.mutual(), "listening with TLS"),
+        None if addr.ip().to_canonical().is_loopback() => {
+            tracing::info!(%addr, "listening (plaintext, loopback)")
+        }
+        None => tracing::warn!(
+            %addr,
+            "listening in PLAINTEXT on a non-loopback address: tokens and resolved secrets cross the network unencrypted unless a proxy in front terminates TLS"
+        ),
+    }
+    let incoming = listener::start(listener, &config.listener, tls, open_files);
     // A plain line on stdout for scripts and tests that start on port 0.
     println!("connvault listening on {addr}");
 
@@ -284,6 +322,10 @@ pub async fn run(
             // Large enough that an oversized token reaches authentication and gets
             // the same UNAUTHENTICATED as any bad token, not a bare HTTP 431.
             .http2_max_header_list_size(64 * 1024)
+            // Pings find clients that vanished without closing (a dead peer
+            // would otherwise hold its connection and permit forever).
+            .http2_keepalive_interval(config.listener.keepalive_interval())
+            .http2_keepalive_timeout(Some(config.listener.keepalive_timeout()))
             .layer(edge)
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -303,13 +345,9 @@ pub async fn run(
             .add_service(v1::audit_service_server::AuditServiceServer::new(
                 AuditApi::new(Arc::clone(&audit), Arc::clone(&guard)),
             ))
-            .serve_with_incoming_shutdown(
-                // Without TCP_NODELAY small responses wait on delayed ACKs (~40 ms each).
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-                async {
-                    let _ = drained.await;
-                },
-            ),
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = drained.await;
+            }),
     );
     tokio::select! {
         result = &mut serving => return finished(result),
