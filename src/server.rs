@@ -8,7 +8,6 @@ use std::sync::Arc;
 use connvault_plugin_host::{HostOptions, PluginHost};
 use connvault_store::StoreError;
 use secrecy::SecretString;
-use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
 
@@ -285,12 +284,10 @@ pub async fn run(
         .build_v1alpha()
         .map_err(|error| StartError::Reflection(error.to_string()))?;
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    let listener = listener::bind(config.listen).map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.listen,
         source,

@@ -118,6 +118,24 @@ impl tokio_stream::Stream for Incoming {
     }
 }
 
+/// Connections the kernel may queue before the accept loop takes them
+/// (capped by `net.core.somaxconn`); tokio's default, 1,024, overflowed
+/// under a burst of connects and cost each dropped client a 1-second SYN
+/// retransmission.
+const BACKLOG: u32 = 4_096;
+
+/// Binds the listening socket.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // As tokio's TcpListener::bind: a restart need not wait out TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// Starts accepting on `listener` (and reloading the certificate when TLS
 /// is on); `open_files` is the soft open-file limit the connection limit
 /// must fit under.
@@ -127,7 +145,8 @@ pub fn start(
     tls: Option<Tls>,
     open_files: Option<u64>,
 ) -> Incoming {
-    let max_connections = limits::fit_connections(config.max_connections, open_files);
+    let max_connections =
+        limits::fit_connections(config.max_connections, open_files).min(Semaphore::MAX_PERMITS);
     let tls = tls.map(|Tls(state)| state);
     if let Some(state) = &tls {
         tokio::spawn(reload::reload_on_change(
