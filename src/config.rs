@@ -67,7 +67,18 @@ pub struct Config {
     pub tls: crate::listener::TlsConfig,
     /// Serve plaintext on a non-loopback address (behind a TLS-terminating proxy).
     pub insecure_plaintext: bool,
+    /// The largest request message accepted, in bytes (larger: RESOURCE_EXHAUSTED).
+    pub max_request_bytes: usize,
+    /// How many refused requests the audit log records one by one.
+    pub refused_audit: crate::audit::RefusalLimits,
 }
+
+/// The default of [`Config::max_request_bytes`]: 1 MiB, room for a
+/// connection with a CA bundle and every secret it needs.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+/// The smallest [`Config::max_request_bytes`] accepted.
+const MIN_REQUEST_BYTES: usize = 4096;
 
 /// Plugin loading settings.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -106,6 +117,8 @@ impl Default for Config {
             listener: crate::listener::ListenerConfig::default(),
             tls: crate::listener::TlsConfig::default(),
             insecure_plaintext: false,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            refused_audit: crate::audit::RefusalLimits::default(),
         }
     }
 }
@@ -130,6 +143,9 @@ pub enum ConfigError {
         /// Why.
         source: Box<toml::de::Error>,
     },
+    /// A setting has a value that cannot work.
+    #[error("invalid setting: {0}")]
+    Invalid(&'static str),
 }
 
 /// Flags of `connvault serve`; each also reads a `CONNVAULT_*` variable.
@@ -198,6 +214,24 @@ pub struct ServeArgs {
     /// Seconds a ping may go unanswered before the connection is closed [default: 20].
     #[arg(long, env = "CONNVAULT_HTTP2_KEEPALIVE_TIMEOUT_SECS")]
     pub http2_keepalive_timeout_secs: Option<u64>,
+    /// The largest request message accepted, in bytes [default: 1048576].
+    #[arg(long, env = "CONNVAULT_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Refused requests recorded per second in the audit log, over all tenants [default: 20].
+    #[arg(long, env = "CONNVAULT_REFUSED_AUDIT_PER_SEC")]
+    pub refused_audit_per_sec: Option<u32>,
+    /// Refused requests recorded at once after a quiet spell [default: 100].
+    #[arg(long, env = "CONNVAULT_REFUSED_AUDIT_BURST")]
+    pub refused_audit_burst: Option<u32>,
+    /// Refused requests recorded per second per claimed tenant [default: 5].
+    #[arg(long, env = "CONNVAULT_REFUSED_AUDIT_PER_TENANT_PER_SEC")]
+    pub refused_audit_per_tenant_per_sec: Option<u32>,
+    /// Refused requests recorded at once per claimed tenant [default: 20].
+    #[arg(long, env = "CONNVAULT_REFUSED_AUDIT_PER_TENANT_BURST")]
+    pub refused_audit_per_tenant_burst: Option<u32>,
+    /// Seconds between summaries of the refused requests not recorded one by one [default: 10].
+    #[arg(long, env = "CONNVAULT_REFUSED_AUDIT_SUMMARY_SECS")]
+    pub refused_audit_summary_secs: Option<u64>,
 }
 
 impl Config {
@@ -238,8 +272,47 @@ impl Config {
         if let Some(secs) = args.audit_retention_secs {
             config.audit_retention_secs = secs;
         }
+        if let Some(bytes) = args.max_request_bytes {
+            config.max_request_bytes = bytes;
+        }
+        let refused = &mut config.refused_audit;
+        for (flag, setting) in [
+            (args.refused_audit_per_sec, &mut refused.per_sec),
+            (args.refused_audit_burst, &mut refused.burst),
+            (
+                args.refused_audit_per_tenant_per_sec,
+                &mut refused.per_tenant_per_sec,
+            ),
+            (
+                args.refused_audit_per_tenant_burst,
+                &mut refused.per_tenant_burst,
+            ),
+        ] {
+            if let Some(value) = flag {
+                *setting = value;
+            }
+        }
+        if let Some(secs) = args.refused_audit_summary_secs {
+            refused.summary_secs = secs;
+        }
         config.apply_listener_flags(args);
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Refuses settings that cannot work.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(problem) = self.refused_audit.problem() {
+            return Err(ConfigError::Invalid(problem));
+        }
+        // Below this not even a typical connection fits; above 4 GiB the
+        // gRPC length prefix cannot say it.
+        if !(MIN_REQUEST_BYTES..=u32::MAX as usize).contains(&self.max_request_bytes) {
+            return Err(ConfigError::Invalid(
+                "max_request_bytes must be between 4096 and 4294967295",
+            ));
+        }
+        Ok(())
     }
 
     fn apply_listener_flags(&mut self, args: &ServeArgs) {
@@ -363,5 +436,50 @@ mod tests {
         std::fs::write(&file, "lisen = 1\n").unwrap();
         let error = Config::load(&args).unwrap_err().to_string();
         assert!(error.contains("lisen"), "{error}");
+    }
+
+    #[test]
+    fn request_and_refused_audit_limits_layer_and_refuse_what_cannot_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("connvault.toml");
+        let defaults = Config::load(&ServeArgs::default()).unwrap();
+        assert_eq!(defaults.max_request_bytes, DEFAULT_MAX_REQUEST_BYTES);
+        assert_eq!(
+            defaults.refused_audit,
+            crate::audit::RefusalLimits::default()
+        );
+        std::fs::write(
+            &file,
+            "max_request_bytes = 65536\n[refused_audit]\nper_sec = 3\nper_tenant_burst = 7\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            refused_audit_per_sec: Some(4),
+            refused_audit_summary_secs: Some(2),
+            ..ServeArgs::default()
+        };
+        let config = Config::load(&args).unwrap();
+        assert_eq!(config.max_request_bytes, 65_536);
+        let limits = config.refused_audit;
+        assert_eq!(
+            (limits.per_sec, limits.per_tenant_burst, limits.summary_secs),
+            (4, 7, 2),
+            "the flag over the file over the default"
+        );
+        assert_eq!(limits.burst, 100);
+        for broken in [
+            ServeArgs {
+                refused_audit_per_tenant_per_sec: Some(0),
+                ..args.clone()
+            },
+            ServeArgs {
+                max_request_bytes: Some(100),
+                ..args.clone()
+            },
+        ] {
+            let error = Config::load(&broken).unwrap_err();
+            assert!(matches!(error, ConfigError::Invalid(_)), "{error}");
+        }
     }
 }
