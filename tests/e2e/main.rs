@@ -8,6 +8,7 @@ mod bounds;
 mod connections;
 mod discover;
 mod durability;
+mod fairness;
 mod leaks;
 mod listener;
 mod plugin_answers;
