@@ -226,6 +226,9 @@ pub struct ServeArgs {
     /// Seconds a ping may go unanswered before the connection is closed [default: 20].
     #[arg(long, env = "CONNVAULT_HTTP2_KEEPALIVE_TIMEOUT_SECS")]
     pub http2_keepalive_timeout_secs: Option<u64>,
+    /// Seconds a connection may live before the server asks the client to reconnect (GOAWAY), 0 for no limit [default: 3600].
+    #[arg(long, env = "CONNVAULT_MAX_CONNECTION_AGE_SECS")]
+    pub max_connection_age_secs: Option<u64>,
     /// Requests per second each tenant may send on average, 0 for no limit [default: 1000].
     #[arg(long, env = "CONNVAULT_TENANT_RATE_LIMIT")]
     pub tenant_rate_limit: Option<u32>,
@@ -396,6 +399,10 @@ impl Config {
             (
                 args.http2_keepalive_timeout_secs,
                 &mut listener.http2_keepalive_timeout_secs,
+            ),
+            (
+                args.max_connection_age_secs,
+                &mut listener.max_connection_age_secs,
             ),
         ] {
             if let Some(value) = flag {

@@ -322,17 +322,28 @@ pub async fn run(
     // own limit (which would answer OUT_OF_RANGE) stays as a second line.
     let max = config.max_request_bytes;
 
+    let mut builder = Server::builder()
+        // Large enough that an oversized token reaches authentication and gets
+        // the same UNAUTHENTICATED as any bad token, not a bare HTTP 431.
+        .http2_max_header_list_size(64 * 1024)
+        // Pings find clients that vanished without closing (a dead peer
+        // would otherwise hold its connection and permit forever).
+        .http2_keepalive_interval(config.listener.keepalive_interval())
+        .http2_keepalive_timeout(Some(config.listener.keepalive_timeout()));
+    // A client that answers pings but sends nothing would hold its slot
+    // forever; a bounded age hands every slot back, through a GOAWAY that
+    // lets in-flight calls finish rather than a cut socket. (tonic's
+    // `max_connection_age_grace` closes at age + grace without any GOAWAY,
+    // so it is not used: a client that ignores the GOAWAY and stops
+    // answering pings is closed by the keepalive timeout instead.)
+    if let Some(age) = config.listener.max_connection_age() {
+        builder = builder.max_connection_age(age);
+    }
+
     let (drain, drained) = tokio::sync::oneshot::channel::<()>();
     let mut serving =
         tokio::spawn(
-            Server::builder()
-                // Large enough that an oversized token reaches authentication and gets
-                // the same UNAUTHENTICATED as any bad token, not a bare HTTP 431.
-                .http2_max_header_list_size(64 * 1024)
-                // Pings find clients that vanished without closing (a dead peer
-                // would otherwise hold its connection and permit forever).
-                .http2_keepalive_interval(config.listener.keepalive_interval())
-                .http2_keepalive_timeout(Some(config.listener.keepalive_timeout()))
+            builder
                 .layer(edge)
                 .add_service(health_service)
                 .add_service(reflection_v1)

@@ -52,6 +52,10 @@ pub struct ListenerConfig {
     pub http2_keepalive_interval_secs: u64,
     /// Seconds to wait for a ping's answer before closing the connection.
     pub http2_keepalive_timeout_secs: u64,
+    /// Seconds a connection may live before the server sends GOAWAY and the
+    /// client reconnects (0: no limit). A client that holds an idle
+    /// connection open forever would otherwise keep its slot forever.
+    pub max_connection_age_secs: u64,
 }
 
 impl Default for ListenerConfig {
@@ -62,6 +66,7 @@ impl Default for ListenerConfig {
             handshake_timeout_ms: 10_000,
             http2_keepalive_interval_secs: 60,
             http2_keepalive_timeout_secs: 20,
+            max_connection_age_secs: 3_600,
         }
     }
 }
@@ -71,6 +76,12 @@ impl ListenerConfig {
     pub fn keepalive_interval(&self) -> Option<Duration> {
         (self.http2_keepalive_interval_secs > 0)
             .then(|| Duration::from_secs(self.http2_keepalive_interval_secs))
+    }
+
+    /// How long a connection may live, `None` without a limit.
+    pub fn max_connection_age(&self) -> Option<Duration> {
+        (self.max_connection_age_secs > 0)
+            .then(|| Duration::from_secs(self.max_connection_age_secs))
     }
 
     /// How long a ping may go unanswered.

@@ -1,6 +1,6 @@
 //! The listener's limits against the real server: thousands of sockets that
-//! never speak, handshakes that never finish, the connection limit, and
-//! plaintext on a non-loopback address.
+//! never speak, handshakes that never finish, the connection limit, the
+//! maximum connection age, and plaintext on a non-loopback address.
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -245,4 +245,109 @@ fn plaintext_on_a_non_loopback_address_is_refused_at_start() {
         "{stderr}"
     );
     assert!(!data.exists(), "nothing was created");
+}
+
+/// Reads HTTP/2 frames from `socket` until a GOAWAY arrives (true) or the
+/// connection ends or `bound` passes without one (false).
+fn goaway_arrives(socket: &mut TcpStream, bound: Duration) -> bool {
+    let deadline = Instant::now() + bound;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        socket.set_read_timeout(Some(left)).unwrap();
+        let mut header = [0u8; 9];
+        if socket.read_exact(&mut header).is_err() {
+            return false;
+        }
+        let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        let mut payload = vec![0u8; length];
+        if socket.read_exact(&mut payload).is_err() {
+            return false;
+        }
+        const GOAWAY: u8 = 0x7;
+        if header[3] == GOAWAY {
+            return true;
+        }
+    }
+}
+
+/// A client that completed its handshake and then holds the connection
+/// without a request (and, here, without pings to answer) is asked to go
+/// away once the connection reaches its maximum age, and the server closes
+/// it: no slot is held forever.
+#[test]
+fn an_idle_connection_is_sent_away_at_its_maximum_age() {
+    let server = Server::start_with(Options {
+        args: [
+            "--max-connection-age-secs",
+            "1",
+            "--http2-keepalive-interval-secs",
+            "0",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Options::default()
+    });
+    let mut idle = TcpStream::connect(socket_addr(&server)).unwrap();
+    let empty_settings = [0u8, 0, 0, 0x4, 0, 0, 0, 0, 0];
+    std::io::Write::write_all(&mut idle, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    std::io::Write::write_all(&mut idle, &empty_settings).unwrap();
+    // Acknowledge the server's SETTINGS once they arrive, as every client
+    // does: hyper closes a connection still in its handshake without a GOAWAY.
+    let mut header = [0u8; 9];
+    idle.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    idle.read_exact(&mut header).unwrap();
+    assert_eq!(header[3], 0x4, "the server speaks first with SETTINGS");
+    let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+    idle.read_exact(&mut vec![0u8; length]).unwrap();
+    let settings_ack = [0u8, 0, 0, 0x4, 0x1, 0, 0, 0, 0];
+    std::io::Write::write_all(&mut idle, &settings_ack).unwrap();
+    assert!(
+        goaway_arrives(&mut idle, Duration::from_secs(60)),
+        "the server sends GOAWAY at the connection's maximum age"
+    );
+    assert!(
+        drained_to_the_end(&mut idle, Duration::from_secs(60)),
+        "the server closes the connection after its GOAWAY"
+    );
+}
+
+/// Answers the server's pings, as any HTTP/2 client does, until the server
+/// closes `socket` (true) or `bound` passes (false).
+fn drained_to_the_end(socket: &mut TcpStream, bound: Duration) -> bool {
+    const PING: u8 = 0x6;
+    const ACK: u8 = 0x1;
+    let deadline = Instant::now() + bound;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        socket.set_read_timeout(Some(left)).unwrap();
+        let mut header = [0u8; 9];
+        match socket.read_exact(&mut header) {
+            Ok(()) => {}
+            Err(error) => {
+                return matches!(
+                    error.kind(),
+                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+                );
+            }
+        }
+        let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        let mut payload = vec![0u8; length];
+        if socket.read_exact(&mut payload).is_err() {
+            return true;
+        }
+        if header[3] == PING && header[4] & ACK == 0 {
+            let mut pong = vec![0u8, 0, 8, PING, ACK, 0, 0, 0, 0];
+            pong.extend_from_slice(&payload);
+            if std::io::Write::write_all(socket, &pong).is_err() {
+                return true;
+            }
+        }
+    }
 }
