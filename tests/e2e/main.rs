@@ -7,6 +7,7 @@ mod auth;
 mod connections;
 mod discover;
 mod durability;
+mod egress;
 mod leaks;
 mod plugin_answers;
 mod providers;
