@@ -61,6 +61,10 @@ pub struct Config {
     pub metadata_cache_ttl_secs: u64,
     /// Default time a metadata discovery may take, in milliseconds.
     pub discover_timeout_ms: u32,
+    /// The largest request message accepted, in bytes (larger: RESOURCE_EXHAUSTED).
+    pub max_request_bytes: usize,
+    /// How many refused requests the audit log records one by one.
+    pub refused_audit: crate::audit::RefusalLimits,
     /// Where connection tests and metadata discovery may connect.
     pub egress: EgressConfig,
 }
@@ -92,6 +96,13 @@ pub enum EgressDefault {
     /// Denied: only what an allow rule names may be reached.
     Deny,
 }
+
+/// The default of [`Config::max_request_bytes`]: 1 MiB, room for a
+/// connection with a CA bundle and every secret it needs.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+/// The smallest [`Config::max_request_bytes`] accepted.
+const MIN_REQUEST_BYTES: usize = 4096;
 
 /// Plugin loading settings.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -128,6 +139,8 @@ impl Default for Config {
             metadata_cache_ttl_secs: 300,
             discover_timeout_ms: 30_000,
             egress: EgressConfig::default(),
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            refused_audit: crate::audit::RefusalLimits::default(),
         }
     }
 }
@@ -152,6 +165,9 @@ pub enum ConfigError {
         /// Why.
         source: Box<toml::de::Error>,
     },
+    /// A setting has a value that cannot work.
+    #[error("invalid setting: {0}")]
+    Invalid(&'static str),
 }
 
 /// Flags of `connvault serve`; each also reads a `CONNVAULT_*` variable.
@@ -215,6 +231,24 @@ pub struct ServeArgs {
     /// Test and discover data sources whose plugin does not say where it connects.
     #[arg(long, env = "CONNVAULT_EGRESS_ALLOW_UNDECLARED_TARGETS")]
     pub egress_allow_undeclared_targets: bool,
+    /// The largest request message accepted, in bytes [default: 1048576].
+    #[arg(long, env = "CONNVAULT_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Refused requests recorded per second in the audit log, over all tenants [default: 20].
+    #[arg(long, env = "CONNVAULT_REFUSED_AUDIT_PER_SEC")]
+    pub refused_audit_per_sec: Option<u32>,
+    /// Refused requests recorded at once after a quiet spell [default: 100].
+    #[arg(long, env = "CONNVAULT_REFUSED_AUDIT_BURST")]
+    pub refused_audit_burst: Option<u32>,
+    /// Refused requests recorded per second per claimed tenant [default: 5].
+    #[arg(long, env = "CONNVAULT_REFUSED_AUDIT_PER_TENANT_PER_SEC")]
+    pub refused_audit_per_tenant_per_sec: Option<u32>,
+    /// Refused requests recorded at once per claimed tenant [default: 20].
+    #[arg(long, env = "CONNVAULT_REFUSED_AUDIT_PER_TENANT_BURST")]
+    pub refused_audit_per_tenant_burst: Option<u32>,
+    /// Seconds between summaries of the refused requests not recorded one by one [default: 10].
+    #[arg(long, env = "CONNVAULT_REFUSED_AUDIT_SUMMARY_SECS")]
+    pub refused_audit_summary_secs: Option<u64>,
 }
 
 impl Config {
@@ -265,7 +299,46 @@ impl Config {
             config.egress.default = default;
         }
         config.egress.allow_undeclared_targets |= args.egress_allow_undeclared_targets;
+        if let Some(bytes) = args.max_request_bytes {
+            config.max_request_bytes = bytes;
+        }
+        let refused = &mut config.refused_audit;
+        for (flag, setting) in [
+            (args.refused_audit_per_sec, &mut refused.per_sec),
+            (args.refused_audit_burst, &mut refused.burst),
+            (
+                args.refused_audit_per_tenant_per_sec,
+                &mut refused.per_tenant_per_sec,
+            ),
+            (
+                args.refused_audit_per_tenant_burst,
+                &mut refused.per_tenant_burst,
+            ),
+        ] {
+            if let Some(value) = flag {
+                *setting = value;
+            }
+        }
+        if let Some(secs) = args.refused_audit_summary_secs {
+            refused.summary_secs = secs;
+        }
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Refuses settings that cannot work.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(problem) = self.refused_audit.problem() {
+            return Err(ConfigError::Invalid(problem));
+        }
+        // Below this not even a typical connection fits; above 4 GiB the
+        // gRPC length prefix cannot say it.
+        if !(MIN_REQUEST_BYTES..=u32::MAX as usize).contains(&self.max_request_bytes) {
+            return Err(ConfigError::Invalid(
+                "max_request_bytes must be between 4096 and 4294967295",
+            ));
+        }
+        Ok(())
     }
 
     /// Parses a TOML file.
@@ -344,5 +417,50 @@ mod tests {
         std::fs::write(&file, "lisen = 1\n").unwrap();
         let error = Config::load(&args).unwrap_err().to_string();
         assert!(error.contains("lisen"), "{error}");
+    }
+
+    #[test]
+    fn request_and_refused_audit_limits_layer_and_refuse_what_cannot_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("connvault.toml");
+        let defaults = Config::load(&ServeArgs::default()).unwrap();
+        assert_eq!(defaults.max_request_bytes, DEFAULT_MAX_REQUEST_BYTES);
+        assert_eq!(
+            defaults.refused_audit,
+            crate::audit::RefusalLimits::default()
+        );
+        std::fs::write(
+            &file,
+            "max_request_bytes = 65536\n[refused_audit]\nper_sec = 3\nper_tenant_burst = 7\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            refused_audit_per_sec: Some(4),
+            refused_audit_summary_secs: Some(2),
+            ..ServeArgs::default()
+        };
+        let config = Config::load(&args).unwrap();
+        assert_eq!(config.max_request_bytes, 65_536);
+        let limits = config.refused_audit;
+        assert_eq!(
+            (limits.per_sec, limits.per_tenant_burst, limits.summary_secs),
+            (4, 7, 2),
+            "the flag over the file over the default"
+        );
+        assert_eq!(limits.burst, 100);
+        for broken in [
+            ServeArgs {
+                refused_audit_per_tenant_per_sec: Some(0),
+                ..args.clone()
+            },
+            ServeArgs {
+                max_request_bytes: Some(100),
+                ..args.clone()
+            },
+        ] {
+            let error = Config::load(&broken).unwrap_err();
+            assert!(matches!(error, ConfigError::Invalid(_)), "{error}");
+        }
     }
 }

@@ -12,6 +12,7 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod bounds;
 pub mod clock;
 pub mod codec;
 pub mod config;
@@ -24,6 +25,7 @@ pub mod plugin_messages;
 pub mod record_format;
 pub mod server;
 pub mod store_setup;
+pub mod text;
 
 /// Generated protobuf and gRPC code (modules mirror the proto packages).
 pub mod pb {

@@ -209,6 +209,7 @@ pub async fn run(
             Arc::clone(&store_for_audit),
             Arc::clone(app.keyring()),
             config.audit_log.as_deref(),
+            config.refused_audit,
         )
         .map_err(|source| StartError::AuditLog {
             path: config.audit_log.clone().unwrap_or_default(),
@@ -221,6 +222,7 @@ pub async fn run(
             std::time::Duration::from_secs(config.audit_retention_secs),
         ));
     }
+    tokio::spawn(Arc::clone(&audit).summarize_refusals());
     let guard = Arc::new(Guard::new(Arc::clone(&audit)));
     if config.dev {
         if app.get_tenant("tenants/dev").await.is_err()
@@ -286,41 +288,56 @@ pub async fn run(
     let edge = ServiceBuilder::new()
         .layer(RequestIdLayer)
         .layer(AuthenticateLayer::new(verifier))
-        .layer(FramingLayer);
+        .layer(FramingLayer::new(config.max_request_bytes));
+    // The framing layer refuses a larger message before it is read; tonic's
+    // own limit (which would answer OUT_OF_RANGE) stays as a second line.
+    let max = config.max_request_bytes;
 
     let (drain, drained) = tokio::sync::oneshot::channel::<()>();
-    let mut serving = tokio::spawn(
-        Server::builder()
-            // Large enough that an oversized token reaches authentication and gets
-            // the same UNAUTHENTICATED as any bad token, not a bare HTTP 431.
-            .http2_max_header_list_size(64 * 1024)
-            .layer(edge)
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(v1::tenant_service_server::TenantServiceServer::new(
-                TenantApi::new(Arc::clone(&app), Arc::clone(&guard)),
-            ))
-            .add_service(
-                v1::data_source_service_server::DataSourceServiceServer::new(DataSourceApi::new(
-                    Arc::clone(&app),
-                    Arc::clone(&guard),
-                )),
-            )
-            .add_service(v1::connection_service_server::ConnectionServiceServer::new(
-                ConnectionApi::new(Arc::clone(&app), Arc::clone(&guard)),
-            ))
-            .add_service(v1::audit_service_server::AuditServiceServer::new(
-                AuditApi::new(Arc::clone(&audit), Arc::clone(&guard)),
-            ))
-            .serve_with_incoming_shutdown(
-                // Without TCP_NODELAY small responses wait on delayed ACKs (~40 ms each).
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-                async {
-                    let _ = drained.await;
-                },
-            ),
-    );
+    let mut serving =
+        tokio::spawn(
+            Server::builder()
+                // Large enough that an oversized token reaches authentication and gets
+                // the same UNAUTHENTICATED as any bad token, not a bare HTTP 431.
+                .http2_max_header_list_size(64 * 1024)
+                .layer(edge)
+                .add_service(health_service)
+                .add_service(reflection_v1)
+                .add_service(reflection_v1alpha)
+                .add_service(
+                    v1::tenant_service_server::TenantServiceServer::new(TenantApi::new(
+                        Arc::clone(&app),
+                        Arc::clone(&guard),
+                    ))
+                    .max_decoding_message_size(max),
+                )
+                .add_service(
+                    v1::data_source_service_server::DataSourceServiceServer::new(
+                        DataSourceApi::new(Arc::clone(&app), Arc::clone(&guard)),
+                    )
+                    .max_decoding_message_size(max),
+                )
+                .add_service(
+                    v1::connection_service_server::ConnectionServiceServer::new(
+                        ConnectionApi::new(Arc::clone(&app), Arc::clone(&guard)),
+                    )
+                    .max_decoding_message_size(max),
+                )
+                .add_service(
+                    v1::audit_service_server::AuditServiceServer::new(AuditApi::new(
+                        Arc::clone(&audit),
+                        Arc::clone(&guard),
+                    ))
+                    .max_decoding_message_size(max),
+                )
+                .serve_with_incoming_shutdown(
+                    // Without TCP_NODELAY small responses wait on delayed ACKs (~40 ms each).
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    async {
+                        let _ = drained.await;
+                    },
+                ),
+        );
     tokio::select! {
         result = &mut serving => return finished(result),
         () = shutdown => {}
@@ -338,6 +355,10 @@ pub async fn run(
                 "shutdown grace period over; closing the remaining connections"
             );
         }
+    }
+    // The refusals counted since the last summary are not lost with the process.
+    if let Err(error) = audit.write_summaries().await {
+        tracing::error!(%error, "writing the refused-request summary failed");
     }
     tracing::info!("stopped");
     Ok(())

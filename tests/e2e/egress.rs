@@ -70,7 +70,7 @@ fn egress_refusal(status: &tonic::Status) -> (String, String) {
         .get_details_error_info()
         .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
     assert_eq!(info.reason, "EGRESS_DENIED");
-    assert_eq!(info.domain, "connvault");
+    assert_eq!(info.domain, "connvault.v1");
     (
         info.metadata["field"].clone(),
         info.metadata["rule"].clone(),

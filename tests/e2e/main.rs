@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod bounds;
 mod connections;
 mod discover;
 mod durability;
@@ -15,5 +16,6 @@ mod python;
 mod readme;
 mod redirect;
 mod reflection;
+mod refusals;
 mod secrets;
 mod tenants;
