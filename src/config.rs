@@ -61,6 +61,10 @@ pub struct Config {
     pub metadata_cache_ttl_secs: u64,
     /// Default time a metadata discovery may take, in milliseconds.
     pub discover_timeout_ms: u32,
+    /// Requests per second each tenant may send on average (0: no limit).
+    pub tenant_rate_limit: u32,
+    /// Requests a tenant may send at once after a quiet spell (0: the rate).
+    pub tenant_rate_burst: u32,
     /// The largest request message accepted, in bytes (larger: RESOURCE_EXHAUSTED).
     pub max_request_bytes: usize,
     /// How many refused requests the audit log records one by one.
@@ -112,8 +116,14 @@ pub struct PluginConfig {
     pub pins: BTreeMap<String, String>,
     /// Refuse plugins without a pin. Defaults to on outside `--dev`.
     pub require_pins: Option<bool>,
-    /// Worker threads (concurrent calls) per plugin.
+    /// I/O worker threads (concurrent `test` and `discover` calls) per plugin.
     pub workers_per_plugin: Option<usize>,
+    /// Worker threads per plugin for calls that do no I/O (`validate`, `render`).
+    pub pure_workers_per_plugin: Option<usize>,
+    /// I/O calls one tenant may run at once on one plugin (0: half its I/O workers).
+    pub io_calls_per_tenant: Option<usize>,
+    /// I/O calls one tenant may have waiting for one plugin's workers.
+    pub io_queue_per_tenant: Option<usize>,
 }
 
 impl Default for Config {
@@ -139,6 +149,8 @@ impl Default for Config {
             metadata_cache_ttl_secs: 300,
             discover_timeout_ms: 30_000,
             egress: EgressConfig::default(),
+            tenant_rate_limit: 1_000,
+            tenant_rate_burst: 2_000,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             refused_audit: crate::audit::RefusalLimits::default(),
         }
@@ -231,6 +243,24 @@ pub struct ServeArgs {
     /// Test and discover data sources whose plugin does not say where it connects.
     #[arg(long, env = "CONNVAULT_EGRESS_ALLOW_UNDECLARED_TARGETS")]
     pub egress_allow_undeclared_targets: bool,
+    /// Requests per second each tenant may send on average, 0 for no limit [default: 1000].
+    #[arg(long, env = "CONNVAULT_TENANT_RATE_LIMIT")]
+    pub tenant_rate_limit: Option<u32>,
+    /// Requests a tenant may send at once after a quiet spell, 0 for the rate [default: 2000].
+    #[arg(long, env = "CONNVAULT_TENANT_RATE_BURST")]
+    pub tenant_rate_burst: Option<u32>,
+    /// I/O worker threads per plugin: concurrent test and discover calls [default: 8].
+    #[arg(long, env = "CONNVAULT_WORKERS_PER_PLUGIN")]
+    pub workers_per_plugin: Option<usize>,
+    /// Worker threads per plugin for validate and render, which I/O never holds [default: 4].
+    #[arg(long, env = "CONNVAULT_PURE_WORKERS_PER_PLUGIN")]
+    pub pure_workers_per_plugin: Option<usize>,
+    /// Test and discover calls one tenant may run at once on a plugin, 0 for half its I/O workers [default: 0].
+    #[arg(long, env = "CONNVAULT_IO_CALLS_PER_TENANT")]
+    pub io_calls_per_tenant: Option<usize>,
+    /// Test and discover calls one tenant may have waiting for a plugin's workers [default: 32].
+    #[arg(long, env = "CONNVAULT_IO_QUEUE_PER_TENANT")]
+    pub io_queue_per_tenant: Option<usize>,
     /// The largest request message accepted, in bytes [default: 1048576].
     #[arg(long, env = "CONNVAULT_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -299,6 +329,26 @@ impl Config {
             config.egress.default = default;
         }
         config.egress.allow_undeclared_targets |= args.egress_allow_undeclared_targets;
+        if let Some(rate) = args.tenant_rate_limit {
+            config.tenant_rate_limit = rate;
+        }
+        if let Some(burst) = args.tenant_rate_burst {
+            config.tenant_rate_burst = burst;
+        }
+        let plugins = &mut config.plugins;
+        for (flag, setting) in [
+            (args.workers_per_plugin, &mut plugins.workers_per_plugin),
+            (
+                args.pure_workers_per_plugin,
+                &mut plugins.pure_workers_per_plugin,
+            ),
+            (args.io_calls_per_tenant, &mut plugins.io_calls_per_tenant),
+            (args.io_queue_per_tenant, &mut plugins.io_queue_per_tenant),
+        ] {
+            if flag.is_some() {
+                *setting = flag;
+            }
+        }
         if let Some(bytes) = args.max_request_bytes {
             config.max_request_bytes = bytes;
         }
@@ -353,6 +403,44 @@ impl Config {
         })
     }
 
+    /// How plugins are called: the lanes' sizes and the per-tenant share of
+    /// I/O workers, over the host's defaults. Pins are the caller's to add.
+    pub fn host_options(&self) -> connvault_plugin_host::HostOptions {
+        let mut options = connvault_plugin_host::HostOptions {
+            require_pins: self.plugins.require_pins.unwrap_or(!self.dev),
+            ..connvault_plugin_host::HostOptions::default()
+        };
+        let plugins = &self.plugins;
+        for (setting, option) in [
+            (plugins.workers_per_plugin, &mut options.workers_per_plugin),
+            (
+                plugins.pure_workers_per_plugin,
+                &mut options.pure_workers_per_plugin,
+            ),
+            (
+                plugins.io_calls_per_tenant,
+                &mut options.io_calls_per_tenant,
+            ),
+            (
+                plugins.io_queue_per_tenant,
+                &mut options.io_queue_per_tenant,
+            ),
+        ] {
+            if let Some(value) = setting {
+                *option = value;
+            }
+        }
+        options
+    }
+
+    /// The per-tenant request rate limit.
+    pub fn rate_limit(&self) -> crate::rate_limit::RateLimit {
+        crate::rate_limit::RateLimit {
+            per_second: self.tenant_rate_limit,
+            burst: self.tenant_rate_burst,
+        }
+    }
+
     /// The plugin directory: configured, or beside the executable (where cargo puts plugins).
     pub fn plugin_dir(&self) -> PathBuf {
         self.plugin_dir.clone().unwrap_or_else(|| {
@@ -396,6 +484,19 @@ mod tests {
             ..args
         };
         assert_eq!(Config::load(&args).unwrap().audit_retention_secs, 86_400);
+
+        let config = Config::load(&ServeArgs {
+            io_calls_per_tenant: Some(3),
+            tenant_rate_limit: Some(0),
+            ..args.clone()
+        })
+        .unwrap();
+        let options = config.host_options();
+        assert_eq!(options.io_calls_per_tenant, 3);
+        assert_eq!(options.workers_per_plugin, 8, "the host's default");
+        assert!(options.require_pins);
+        assert_eq!(config.rate_limit().per_second, 0);
+        assert_eq!(Config::default().rate_limit().per_second, 1_000);
 
         std::fs::write(
             &file,

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use connvault_plugin_host::CallError;
 use connvault_store::StoreError;
@@ -66,6 +67,17 @@ pub enum ServiceError {
     /// the caller may retry.
     #[error("{0}")]
     Unavailable(String),
+    /// A limit on what `subject` may ask is used up for now; the caller may
+    /// retry after `retry_after`.
+    #[error("{message}")]
+    ResourceExhausted {
+        /// What the limit applies to (`tenants/acme`).
+        subject: String,
+        /// What was exceeded, safe to show.
+        message: String,
+        /// When a retry may succeed.
+        retry_after: Duration,
+    },
     /// The request carries no valid credentials.
     #[error("{0}")]
     Unauthenticated(String),
@@ -146,6 +158,17 @@ impl From<ServiceError> for Status {
             ServiceError::FailedPrecondition(message) => Status::failed_precondition(said(message)),
             ServiceError::DeadlineExceeded(message) => Status::deadline_exceeded(said(message)),
             ServiceError::Unavailable(message) => Status::unavailable(said(message)),
+            ServiceError::ResourceExhausted {
+                subject,
+                message,
+                retry_after,
+            } => {
+                let message = said(message);
+                let mut details = ErrorDetails::new();
+                details.set_retry_info(Some(retry_after));
+                details.add_quota_failure_violation(subject, &message);
+                Status::with_error_details(Code::ResourceExhausted, message, details)
+            }
             ServiceError::Unauthenticated(message) => Status::unauthenticated(said(message)),
             ServiceError::PermissionDenied(message) => Status::permission_denied(said(message)),
             ServiceError::EgressDenied(denial) => {
@@ -247,8 +270,6 @@ fn plugin_status(error: &CallError) -> Status {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -270,6 +291,21 @@ mod tests {
         let status = Status::from(late);
         assert_eq!(status.code(), Code::DeadlineExceeded);
         assert_eq!(status.message(), message);
+    }
+
+    #[test]
+    fn an_exhausted_limit_says_when_to_retry() {
+        let status = Status::from(ServiceError::ResourceExhausted {
+            subject: "tenants/acme".into(),
+            message: "too many requests".into(),
+            retry_after: Duration::from_millis(250),
+        });
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(status.message(), "too many requests");
+        let retry = status.get_details_retry_info().unwrap();
+        assert_eq!(retry.retry_delay, Some(Duration::from_millis(250)));
+        let quota = status.get_details_quota_failure().unwrap();
+        assert_eq!(quota.violations[0].subject, "tenants/acme");
     }
 
     #[test]

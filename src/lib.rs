@@ -22,6 +22,7 @@ pub mod master_key;
 pub mod middleware;
 pub mod names;
 pub mod plugin_messages;
+pub mod rate_limit;
 pub mod record_format;
 pub mod server;
 pub mod store_setup;

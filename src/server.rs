@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::master_key::{self, KeyError, KeySource};
 use crate::middleware::{AuthenticateLayer, FramingLayer, RequestIdLayer};
 use crate::pb::{self, v1};
+use crate::rate_limit::{self, RateLimiter};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -134,14 +135,10 @@ pub async fn run(
     let keyring = master_key::open_keyring(store.as_ref(), master).await?;
 
     let plugin_dir = config.plugin_dir();
-    let mut host_options = HostOptions {
+    let host_options = HostOptions {
         pins: config.plugins.pins.clone(),
-        require_pins: config.plugins.require_pins.unwrap_or(!config.dev),
-        ..HostOptions::default()
+        ..config.host_options()
     };
-    if let Some(workers) = config.plugins.workers_per_plugin {
-        host_options.workers_per_plugin = workers;
-    }
     let dir = plugin_dir.clone();
     let plugins = tokio::task::spawn_blocking(move || PluginHost::load_dir(&dir, &host_options))
         .await
@@ -223,7 +220,12 @@ pub async fn run(
         ));
     }
     tokio::spawn(Arc::clone(&audit).summarize_refusals());
-    let guard = Arc::new(Guard::new(Arc::clone(&audit)));
+    let guard = Arc::new(
+        Guard::new(Arc::clone(&audit)).with_rate_limiter(RateLimiter::new(
+            config.rate_limit(),
+            rate_limit::MAX_TRACKED,
+        )),
+    );
     if config.dev {
         if app.get_tenant("tenants/dev").await.is_err()
             && let Err(error) = app.create_tenant("dev".into(), None).await
@@ -284,7 +286,9 @@ pub async fn run(
     println!("connvault listening on {addr}");
 
     // Every RPC passes these layers, outermost first; limits (concurrency,
-    // rate) go here too, so one place says what stands before a handler.
+    // rate) go here too, so one place says what stands before a handler —
+    // except the per-tenant rate limit, which needs the tenant the decoded
+    // request names and the guard's admission into it (`api::guard`).
     let edge = ServiceBuilder::new()
         .layer(RequestIdLayer)
         .layer(AuthenticateLayer::new(verifier))

@@ -9,6 +9,7 @@ mod connections;
 mod discover;
 mod durability;
 mod egress;
+mod fairness;
 mod leaks;
 mod plugin_answers;
 mod providers;

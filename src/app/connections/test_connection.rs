@@ -51,7 +51,7 @@ impl App {
                 let granted = self
                     .grant_egress(&tenant, plugin.name(), &source.id, targets, timeout)
                     .await?;
-                let result = run_test(&plugin, spec, granted, timeout, started).await?;
+                let result = run_test(&plugin, &tenant, spec, granted, timeout, started).await?;
                 self.record_test(&name, &result).await;
                 Ok(result)
             }
@@ -82,7 +82,7 @@ impl App {
                     connection.tls.as_ref(),
                 );
                 drop(secrets);
-                run_test(&checked.plugin, spec, granted, timeout, started).await
+                run_test(&checked.plugin, &tenant, spec, granted, timeout, started).await
             }
             None => Err(ServiceError::invalid(
                 "target",
@@ -121,12 +121,13 @@ impl App {
     }
 }
 
-/// Calls the plugin's test with the egress grant, in what is left of
+/// Calls the plugin's test for `tenant` with the egress grant, in what is left of
 /// `timeout` since `started` (resolving took some of it); a destination
 /// that did not resolve is answered without calling the plugin. The request
 /// (which holds the secrets) is dropped as soon as the call returns.
 async fn run_test(
     plugin: &Arc<Plugin>,
+    tenant: &str,
     spec: plugin::ConnectionSpec,
     granted: Granted,
     timeout: Duration,
@@ -151,7 +152,9 @@ async fn run_test(
         egress: Some(egress),
     };
     // The host's deadline leaves the plugin its full time plus a margin to answer.
-    let answer = plugin.test(&test, left + Duration::from_secs(1)).await;
+    let answer = plugin
+        .test(tenant, &test, left + Duration::from_secs(1))
+        .await;
     drop(test);
     Ok(test_response(answer?))
 }
