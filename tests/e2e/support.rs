@@ -87,6 +87,8 @@ pub struct Options {
     pub jwks_file: Option<PathBuf>,
     /// More TOML appended to the config file (`[egress]` settings...).
     pub toml: String,
+    /// Start the server under this open-file limit (soft and hard).
+    pub open_files: Option<u64>,
 }
 
 /// A running server and the directories it owns.
@@ -165,7 +167,18 @@ impl Server {
 
     /// Starts the process on the same data directory; returns stderr on failure.
     pub fn spawn(&mut self) -> Result<(), String> {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_connvault"));
+        let mut command = match self.options.open_files {
+            // The shell sets both limits, then becomes the server (same pid).
+            Some(limit) => {
+                let mut command = Command::new("sh");
+                command
+                    .arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_connvault"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_connvault")),
+        };
         command
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
