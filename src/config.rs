@@ -75,6 +75,36 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// How many refused requests the audit log records one by one.
     pub refused_audit: crate::audit::RefusalLimits,
+    /// Where connection tests and metadata discovery may connect.
+    pub egress: EgressConfig,
+}
+
+/// The server's egress policy (see docs/security.md, "Egress"): rules in
+/// `connvault_egress` syntax (`10.0.0.0/8`, `db.example.com:5432`,
+/// `*.corp.example`, `local`, `*`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct EgressConfig {
+    /// Destinations to allow, even those the built-in rules deny.
+    pub allow: Vec<String>,
+    /// Destinations to deny; nothing overrides them.
+    pub deny: Vec<String>,
+    /// What a destination no rule matches gets.
+    pub default: EgressDefault,
+    /// Test and discover data sources that do not say where they connect
+    /// (the policy is then enforced only by the plugin, if at all).
+    pub allow_undeclared_targets: bool,
+}
+
+/// What a destination no egress rule matches gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EgressDefault {
+    /// Allowed (customers' databases live anywhere, private networks included).
+    #[default]
+    Allow,
+    /// Denied: only what an allow rule names may be reached.
+    Deny,
 }
 
 /// The default of [`Config::max_request_bytes`]: 1 MiB, room for a
@@ -124,6 +154,7 @@ impl Default for Config {
             audit_log: None,
             metadata_cache_ttl_secs: 300,
             discover_timeout_ms: 30_000,
+            egress: EgressConfig::default(),
             listener: crate::listener::ListenerConfig::default(),
             tls: crate::listener::TlsConfig::default(),
             insecure_plaintext: false,
@@ -199,6 +230,28 @@ pub struct ServeArgs {
     /// Delete audit events older than this many seconds [default: 0, keep all].
     #[arg(long, env = "CONNVAULT_AUDIT_RETENTION_SECS")]
     pub audit_retention_secs: Option<u64>,
+    /// An egress allow rule (repeat, or comma-separate in the variable);
+    /// replaces `egress.allow` of the file.
+    #[arg(
+        long = "egress-allow",
+        env = "CONNVAULT_EGRESS_ALLOW",
+        value_delimiter = ','
+    )]
+    pub egress_allow: Vec<String>,
+    /// An egress deny rule (repeat, or comma-separate in the variable);
+    /// replaces `egress.deny` of the file.
+    #[arg(
+        long = "egress-deny",
+        env = "CONNVAULT_EGRESS_DENY",
+        value_delimiter = ','
+    )]
+    pub egress_deny: Vec<String>,
+    /// What a destination no egress rule matches gets [default: allow].
+    #[arg(long, env = "CONNVAULT_EGRESS_DEFAULT", value_enum)]
+    pub egress_default: Option<EgressDefault>,
+    /// Test and discover data sources whose plugin does not say where it connects.
+    #[arg(long, env = "CONNVAULT_EGRESS_ALLOW_UNDECLARED_TARGETS")]
+    pub egress_allow_undeclared_targets: bool,
     /// The server certificate chain, PEM: turns TLS on (with --tls-key-file).
     #[arg(long, env = "CONNVAULT_TLS_CERT_FILE")]
     pub tls_cert_file: Option<PathBuf>,
@@ -305,6 +358,16 @@ impl Config {
         if let Some(secs) = args.audit_retention_secs {
             config.audit_retention_secs = secs;
         }
+        if !args.egress_allow.is_empty() {
+            config.egress.allow = args.egress_allow.clone();
+        }
+        if !args.egress_deny.is_empty() {
+            config.egress.deny = args.egress_deny.clone();
+        }
+        if let Some(default) = args.egress_default {
+            config.egress.default = default;
+        }
+        config.egress.allow_undeclared_targets |= args.egress_allow_undeclared_targets;
         if let Some(rate) = args.tenant_rate_limit {
             config.tenant_rate_limit = rate;
         }
@@ -540,6 +603,23 @@ mod tests {
         assert_eq!(config.listener.max_handshakes, 7);
         assert_eq!(config.listener.handshake_timeout_ms, 2000);
         assert!(!config.insecure_plaintext);
+
+        std::fs::write(
+            &file,
+            "[egress]\nallow = [\"127.0.0.1:6379\"]\ndeny = [\"10.9.0.0/16\"]\ndefault = \"deny\"\n",
+        )
+        .unwrap();
+        let egress = Config::load(&args).unwrap().egress;
+        assert_eq!(egress.allow, ["127.0.0.1:6379"]);
+        assert_eq!(egress.deny, ["10.9.0.0/16"]);
+        assert_eq!(egress.default, EgressDefault::Deny);
+        let args = ServeArgs {
+            egress_allow: vec!["[::1]:5432".into(), "local:9000".into()],
+            ..args
+        };
+        let egress = Config::load(&args).unwrap().egress;
+        assert_eq!(egress.allow, ["[::1]:5432", "local:9000"]);
+        assert_eq!(egress.deny, ["10.9.0.0/16"]);
 
         std::fs::write(&file, "lisen = 1\n").unwrap();
         let error = Config::load(&args).unwrap_err().to_string();

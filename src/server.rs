@@ -12,7 +12,7 @@ use tonic::transport::Server;
 use tower::ServiceBuilder;
 
 use crate::api::{AuditApi, ConnectionApi, DataSourceApi, Guard, TenantApi};
-use crate::app::{App, Limits};
+use crate::app::{App, EgressSettings, Limits};
 use crate::audit::AuditLog;
 use crate::auth::{self, AuthError, Verifier};
 use crate::config::Config;
@@ -71,6 +71,9 @@ pub enum StartError {
     /// Service set-up failed (reflection descriptors).
     #[error("cannot set up reflection: {0}")]
     Reflection(String),
+    /// An egress rule in the configuration does not parse.
+    #[error("invalid egress rule: {0}")]
+    Egress(String),
     /// The TLS settings are incomplete or their files do not load.
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
@@ -213,12 +216,17 @@ pub async fn run(
         ));
     }
 
-    let app = Arc::new(App::new(
-        store,
-        keyring,
-        Arc::new(plugins),
-        Limits::from_config(&config),
-    ));
+    let egress =
+        EgressSettings::from_config(&config.egress, config.dev).map_err(StartError::Egress)?;
+    let app = Arc::new(
+        App::new(
+            store,
+            keyring,
+            Arc::new(plugins),
+            Limits::from_config(&config),
+        )
+        .with_egress(egress),
+    );
 
     let audit = Arc::new(
         AuditLog::open(
@@ -296,6 +304,8 @@ pub async fn run(
         addr: config.listen,
         source,
     })?;
+    // Tests must not reach the server itself (only a server allow rule opens it).
+    app.set_listeners(&[addr]);
     match &tls {
         Some(tls) => tracing::info!(%addr, mutual = tls.mutual(), "listening with TLS"),
         None if addr.ip().to_canonical().is_loopback() => {

@@ -8,6 +8,7 @@ mod bounds;
 mod connections;
 mod discover;
 mod durability;
+mod egress;
 mod fairness;
 mod leaks;
 mod listener;
