@@ -20,6 +20,7 @@ pub mod dev;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod listener;
 pub mod master_key;
 pub mod middleware;
 pub mod names;

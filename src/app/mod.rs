@@ -9,17 +9,20 @@
 //! secrets, sealing, store calls, the RPCs), `list` (listing connections),
 //! `pagination` (page sizes and tokens every list call shares),
 //! `data_sources`, `resolve`, `discover` (a folder: parameters, cache,
-//! single flight) and `audit_events` (reading the audit log).
+//! single flight), `egress` (a folder: where tests and discovery may
+//! connect) and `audit_events` (reading the audit log).
 
 mod audit_events;
 mod connections;
 mod data_sources;
 mod discover;
+mod egress;
 #[doc(hidden)]
 pub(crate) mod fuzzing;
 mod list;
 mod pagination;
 mod resolve;
+mod tenant_update;
 mod tenants;
 
 use std::sync::Arc;
@@ -34,6 +37,7 @@ use crate::config::Config;
 use crate::pb::v1;
 
 pub use audit_events::{AuditFilter, list_audit_events};
+pub use egress::{EgressSettings, MAX_TENANT_RULES};
 
 /// Shared state of a running server.
 pub struct App {
@@ -43,6 +47,8 @@ pub struct App {
     limits: Limits,
     /// Metadata discovery: in-flight reads and cache invalidation.
     metadata: Arc<discover::MetadataState>,
+    /// Where tests and discovery may connect.
+    egress: egress::EgressState,
 }
 
 /// Time limits for plugin calls.
@@ -87,6 +93,7 @@ impl App {
             plugins,
             limits,
             metadata: Arc::default(),
+            egress: egress::EgressState::default(),
         }
     }
 

@@ -21,6 +21,7 @@
 mod answers;
 mod records;
 pub mod rpc;
+mod seeds;
 mod tokens;
 
 #[cfg(test)]
@@ -32,6 +33,7 @@ pub use crate::app::fuzzing::{
 };
 pub use answers::check_plugin_answer;
 pub use records::check_stored_record;
+pub use seeds::seed_inputs;
 pub use tokens::{TokenFixture, check_page_token, check_token};
 
 /// Splits a `u16` (little-endian) length-prefixed segment off the front of
