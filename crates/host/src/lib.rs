@@ -33,6 +33,7 @@ mod describe;
 mod error;
 mod options;
 mod plugin;
+pub mod runner;
 mod schema;
 pub mod verify;
 
@@ -44,7 +45,8 @@ pub use connvault_plugin_abi::{Method, pb};
 use tokio::sync::Semaphore;
 
 pub use error::{CallError, LoadError};
-pub use options::HostOptions;
+pub use options::{HostOptions, Isolation, RunnerOptions};
+pub use plugin::process::self_runner_command;
 pub use plugin::{LaneStats, Plugin, PluginStats, ProviderClient};
 pub use schema::answer::{Mismatch, check_normalized_config, check_secret_names};
 
