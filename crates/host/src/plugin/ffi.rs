@@ -105,7 +105,6 @@ impl SinkBuffer {
     pub(super) fn into_bytes(self) -> Vec<u8> {
         self.bytes
     }
-
 }
 
 unsafe extern "C" fn sink_write(ctx: *mut c_void, bytes: *const u8, len: usize) -> i32 {

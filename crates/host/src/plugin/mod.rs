@@ -218,13 +218,9 @@ impl Plugin {
         request: &[u8],
         limit: usize,
     ) -> Result<Vec<u8>, CallError> {
-        self.scheduler.transport().call(
-            method as u32,
-            method.name(),
-            request,
-            limit,
-            far_future(),
-        )
+        self.scheduler
+            .transport()
+            .call(method as u32, method.name(), request, limit, far_future())
     }
 
     /// Calls a raw method id on the current thread (for ids this host does not know).

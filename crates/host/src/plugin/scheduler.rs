@@ -300,9 +300,13 @@ impl<T: Transport> Scheduler<T> {
                     .map(|serial| serial.lock().unwrap_or_else(PoisonError::into_inner));
                 // A call its caller gave up on before it started is not made.
                 let result = (state.load(Ordering::Acquire) != ABANDONED).then(|| {
-                    shared
-                        .transport
-                        .call(method as u32, method.name(), &request, limit, end.into_std())
+                    shared.transport.call(
+                        method as u32,
+                        method.name(),
+                        &request,
+                        limit,
+                        end.into_std(),
+                    )
                 });
                 drop(turn);
                 if state

@@ -8,12 +8,11 @@
 //! it creates afterwards.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use landlock::{
-    ABI, Access, AccessFs, PathBeneath, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
-    Scope, path_beneath_rules,
+    ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
+    path_beneath_rules,
 };
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -92,10 +91,8 @@ pub(crate) fn limit_resources(setup: &Setup) -> Result<(), String> {
     Ok(())
 }
 
-/// Applies `no_new_privs`, Landlock and seccomp. `plugin` is the memfd the
-/// plugin will be loaded from: the one file outside the system paths a
-/// runner may read.
-pub(crate) fn confine(setup: &Setup, plugin: BorrowedFd<'_>) -> Result<Confinement, String> {
+/// Applies `no_new_privs`, Landlock and seccomp.
+pub(crate) fn confine(setup: &Setup) -> Result<Confinement, String> {
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(format!(
@@ -103,7 +100,7 @@ pub(crate) fn confine(setup: &Setup, plugin: BorrowedFd<'_>) -> Result<Confineme
             std::io::Error::last_os_error()
         ));
     }
-    let landlock = landlock(setup, plugin)?;
+    let landlock = landlock(setup)?;
     seccomp()?;
     // SAFETY: prctl with integer arguments only.
     let no_new_privs = unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) } == 1;
@@ -114,10 +111,14 @@ pub(crate) fn confine(setup: &Setup, plugin: BorrowedFd<'_>) -> Result<Confineme
     })
 }
 
-/// Restricts the file system to reading the system paths, `setup`'s extra
-/// paths and the plugin; every write, and every other read, is refused.
-/// Also scopes signals and abstract Unix sockets to the runner itself.
-fn landlock(setup: &Setup, plugin: BorrowedFd<'_>) -> Result<String, String> {
+/// Restricts the file system to reading the system paths and `setup`'s
+/// extra paths; every write, and every other read, is refused. Also scopes
+/// signals and abstract Unix sockets to the runner itself.
+///
+/// The plugin's memfd needs no rule: Landlock lets a process open the files
+/// of the kernel's internal mounts (a memfd, reached through
+/// `/proc/self/fd`) it already holds a descriptor of, and nothing else.
+fn landlock(setup: &Setup) -> Result<String, String> {
     let abi = LANDLOCK_ABI;
     let refused = |error: landlock::RulesetError| format!("Landlock: {error}");
     let read: Vec<PathBuf> = SYSTEM_READ_PATHS
@@ -138,8 +139,6 @@ fn landlock(setup: &Setup, plugin: BorrowedFd<'_>) -> Result<String, String> {
             [Path::new("/dev/null")],
             AccessFs::from_file(abi),
         ))
-        .map_err(refused)?
-        .add_rule(PathBeneath::new(plugin.as_fd(), AccessFs::ReadFile))
         .map_err(refused)?
         .restrict_self()
         .map_err(refused)?;

@@ -23,7 +23,7 @@ mod confine;
 pub(crate) mod wire;
 
 use std::io::{BufReader, Write};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
@@ -123,7 +123,7 @@ fn prepare(
         .map_err(|_| "the plugin descriptor is not a memfd".to_owned())?;
     check(&setup, memfd.as_file())?;
     confine::limit_resources(&setup)?;
-    let confinement = confine::confine(&setup, memfd.as_file().as_fd())?;
+    let confinement = confine::confine(&setup)?;
     let timeout = Duration::from_millis(setup.load_timeout_ms.max(1));
     let loaded = open_memfd(memfd, timeout).map_err(|error| error.to_string())?;
     let workers = if loaded.thread_safe {
@@ -177,7 +177,8 @@ fn serve(
     let (jobs, queue) = mpsc::channel::<Job>();
     let queue = Arc::new(Mutex::new(queue));
     for index in 0..workers {
-        let (queue, writer, plugin) = (Arc::clone(&queue), Arc::clone(&writer), Arc::clone(&plugin));
+        let (queue, writer, plugin) =
+            (Arc::clone(&queue), Arc::clone(&writer), Arc::clone(&plugin));
         let spawned = std::thread::Builder::new()
             .name(format!("runner-{index}"))
             .spawn(move || {

@@ -352,7 +352,10 @@ mod tests {
         }
         .encode();
         let error = read_frame(&mut bytes.as_slice(), 50).unwrap_err();
-        assert!(error.to_string().contains("over the 50-byte bound"), "{error}");
+        assert!(
+            error.to_string().contains("over the 50-byte bound"),
+            "{error}"
+        );
         // A length prefix alone announcing 4 GiB allocates nothing.
         bytes = u32::MAX.to_le_bytes().to_vec();
         assert!(read_frame(&mut bytes.as_slice(), 1 << 20).is_err());
@@ -370,13 +373,10 @@ mod tests {
         ] {
             assert!(Frame::decode(body.clone()).is_err(), "{body:?}");
         }
-        let long = Frame::decode(
-            [vec![LOG, 3, 0, 0, 0], vec![b'a'; MAX_LOG_MESSAGE + 10]].concat(),
-        )
-        .unwrap();
-        assert!(
-            matches!(long, Frame::Log { message, .. } if message.len() == MAX_LOG_MESSAGE)
-        );
+        let long =
+            Frame::decode([vec![LOG, 3, 0, 0, 0], vec![b'a'; MAX_LOG_MESSAGE + 10]].concat())
+                .unwrap();
+        assert!(matches!(long, Frame::Log { message, .. } if message.len() == MAX_LOG_MESSAGE));
     }
 
     #[test]

@@ -228,7 +228,8 @@ mod tests {
         assert_eq!(backoff(1), Duration::from_millis(100));
         assert_eq!(backoff(2), Duration::from_millis(200));
         assert_eq!(backoff(5), Duration::from_millis(1600));
-        assert_eq!(backoff(9), MAX_BACKOFF);
+        assert_eq!(backoff(9), Duration::from_millis(25_600));
+        assert_eq!(backoff(10), MAX_BACKOFF);
         assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
     }
 }
