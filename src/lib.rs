@@ -28,6 +28,10 @@ pub mod server;
 pub mod store_setup;
 pub mod text;
 
+/// The hidden subcommand that makes `connvault` a plugin runner: the server
+/// starts its own executable with it for each plugin under process isolation.
+pub const RUNNER_SUBCOMMAND: &str = "plugin-runner";
+
 /// Generated protobuf and gRPC code (modules mirror the proto packages).
 pub mod pb {
     /// `connvault.*` packages.

@@ -26,6 +26,10 @@ enum Command {
     /// Mints an HS256 bearer token with the configured secret (CONNVAULT_JWT_HS256_SECRET
     /// or auth.hs256_secret_file), issuer and audience.
     Token(TokenArgs),
+    /// Serves one plugin for the server, confined (started by the server
+    /// itself, with its socket on fd 3 and the plugin on fd 4).
+    #[command(name = connvault::RUNNER_SUBCOMMAND, hide = true)]
+    PluginRunner,
 }
 
 #[derive(Debug, clap::Args)]
@@ -84,10 +88,26 @@ fn secret_env(name: &str) -> Option<SecretString> {
         .map(SecretString::from)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {
+    // A runner must confine itself while it has a single thread (Landlock
+    // and seccomp bind the calling thread and those it starts later), so it
+    // runs before any async runtime exists.
+    if let Command::PluginRunner = cli.command {
+        std::process::exit(match connvault_plugin_host::runner::main() {
+            code if code == std::process::ExitCode::SUCCESS => 0,
+            _ => 1,
+        });
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(args) => {
             let config = Config::load(&args).context("loading configuration")?;
             init_logging(&config);
@@ -136,6 +156,7 @@ async fn main() -> anyhow::Result<()> {
             )?;
             println!("{token}");
         }
+        Command::PluginRunner => {}
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ mod connections;
 mod discover;
 mod durability;
 mod fairness;
+mod isolation;
 mod leaks;
 mod plugin_answers;
 mod providers;

@@ -85,6 +85,10 @@ pub struct Options {
     pub args: Vec<String>,
     /// `auth.jwks_file` (a file setting only).
     pub jwks_file: Option<PathBuf>,
+    /// More plugin files, each copied in under a plugin name.
+    pub plugins: Vec<(PathBuf, String)>,
+    /// More lines of the config file (after the rest).
+    pub toml: String,
 }
 
 /// A running server and the directories it owns.
@@ -107,6 +111,9 @@ impl Server {
     pub fn start_with(options: Options) -> Server {
         let plugins = PluginDir::new();
         plugins.add(&fixture_so(), "fixture");
+        for (file, name) in &options.plugins {
+            plugins.add(file, name);
+        }
         let data = tempfile::tempdir().unwrap();
         let log = data.path().join("server.log");
         let mut server = Server {
@@ -208,6 +215,7 @@ impl Server {
                 command.arg("--dev");
             }
         }
+        toml.push_str(&self.options.toml);
         let config = self.data.path().join("connvault.toml");
         std::fs::write(&config, toml).unwrap();
         command.arg("--config").arg(config);

@@ -113,6 +113,7 @@ impl PluginHost {
                     plugin = plugin.name(),
                     version = plugin.version(),
                     sha256 = plugin.sha256(),
+                    isolation = ?plugin.isolation(),
                     data_sources = plugin.description().data_sources.len(),
                     "loaded plugin"
                 ),
