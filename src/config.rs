@@ -396,7 +396,11 @@ impl Config {
         }
         // Below this not even a typical connection fits; above 4 GiB the
         // gRPC length prefix cannot say it.
-        if self.plugins.runner_open_files.is_some_and(|files| (1..16).contains(&files)) {
+        if self
+            .plugins
+            .runner_open_files
+            .is_some_and(|files| (1..16).contains(&files))
+        {
             return Err(ConfigError::Invalid(
                 "plugins.runner_open_files must be 0 (no limit) or at least 16",
             ));
@@ -586,18 +590,30 @@ mod tests {
             ..ServeArgs::default()
         };
         let options = Config::load(&args).unwrap().host_options();
-        assert_eq!(options.isolation_for("libconnvault_plugin_pg.so"), Isolation::InProcess);
-        assert_eq!(options.isolation_for("libconnvault_plugin_x.so"), Isolation::Process);
+        assert_eq!(
+            options.isolation_for("libconnvault_plugin_pg.so"),
+            Isolation::InProcess
+        );
+        assert_eq!(
+            options.isolation_for("libconnvault_plugin_x.so"),
+            Isolation::Process
+        );
         assert_eq!(options.runner.memory_bytes, 512 << 20);
         assert_eq!(options.runner.open_files, 64);
         assert_eq!(options.runner.read_paths, [PathBuf::from("/opt/krb")]);
         for protected in ["/etc/cv/master.key", "connvault-data"] {
             assert!(
-                options.runner.protected_paths.contains(&PathBuf::from(protected)),
+                options
+                    .runner
+                    .protected_paths
+                    .contains(&PathBuf::from(protected)),
                 "{protected}"
             );
         }
-        assert!(options.runner.protected_paths.contains(&file), "the config itself");
+        assert!(
+            options.runner.protected_paths.contains(&file),
+            "the config itself"
+        );
         let in_process = Config::load(&ServeArgs {
             plugin_isolation: Some(IsolationSetting::InProcess),
             ..args.clone()

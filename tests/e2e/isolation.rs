@@ -69,8 +69,9 @@ async fn a_plugin_that_crashes_hangs_or_snoops_costs_only_its_own_requests() {
         plugins: vec![(faulty_so(), "faulty".into())],
         args: vec!["--plugin-isolation".into(), "process".into()],
         // The fixture may stay in-process: it is first-party and pinned.
-        toml: "[plugins.overrides.\"libconnvault_plugin_fixture.so\"]\nisolation = \"in-process\"\n"
-            .into(),
+        toml:
+            "[plugins.overrides.\"libconnvault_plugin_fixture.so\"]\nisolation = \"in-process\"\n"
+                .into(),
         ..Options::default()
     });
     server.create_tenant("acme").await;
@@ -123,8 +124,13 @@ async fn a_plugin_that_crashes_hangs_or_snoops_costs_only_its_own_requests() {
         }
     }
     // ...nor its environment, where the token secret is.
-    let probe = validate(&mut client, faulty("probe", none)).await.unwrap_err();
-    assert!(probe.message().contains("no_new_privs=1 seccomp=2"), "{probe:?}");
+    let probe = validate(&mut client, faulty("probe", none))
+        .await
+        .unwrap_err();
+    assert!(
+        probe.message().contains("no_new_privs=1 seccomp=2"),
+        "{probe:?}"
+    );
     assert!(!probe.message().contains("CONNVAULT"), "{probe:?}");
 
     let log = server.log_text();

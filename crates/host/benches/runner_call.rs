@@ -46,7 +46,10 @@ fn load(dir: &PluginDir, isolation: Isolation) -> Arc<Plugin> {
     let options = HostOptions {
         isolation,
         runner: RunnerOptions {
-            command: Some((env!("CARGO_BIN_EXE_connvault-plugin-runner").into(), Vec::new())),
+            command: Some((
+                env!("CARGO_BIN_EXE_connvault-plugin-runner").into(),
+                Vec::new(),
+            )),
             ..RunnerOptions::default()
         },
         ..HostOptions::default()
@@ -97,7 +100,8 @@ fn bench(c: &mut Criterion) {
     for (name, plugin) in [("in_process", &in_process), ("runner", &runner)] {
         group.bench_function(name, |b| {
             b.to_async(&runtime).iter(|| async {
-                let calls = (0..IN_FLIGHT).map(|_| plugin.validate(&request, Duration::from_secs(5)));
+                let calls =
+                    (0..IN_FLIGHT).map(|_| plugin.validate(&request, Duration::from_secs(5)));
                 for answer in futures_join_all(calls).await {
                     std::hint::black_box(answer.unwrap());
                 }
@@ -108,7 +112,9 @@ fn bench(c: &mut Criterion) {
 }
 
 /// Awaits every future, polling them together.
-async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
     let mut set = Vec::new();
     for future in futures {
         set.push(Box::pin(future));

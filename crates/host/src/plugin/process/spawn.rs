@@ -68,6 +68,9 @@ pub(crate) fn start(spec: &Spec, max_frame: usize) -> Result<Started, String> {
         // Keeps glibc's malloc arenas (64 MiB of address space each) from
         // eating the address-space limit in a runner with many threads.
         .env("MALLOC_ARENA_MAX", "2")
+        // Likewise mimalloc's (the server's allocator), which would reserve
+        // 1 GiB of address space up front.
+        .env("MIMALLOC_ARENA_RESERVE", "64M")
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::from(
@@ -115,7 +118,7 @@ pub(crate) fn start(spec: &Spec, max_frame: usize) -> Result<Started, String> {
         host.set_read_timeout(Some(spec.load_timeout + HANDSHAKE_SLACK))
             .map_err(|error| (error.to_string(), false))?;
         let mut reader = BufReader::new(host);
-        let ready = match wire::read_frame(&mut reader, max_frame) {
+        let mut ready = match wire::read_frame(&mut reader, max_frame) {
             Ok(Some(Frame::Ready(ready))) => ready,
             Ok(Some(_)) => {
                 return Err(("it answered the setup with another frame".to_owned(), false));
@@ -138,8 +141,19 @@ pub(crate) fn start(spec: &Spec, max_frame: usize) -> Result<Started, String> {
             Err(error) => return Err((format!("its report did not read: {error}"), true)),
         };
         if !ready.error.is_empty() {
-            return Err((ready.error, false));
+            let mut error = ready.error;
+            truncate(&mut error, MAX_REPORT);
+            return Err((error, false));
         }
+        // The plugin's code has run by now: its report is as untrusted as
+        // the rest of what the runner says.
+        if ready.name.is_empty() || ready.name.len() > 255 || ready.version.len() > 255 {
+            return Err((
+                "its report names the plugin out of bounds".to_owned(),
+                false,
+            ));
+        }
+        truncate(&mut ready.landlock, 128);
         reader
             .get_ref()
             .set_read_timeout(None)
@@ -161,6 +175,20 @@ pub(crate) fn start(spec: &Spec, max_frame: usize) -> Result<Started, String> {
                 _ => Err(reason),
             }
         }
+    }
+}
+
+/// The longest error a runner's report may carry into a log line.
+const MAX_REPORT: usize = 1024;
+
+/// Cuts `text` to at most `max` bytes on a character boundary.
+fn truncate(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
     }
 }
 
