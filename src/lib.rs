@@ -18,6 +18,7 @@ pub mod codec;
 pub mod config;
 pub mod dev;
 pub mod error;
+pub mod listener;
 pub mod master_key;
 pub mod middleware;
 pub mod names;
