@@ -303,7 +303,8 @@ async fn the_runner_runs_under_its_limits_with_a_bare_environment() {
                 "LC_ALL",
                 "SSL_CERT_FILE",
                 "SSL_CERT_DIR",
-                "MALLOC_ARENA_MAX"
+                "MALLOC_ARENA_MAX",
+                "MIMALLOC_ARENA_RESERVE",
             ]
             .contains(&name),
             "the runner inherited {name}: {env}"
@@ -356,6 +357,7 @@ async fn a_hung_test_kills_only_the_io_runner() {
             ..Default::default()
         }),
         deadline_ms: 300,
+        egress: None,
     };
     let before = fixture.stats().runner_restarts.load(Ordering::Relaxed);
     let hung = fixture
