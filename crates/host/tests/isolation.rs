@@ -398,3 +398,48 @@ fn a_runner_that_could_read_a_protected_path_is_refused() {
         refusal.error
     );
 }
+
+#[test]
+fn a_plugin_refused_after_its_runners_started_takes_them_along() {
+    // A copy of the runner under a name of this test's own, so its processes
+    // are told apart from the other tests' runners.
+    let bin = tempfile::tempdir().unwrap();
+    let runner = bin.path().join("refused-plugin-runner");
+    std::fs::copy(RUNNER, &runner).unwrap();
+    let options = HostOptions {
+        runner: RunnerOptions {
+            command: Some((runner.clone(), Vec::new())),
+            ..process_options().runner
+        },
+        ..process_options()
+    };
+    let out = tempfile::tempdir().unwrap();
+    let source = workspace_root().join("crates/host/tests/fixtures/schema_plugin.c");
+    let so = compile_c_plugin(&source, out.path(), "bad_schema", &["EMPTY_ENUM"]);
+    let dir = PluginDir::new();
+    dir.add(&so, "bad_schema");
+    let host = PluginHost::load_dir(dir.path(), &options);
+    assert!(
+        matches!(&host.refused()[0].error, LoadError::Schema(_)),
+        "refused by the schema lint, after describe through its runner: {:?}",
+        host.refused()
+    );
+    let running = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|entry| {
+                std::fs::read(entry.path().join("cmdline"))
+                    .is_ok_and(|cmdline| cmdline.starts_with(runner.as_os_str().as_encoded_bytes()))
+            })
+            .count()
+    };
+    let started = Instant::now();
+    while running() > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the refused plugin's runners still run"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -180,8 +180,11 @@ fn serve(
     let reader = Arc::new(Mutex::new(reader));
     let mut handles = Vec::with_capacity(workers);
     for index in 0..workers {
-        let (reader, writer, plugin) =
-            (Arc::clone(&reader), Arc::clone(&writer), Arc::clone(&plugin));
+        let (reader, writer, plugin) = (
+            Arc::clone(&reader),
+            Arc::clone(&writer),
+            Arc::clone(&plugin),
+        );
         let spawned = std::thread::Builder::new()
             .name(format!("runner-{index}"))
             .spawn(move || work(&reader, &writer, &plugin));

@@ -109,7 +109,10 @@ impl Runners {
             Arc::clone(&stats),
             Some(identity),
         )
-        .map_err(failed)?;
+        .map_err(|reason| {
+            pure.stop();
+            failed(reason)
+        })?;
         Ok(Loaded {
             runners: Runners {
                 name: ready.name.clone(),
@@ -161,6 +164,16 @@ impl Runners {
     /// Each lane has its own runner, so its own plugin instance.
     pub(crate) fn lanes_share_instance(&self) -> bool {
         false
+    }
+}
+
+impl Drop for Runners {
+    fn drop(&mut self) {
+        // Plugins in use are never dropped; one refused after its runners
+        // started (its describe, its schema, a duplicate name) is, and its
+        // runners go with it.
+        self.pure.stop();
+        self.io.stop();
     }
 }
 

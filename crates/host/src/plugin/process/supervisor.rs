@@ -5,7 +5,7 @@
 //! deadline); calls made while the supervisor waits out a backoff fail at
 //! once as unavailable, saying why the runner stopped and when it is back.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
@@ -67,6 +67,8 @@ pub(crate) struct Supervised {
     stats: Arc<PluginStats>,
     state: Mutex<State>,
     changed: Condvar,
+    /// Set when the plugin is dropped (refused at load): no more restarts.
+    stopping: AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -96,6 +98,7 @@ impl Supervised {
             stats,
             state: Mutex::new(State::Starting),
             changed: Condvar::new(),
+            stopping: AtomicBool::new(false),
         });
         let (first, report) = mpsc::channel();
         let supervisor = Arc::clone(&supervised);
@@ -137,6 +140,10 @@ impl Supervised {
             ));
         }
         let connection = Connection::new(&self.label, self.lane, started, self.max_frame)?;
+        if self.stopping.load(Ordering::Acquire) {
+            connection.kill("the plugin was unloaded");
+            return Err("the plugin was unloaded".to_owned());
+        }
         tracing::info!(
             plugin = %self.label,
             lane = self.lane,
@@ -155,6 +162,9 @@ impl Supervised {
         let mut failures = 0;
         loop {
             let reason = connection.wait_ended();
+            if self.stopping.load(Ordering::Acquire) {
+                return;
+            }
             if connection.answered() {
                 failures = 0;
             }
@@ -168,6 +178,9 @@ impl Supervised {
                     until: Instant::now() + wait,
                 });
                 std::thread::sleep(wait);
+                if self.stopping.load(Ordering::Acquire) {
+                    return;
+                }
                 match self.start_one(Some(identity)) {
                     Ok((connection, _)) => {
                         self.stats.runner_restarts.fetch_add(1, Ordering::Relaxed);
@@ -182,6 +195,23 @@ impl Supervised {
                 }
             };
         }
+    }
+
+    /// Stops for good: kills the runner and restarts no other (the plugin
+    /// was refused after its runners started, and is dropped).
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        let state = std::mem::replace(
+            &mut *lock(&self.state),
+            State::Down {
+                reason: "the plugin was unloaded".to_owned(),
+                until: Instant::now() + MAX_BACKOFF,
+            },
+        );
+        if let State::Up(connection) = state {
+            connection.kill("the plugin was unloaded");
+        }
+        self.changed.notify_all();
     }
 
     fn set(&self, state: State) {
