@@ -27,7 +27,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -165,73 +165,64 @@ fn check(setup: &Setup, file: &std::fs::File) -> Result<(), String> {
     check_elf(&bytes).map_err(|error| error.to_string())
 }
 
-/// Step 6: serves calls until the host closes the socket (the process then
-/// exits, whatever its workers are doing).
-///
-/// Each worker takes its turn at the socket, reads one call and makes it
-/// itself, leaving the socket to the next idle worker meanwhile: a call
-/// costs no hand-off between threads, and up to `workers` run at once.
+/// Step 6: reads calls and hands each to a worker; returns when the host
+/// closes the socket (the process then exits, whatever its workers do).
 fn serve(
-    reader: BufReader<UnixStream>,
+    mut reader: BufReader<UnixStream>,
     writer: Arc<Mutex<UnixStream>>,
     plugin: Arc<InProcess>,
     workers: usize,
 ) -> ExitCode {
-    let reader = Arc::new(Mutex::new(reader));
-    let mut handles = Vec::with_capacity(workers);
+    type Job = (u64, u32, u32, Vec<u8>);
+    let (jobs, queue) = mpsc::channel::<Job>();
+    let queue = Arc::new(Mutex::new(queue));
     for index in 0..workers {
-        let (reader, writer, plugin) = (
-            Arc::clone(&reader),
-            Arc::clone(&writer),
-            Arc::clone(&plugin),
-        );
+        let (queue, writer, plugin) =
+            (Arc::clone(&queue), Arc::clone(&writer), Arc::clone(&plugin));
         let spawned = std::thread::Builder::new()
             .name(format!("runner-{index}"))
-            .spawn(move || work(&reader, &writer, &plugin));
-        match spawned {
-            Ok(handle) => handles.push(handle),
-            Err(_) => return ExitCode::FAILURE,
+            .spawn(move || {
+                loop {
+                    let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                    let Ok((id, method, limit, request)) = job else {
+                        return;
+                    };
+                    let answer = plugin.raw_call(method, &request, limit as usize);
+                    let reply = Frame::Reply {
+                        id,
+                        code: answer.code,
+                        overflowed: answer.overflowed,
+                        output: if answer.overflowed {
+                            Vec::new()
+                        } else {
+                            answer.bytes
+                        },
+                    };
+                    if send(&writer, &reply).is_err() {
+                        std::process::exit(0);
+                    }
+                }
+            });
+        if spawned.is_err() {
+            return ExitCode::FAILURE;
         }
     }
-    // Workers end the process; these joins only wait for that.
-    for handle in handles {
-        let _ = handle.join();
-    }
-    ExitCode::FAILURE
-}
-
-/// One worker: reads a call when its turn comes, makes it, answers.
-fn work(reader: &Mutex<BufReader<UnixStream>>, writer: &Mutex<UnixStream>, plugin: &InProcess) {
     loop {
-        let frame = {
-            let mut reader = reader.lock().unwrap_or_else(PoisonError::into_inner);
-            wire::read_frame(&mut *reader, MAX_CALL)
-        };
-        let (id, method, limit, request) = match frame {
+        match wire::read_frame(&mut reader, MAX_CALL) {
             Ok(Some(Frame::Call {
                 id,
                 method,
                 limit,
                 request,
                 ..
-            })) => (id, method, limit, request),
+            })) => {
+                if jobs.send((id, method, limit, request)).is_err() {
+                    return ExitCode::FAILURE;
+                }
+            }
             // The host closed the socket: it wants this runner gone.
-            Ok(None) => std::process::exit(0),
-            Ok(Some(_)) | Err(_) => std::process::exit(1),
-        };
-        let answer = plugin.raw_call(method, &request, limit as usize);
-        let reply = Frame::Reply {
-            id,
-            code: answer.code,
-            overflowed: answer.overflowed,
-            output: if answer.overflowed {
-                Vec::new()
-            } else {
-                answer.bytes
-            },
-        };
-        if send(writer, &reply).is_err() {
-            std::process::exit(0);
+            Ok(None) => return ExitCode::SUCCESS,
+            Ok(Some(_)) | Err(_) => return ExitCode::FAILURE,
         }
     }
 }
