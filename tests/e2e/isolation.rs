@@ -135,6 +135,13 @@ async fn a_plugin_that_crashes_hangs_or_snoops_costs_only_its_own_requests() {
 
     let log = server.log_text();
     assert!(log.contains("plugin runner started"), "{log}");
+    // Each runner says how far Landlock confines it, whatever the kernel.
+    let landlock = if connvault_plugin_host::runner::landlock_abi() > 0 {
+        "enforced (kernel ABI"
+    } else {
+        "not supported by this kernel"
+    };
+    assert!(log.contains(landlock), "{log}");
     assert!(log.contains("plugin runner stopped"), "{log}");
     // 128 MiB printed by the flood cost the log a bounded number of lines.
     assert!(log.len() < 4 << 20, "the log grew to {} bytes", log.len());
