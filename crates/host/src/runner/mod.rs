@@ -22,12 +22,13 @@
 mod confine;
 pub(crate) mod wire;
 
+use std::collections::VecDeque;
 use std::io::{BufReader, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -165,65 +166,130 @@ fn check(setup: &Setup, file: &std::fs::File) -> Result<(), String> {
     check_elf(&bytes).map_err(|error| error.to_string())
 }
 
-/// Step 6: reads calls and hands each to a worker; returns when the host
-/// closes the socket (the process then exits, whatever its workers do).
+/// A call read from the socket: id, method, output limit, request.
+type Job = (u64, u32, u32, Vec<u8>);
+
+/// The socket's reading end and the calls read from it but not yet taken.
+struct Inbox {
+    reader: Mutex<BufReader<UnixStream>>,
+    queued: Mutex<VecDeque<Job>>,
+}
+
+/// Step 6: serves calls until the host closes the socket (the process then
+/// exits, whatever its workers are doing).
+///
+/// Each idle worker takes its turn at the socket and makes the call it
+/// reads itself: a call arriving alone costs no hand-off between threads.
+/// Calls that arrived with it (already in the read buffer) are queued for
+/// the workers finishing their calls, which take them without waiting for
+/// the socket: under load, calls do not queue behind one another's reads.
 fn serve(
-    mut reader: BufReader<UnixStream>,
+    reader: BufReader<UnixStream>,
     writer: Arc<Mutex<UnixStream>>,
     plugin: Arc<InProcess>,
     workers: usize,
 ) -> ExitCode {
-    type Job = (u64, u32, u32, Vec<u8>);
-    let (jobs, queue) = mpsc::channel::<Job>();
-    let queue = Arc::new(Mutex::new(queue));
+    let inbox = Arc::new(Inbox {
+        reader: Mutex::new(reader),
+        queued: Mutex::new(VecDeque::new()),
+    });
+    let mut handles = Vec::with_capacity(workers);
     for index in 0..workers {
-        let (queue, writer, plugin) =
-            (Arc::clone(&queue), Arc::clone(&writer), Arc::clone(&plugin));
+        let (inbox, writer, plugin) =
+            (Arc::clone(&inbox), Arc::clone(&writer), Arc::clone(&plugin));
         let spawned = std::thread::Builder::new()
             .name(format!("runner-{index}"))
-            .spawn(move || {
-                loop {
-                    let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
-                    let Ok((id, method, limit, request)) = job else {
-                        return;
-                    };
-                    let answer = plugin.raw_call(method, &request, limit as usize);
-                    let reply = Frame::Reply {
-                        id,
-                        code: answer.code,
-                        overflowed: answer.overflowed,
-                        output: if answer.overflowed {
-                            Vec::new()
-                        } else {
-                            answer.bytes
-                        },
-                    };
-                    if send(&writer, &reply).is_err() {
-                        std::process::exit(0);
-                    }
-                }
-            });
-        if spawned.is_err() {
-            return ExitCode::FAILURE;
+            .spawn(move || work(&inbox, &writer, &plugin));
+        match spawned {
+            Ok(handle) => handles.push(handle),
+            Err(_) => return ExitCode::FAILURE,
         }
     }
+    // Workers end the process; these joins only wait for that.
+    for handle in handles {
+        let _ = handle.join();
+    }
+    ExitCode::FAILURE
+}
+
+/// One worker: takes a queued call, or reads one, makes it, answers.
+fn work(inbox: &Inbox, writer: &Mutex<UnixStream>, plugin: &InProcess) {
     loop {
-        match wire::read_frame(&mut reader, MAX_CALL) {
-            Ok(Some(Frame::Call {
-                id,
-                method,
-                limit,
-                request,
-                ..
-            })) => {
-                if jobs.send((id, method, limit, request)).is_err() {
-                    return ExitCode::FAILURE;
-                }
-            }
-            // The host closed the socket: it wants this runner gone.
-            Ok(None) => return ExitCode::SUCCESS,
-            Ok(Some(_)) | Err(_) => return ExitCode::FAILURE,
+        let (id, method, limit, request) = next_call(inbox);
+        let answer = plugin.raw_call(method, &request, limit as usize);
+        let reply = Frame::Reply {
+            id,
+            code: answer.code,
+            overflowed: answer.overflowed,
+            output: if answer.overflowed {
+                Vec::new()
+            } else {
+                answer.bytes
+            },
+        };
+        if send(writer, &reply).is_err() {
+            std::process::exit(0);
         }
+    }
+}
+
+/// The next call: a queued one, or the next from the socket (then every
+/// further call already buffered is queued). Ends the process when the host
+/// closes the socket or breaks the protocol.
+fn next_call(inbox: &Inbox) -> Job {
+    let pop = || {
+        inbox
+            .queued
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_front()
+    };
+    if let Some(job) = pop() {
+        return job;
+    }
+    let mut reader = inbox.reader.lock().unwrap_or_else(PoisonError::into_inner);
+    // Queued while this worker waited for its turn at the socket.
+    if let Some(job) = pop() {
+        return job;
+    }
+    let job = read_call(&mut reader);
+    let mut buffered = Vec::new();
+    while holds_a_frame(reader.buffer()) {
+        buffered.push(read_call(&mut reader));
+    }
+    drop(reader);
+    if !buffered.is_empty() {
+        inbox
+            .queued
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(buffered);
+    }
+    job
+}
+
+/// Whether `buffer` starts with a whole frame (so reading it cannot block).
+fn holds_a_frame(buffer: &[u8]) -> bool {
+    buffer
+        .get(..4)
+        .and_then(|prefix| prefix.try_into().ok())
+        .is_some_and(|prefix: [u8; 4]| buffer.len() - 4 >= u32::from_le_bytes(prefix) as usize)
+}
+
+/// Reads one call; ends the process at the end of the stream or on
+/// anything but a call.
+fn read_call(reader: &mut BufReader<UnixStream>) -> Job {
+    match wire::read_frame(reader, MAX_CALL) {
+        Ok(Some(Frame::Call {
+            id,
+            method,
+            limit,
+            request,
+            ..
+        })) => (id, method, limit, request),
+        // The host closed the socket: it wants this runner gone.
+        Ok(None) => std::process::exit(0),
+        Ok(Some(_)) | Err(_) => std::process::exit(1),
     }
 }
 
