@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use connvault_plugin_host::CallError;
 use connvault_store::StoreError;
@@ -18,6 +19,22 @@ pub struct Violation {
     /// What is wrong, safe to show.
     pub description: String,
 }
+
+/// A destination the egress policy refuses: PERMISSION_DENIED with an
+/// `ErrorInfo` (reason `EGRESS_DENIED`, metadata `field` and `rule`), so a
+/// client tells it from a refused token or role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressDenial {
+    /// The request path of the destination (`config.host`).
+    pub field: String,
+    /// The rule that refused it, with its origin.
+    pub rule: String,
+    /// The whole message, safe to show.
+    pub message: String,
+}
+
+/// The `ErrorInfo` domain of connvault's own error reasons.
+pub const ERROR_DOMAIN: &str = "connvault.v1";
 
 /// Everything a request can fail with. Messages are safe to show to the
 /// caller: they never carry a secret or an internal detail.
@@ -50,12 +67,26 @@ pub enum ServiceError {
     /// the caller may retry.
     #[error("{0}")]
     Unavailable(String),
+    /// A limit on what `subject` may ask is used up for now; the caller may
+    /// retry after `retry_after`.
+    #[error("{message}")]
+    ResourceExhausted {
+        /// What the limit applies to (`tenants/acme`).
+        subject: String,
+        /// What was exceeded, safe to show.
+        message: String,
+        /// When a retry may succeed.
+        retry_after: Duration,
+    },
     /// The request carries no valid credentials.
     #[error("{0}")]
     Unauthenticated(String),
     /// The caller is known but may not do this here.
     #[error("{0}")]
     PermissionDenied(String),
+    /// The egress policy refuses a destination the request would connect to.
+    #[error("{}", .0.message)]
+    EgressDenied(EgressDenial),
     /// A stored record cannot be read back (corrupt or not ours).
     #[error("{0}")]
     DataLoss(String),
@@ -127,8 +158,28 @@ impl From<ServiceError> for Status {
             ServiceError::FailedPrecondition(message) => Status::failed_precondition(said(message)),
             ServiceError::DeadlineExceeded(message) => Status::deadline_exceeded(said(message)),
             ServiceError::Unavailable(message) => Status::unavailable(said(message)),
+            ServiceError::ResourceExhausted {
+                subject,
+                message,
+                retry_after,
+            } => {
+                let message = said(message);
+                let mut details = ErrorDetails::new();
+                details.set_retry_info(Some(retry_after));
+                details.add_quota_failure_violation(subject, &message);
+                Status::with_error_details(Code::ResourceExhausted, message, details)
+            }
             ServiceError::Unauthenticated(message) => Status::unauthenticated(said(message)),
             ServiceError::PermissionDenied(message) => Status::permission_denied(said(message)),
+            ServiceError::EgressDenied(denial) => {
+                let metadata = HashMap::from([
+                    ("field".to_owned(), denial.field),
+                    ("rule".to_owned(), denial.rule),
+                ]);
+                let details =
+                    ErrorDetails::with_error_info("EGRESS_DENIED", ERROR_DOMAIN, metadata);
+                Status::with_error_details(Code::PermissionDenied, said(denial.message), details)
+            }
             ServiceError::DataLoss(message) => Status::data_loss(said(message)),
             ServiceError::Plugin(error) => plugin_status(&error),
             // Internal-class errors: the detail goes to the log, inside the
@@ -219,8 +270,6 @@ fn plugin_status(error: &CallError) -> Status {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -242,6 +291,21 @@ mod tests {
         let status = Status::from(late);
         assert_eq!(status.code(), Code::DeadlineExceeded);
         assert_eq!(status.message(), message);
+    }
+
+    #[test]
+    fn an_exhausted_limit_says_when_to_retry() {
+        let status = Status::from(ServiceError::ResourceExhausted {
+            subject: "tenants/acme".into(),
+            message: "too many requests".into(),
+            retry_after: Duration::from_millis(250),
+        });
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(status.message(), "too many requests");
+        let retry = status.get_details_retry_info().unwrap();
+        assert_eq!(retry.retry_delay, Some(Duration::from_millis(250)));
+        let quota = status.get_details_quota_failure().unwrap();
+        assert_eq!(quota.violations[0].subject, "tenants/acme");
     }
 
     #[test]

@@ -7,7 +7,10 @@
 //! then the token (UNAUTHENTICATED); then the tenant named by the request is
 //! read from the name alone — before any lookup — and checked against the
 //! token (PERMISSION_DENIED). So the answer for a tenant the caller may not
-//! see is the same whether or not the resource exists.
+//! see is the same whether or not the resource exists. Last, the tenant's
+//! request rate (RESOURCE_EXHAUSTED, see `crate::rate_limit`): only for a
+//! caller admitted into it, so no one can fill the limiter with tenants it
+//! may not enter.
 //!
 //! Each refusal is audited before it is answered, within the audit log's
 //! refusal budget, and filed under the tenant it named only when the caller
@@ -27,11 +30,13 @@ use crate::error::ServiceError;
 use crate::middleware::Caller;
 use crate::names::valid_tenant_id;
 use crate::pb::v1;
+use crate::rate_limit::{Key, RateLimiter};
 use crate::text::clip;
 
 /// Checks callers and records what they did.
 pub struct Guard {
     pub(super) audit: Arc<AuditLog>,
+    limiter: Option<RateLimiter>,
 }
 
 /// An admitted request: who, where, what — the audit event in the making.
@@ -94,7 +99,16 @@ pub fn permission_denied(method: &str) -> ServiceError {
 impl Guard {
     /// A guard recording into `audit`.
     pub fn new(audit: Arc<AuditLog>) -> Self {
-        Self { audit }
+        Self {
+            audit,
+            limiter: None,
+        }
+    }
+
+    /// Limits the request rate of each tenant (`None`: no limit).
+    pub fn with_rate_limiter(mut self, limiter: Option<RateLimiter>) -> Self {
+        self.limiter = limiter;
+        self
     }
 
     /// Admits a request within its size bounds ([`Bounded`]) from an
@@ -153,7 +167,49 @@ impl Guard {
                 .await?;
             return Err(permission_denied(method));
         }
+        if let Err(throttled) = self.check_rate(tenant, &principal, method) {
+            self.refuse(event, Some(&principal), tonic::Code::ResourceExhausted)
+                .await?;
+            return Err(throttled);
+        }
         Ok(Admitted { principal, event })
+    }
+
+    /// Takes a token of the tenant's bucket (the principal's, for a request
+    /// naming no tenant).
+    fn check_rate(
+        &self,
+        tenant: Option<&str>,
+        principal: &Principal,
+        method: &str,
+    ) -> Result<(), ServiceError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        let (key, subject) = match tenant {
+            Some(tenant) => (Key::Tenant(tenant), format!("tenants/{tenant}")),
+            None => (
+                Key::Principal(&principal.subject),
+                format!("principal {}", principal.subject),
+            ),
+        };
+        let Err(throttled) = limiter.check(key, std::time::Instant::now()) else {
+            return Ok(());
+        };
+        if throttled.first {
+            tracing::warn!(%subject, method, "request rate limit reached; refusing requests until tokens refill");
+        } else {
+            tracing::debug!(%subject, method, "request refused: rate limit");
+        }
+        let retry_after = throttled.retry_after;
+        Err(ServiceError::ResourceExhausted {
+            message: format!(
+                "{subject} sent requests faster than its rate limit; retry in {} ms",
+                retry_after.as_millis().max(1)
+            ),
+            subject,
+            retry_after,
+        })
     }
 
     /// Records a refusal with `code`: filed under the event's tenant only

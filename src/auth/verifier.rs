@@ -11,8 +11,8 @@ use jsonwebtoken::Validation;
 use sha2::{Digest, Sha256};
 
 use super::{
-    AuthConfig, AuthError, Claims, KeySet, MAX_SUBJECT_BYTES, MAX_TOKEN_BYTES, MAX_VERIFIED_TOKENS, Principal,
-    unix_now,
+    AuthConfig, AuthError, Claims, KeySet, MAX_SUBJECT_BYTES, MAX_TOKEN_BYTES, MAX_VERIFIED_TOKENS,
+    Principal, unix_now,
 };
 
 /// Verifies bearer tokens against the configured keys.
@@ -285,7 +285,11 @@ mod tests {
         let header = serde_json::json!({"alg": "HS256"});
         let mut body = claims(unix_now());
         body["sub"] = "s".repeat(crate::auth::MAX_SUBJECT_BYTES).into();
-        assert!(verifier.verify(&signed(header.clone(), body.clone())).is_ok());
+        assert!(
+            verifier
+                .verify(&signed(header.clone(), body.clone()))
+                .is_ok()
+        );
         body["sub"] = "s".repeat(crate::auth::MAX_SUBJECT_BYTES + 1).into();
         let error = verifier.verify(&signed(header, body)).unwrap_err();
         assert!(matches!(error, AuthError::Refused(_)), "{error}");

@@ -1,12 +1,13 @@
 //! Fake listeners for the stages a provider can be tested on without its
-//! database: a TLS listener with a test CA's certificate, and a listener that
-//! speaks HTTP whatever it is sent.
+//! database: a TLS listener with a test CA's certificate, and [`serve`] for
+//! a provider's own fake (a peer that speaks another protocol is
+//! [`crate::listeners::foreign_server`]).
 //!
 //! Each runs on a free loopback port in a thread of its own and serves a
 //! bounded number of connections, so a test that forgets it leaks nothing
 //! for long.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,18 +52,6 @@ pub fn tls_server(pem: &Pem) -> u16 {
         let mut tls = rustls::StreamOwned::new(connection, stream);
         let mut buffer = [0u8; 1024];
         while matches!(tls.read(&mut buffer), Ok(read) if read > 0) {}
-    })
-}
-
-/// A listener that answers anything with an HTTP 400 response and closes:
-/// a peer that speaks some other protocol; returns its port.
-pub fn http_server() -> u16 {
-    serve(|mut stream| {
-        let mut buffer = [0u8; 1024];
-        let _ = stream.read(&mut buffer);
-        let _ = stream.write_all(
-            b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 11\r\nConnection: close\r\n\r\nBad Request",
-        );
     })
 }
 

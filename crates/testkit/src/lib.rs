@@ -9,6 +9,7 @@
 
 pub mod fakes;
 pub mod harness;
+pub mod listeners;
 pub mod provider;
 pub mod servers;
 

@@ -172,6 +172,15 @@ impl Provider for MongoDb {
         }
     }
 
+    /// `host` and `port`; none for a `mongodb+srv` name, whose servers only
+    /// its SRV records name (the egress policy decides on each as it is dialled).
+    fn targets(&self, connection: &Connection) -> Option<Vec<pb::NetworkTarget>> {
+        if connection.bool("srv") {
+            return None;
+        }
+        connvault_plugin_sdk::host_and_port(connection)
+    }
+
     fn test(
         &self,
         connection: &Connection,

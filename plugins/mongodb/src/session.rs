@@ -4,8 +4,9 @@
 //! resolve, connect and TLS run on connvault's own socket through
 //! provider-kit (the addresses connvault approves are the ones dialled), an
 //! `isMaster` on that socket proves the protocol, and the driver then logs in
-//! on a direct connection of its own to the same host and port, resolving
-//! the name again itself. The driver reads TLS material from files only:
+//! on a direct connection of its own to the address that socket reached
+//! (the host name for `verify-full`, see [`login`]). The driver reads TLS
+//! material from files only:
 //! it gets anonymous in-memory files (memfd) that never touch a disk.
 
 use std::io::Write;
@@ -51,8 +52,13 @@ impl Engine for MongoDb {
         });
         let stream = report.stage(Stage::Connect, || {
             let target = net::prior(target.as_ref())?;
-            net::bounded(deadline, "connecting", net::connect(&target.addresses))
+            net::bounded(
+                deadline,
+                "connecting",
+                net::connect(connection, &target.host, &target.addresses),
+            )
         });
+        let reached = stream.as_ref().and_then(|stream| stream.peer_addr().ok());
         let mode = connection.tls_mode();
         let stream: Option<Stream> = if mode == TlsMode::Disable {
             report.skip(Stage::Tls, "TLS is disabled for this connection");
@@ -75,6 +81,7 @@ impl Engine for MongoDb {
         report.stage(Stage::Authenticate, || {
             let mut stream = net::prior(stream)?;
             let target = net::prior(target.as_ref())?;
+            let reached = net::prior(reached)?;
             net::bounded(deadline, "logging in", async move {
                 let hello = wire::is_master(&mut stream).await?;
                 let wanted = connection.str("replica_set");
@@ -85,7 +92,7 @@ impl Engine for MongoDb {
                     ));
                 }
                 drop(stream);
-                login(connection, target, mode, deadline).await
+                login(connection, target, reached, mode, deadline).await
             })
         })
     }
@@ -131,7 +138,7 @@ async fn resolve(connection: &Connection<'_>) -> Result<Target, StageError> {
             net::port(connection.int("port"), DEFAULT_PORT),
         )
     };
-    let addresses = net::resolve(&host, port).await?;
+    let addresses = net::resolve(connection, &host, port).await?;
     Ok(Target {
         host,
         port,
@@ -205,18 +212,32 @@ fn tls_options(connection: &Connection, mode: TlsMode) -> Result<(Tls, Vec<PemFi
     Ok((Tls::Enabled(options), files))
 }
 
-/// The driver's login on a direct connection to `target` (the authenticate stage).
+/// The driver's login on a direct connection (the authenticate stage).
+///
+/// The driver is given the address the connect stage reached (the one the
+/// egress grant approved), so it cannot resolve the name to another one;
+/// except with `verify-full`, where it must dial the host name because it
+/// checks the certificate against the name it dials and cannot be told
+/// another. It then resolves the name again itself, and a different answer
+/// could only lead it to a peer holding a trusted certificate for that name.
 async fn login(
     connection: &Connection<'_>,
     target: &Target,
+    reached: std::net::SocketAddr,
     mode: TlsMode,
     deadline: Deadline,
 ) -> Result<Session, StageError> {
+    net::refuse_unless_permitted(connection, &target.host, reached)?;
     let (tls, files) = tls_options(connection, mode)?;
     let left = deadline.remaining().max(Duration::from_millis(1));
     let mut options = ClientOptions::default();
+    let host = if mode == TlsMode::VerifyFull {
+        target.host.clone()
+    } else {
+        reached.ip().to_string()
+    };
     options.hosts = vec![ServerAddress::Tcp {
-        host: target.host.clone(),
+        host,
         port: Some(target.port),
     }];
     options.direct_connection = Some(true);

@@ -11,6 +11,7 @@ use connvault_plugin_mongodb::MongoDb;
 use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, StageStatus, TlsMode, value::Kind};
 use connvault_testkit::fakes;
 use connvault_testkit::harness::{CANARY, Harness, assert_stages};
+use connvault_testkit::listeners::foreign_server;
 use connvault_testkit::provider::{category, s, stage_status};
 use connvault_testkit::servers::TestCa;
 
@@ -59,6 +60,21 @@ fn an_srv_name_without_records_is_dns() {
     );
 }
 
+/// Another service on the port (an HTTP server): its bytes never come back.
+#[test]
+fn a_foreign_servers_bytes_are_never_quoted() {
+    MONGO.check_foreign_server_is_not_quoted(
+        &[TlsMode::Disable, TlsMode::Require, TlsMode::VerifyFull],
+        spec,
+    );
+}
+
+/// Approved addresses are dialled instead of the host name; others are refused unsent.
+#[test]
+fn the_egress_grant_is_honoured() {
+    MONGO.check_egress_grant_is_honoured(spec);
+}
+
 #[test]
 fn closed_port_is_unreachable() {
     MONGO.check_closed_port_is_unreachable(spec);
@@ -71,7 +87,7 @@ fn silent_server_times_out_within_the_deadline() {
 
 #[test]
 fn a_peer_that_speaks_http_is_a_protocol_error() {
-    let response = MONGO.test(spec(fakes::http_server()));
+    let response = MONGO.test(spec(foreign_server()));
     assert_eq!(
         category(&response),
         ErrorCategory::Protocol,

@@ -180,6 +180,19 @@ impl Provider for Oracle {
         tls::check_pem(&connection.tls, violations);
     }
 
+    /// The descriptor's first address when there is one, else `host` and `port`.
+    fn targets(&self, connection: &Connection) -> Option<Vec<pb::NetworkTarget>> {
+        if connection.str("connect_descriptor").is_empty() {
+            return connvault_plugin_sdk::host_and_port(connection);
+        }
+        let target = stages::target(connection).ok()?;
+        Some(vec![pb::NetworkTarget {
+            field: "config.connect_descriptor".to_owned(),
+            host: target.host,
+            port: u32::from(target.port),
+        }])
+    }
+
     fn test(
         &self,
         connection: &Connection,

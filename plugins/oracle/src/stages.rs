@@ -50,12 +50,16 @@ pub fn test(connection: &Connection, deadline: Deadline) -> Result<pb::TestRespo
         net::bounded(
             deadline,
             "resolving the host",
-            net::resolve(&target.host, target.port),
+            net::resolve(connection, &target.host, target.port),
         )
     });
     let stream = report.stage(Stage::Connect, || {
         let addresses = net::prior(addresses)?;
-        net::bounded(deadline, "connecting", net::connect(&addresses))
+        net::bounded(
+            deadline,
+            "connecting",
+            net::connect(connection, &target.host, &addresses),
+        )
     });
     let mode = connection.tls_mode();
     if mode == TlsMode::Disable {

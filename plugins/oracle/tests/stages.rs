@@ -9,6 +9,7 @@ use connvault_plugin_oracle::{NOT_SPOKEN, Oracle};
 use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, StageStatus, TlsMode};
 use connvault_testkit::fakes;
 use connvault_testkit::harness::{CANARY, Harness, assert_stages};
+use connvault_testkit::listeners::foreign_server;
 use connvault_testkit::provider::{category, s, stage_status};
 use connvault_testkit::servers::TestCa;
 
@@ -33,6 +34,30 @@ fn unresolvable_host_is_dns() {
     ORACLE.check_unresolvable_host_is_dns(spec);
 }
 
+fn tcps(port: u16) -> pb::ConnectionSpec {
+    let mut spec = spec(port);
+    spec.tls = Some(pb::Tls {
+        mode: TlsMode::Require as i32,
+        ..Default::default()
+    });
+    spec
+}
+
+/// Another service on the port (an HTTP server): over TCPS the handshake
+/// fails and its bytes never come back (over TCP it is not detected).
+#[test]
+fn a_foreign_servers_bytes_are_never_quoted() {
+    ORACLE.check_foreign_server_is_not_quoted(&[TlsMode::Require, TlsMode::VerifyFull], spec);
+}
+
+/// Approved addresses are dialled instead of the host name; others are
+/// refused unsent. TCPS, so that a reached listener that never answers is a
+/// TIMEOUT.
+#[test]
+fn the_egress_grant_is_honoured() {
+    ORACLE.check_egress_grant_is_honoured(tcps);
+}
+
 #[test]
 fn closed_port_is_unreachable() {
     ORACLE.check_closed_port_is_unreachable(spec);
@@ -46,7 +71,7 @@ fn silent_server_times_out_in_the_tls_handshake() {
 
 #[test]
 fn a_reachable_listener_passes_and_login_is_skipped_saying_why() {
-    let port = fakes::http_server();
+    let port = foreign_server();
     let response = ORACLE.test(spec(port));
     assert!(response.success, "{response:#?}");
     assert_stages(
@@ -142,7 +167,7 @@ fn tcps_modes_against_a_tls_listener() {
 
 #[test]
 fn tcps_to_a_peer_that_speaks_http_fails_tls() {
-    let port = fakes::http_server();
+    let port = foreign_server();
     let response = with_tls(
         port,
         "127.0.0.1",

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, StageStatus, TlsMode};
 use connvault_plugin_sqlserver::SqlServer;
-use connvault_testkit::fakes;
 use connvault_testkit::harness::{CANARY, Harness, assert_stages};
+use connvault_testkit::listeners::foreign_server;
 use connvault_testkit::provider::{category, s, stage_status};
 use connvault_testkit::servers::TestCa;
 use fake::{ENCRYPT_NOT_SUP, ENCRYPT_ON, ENCRYPT_REQ, Options};
@@ -52,6 +52,21 @@ fn unresolvable_host_is_dns() {
     MSSQL.check_unresolvable_host_is_dns(spec);
 }
 
+/// Another service on the port (an HTTP server): its bytes never come back.
+#[test]
+fn a_foreign_servers_bytes_are_never_quoted() {
+    MSSQL.check_foreign_server_is_not_quoted(
+        &[TlsMode::Disable, TlsMode::Require, TlsMode::VerifyFull],
+        spec,
+    );
+}
+
+/// Approved addresses are dialled instead of the host name; others are refused unsent.
+#[test]
+fn the_egress_grant_is_honoured() {
+    MSSQL.check_egress_grant_is_honoured(spec);
+}
+
 #[test]
 fn closed_port_is_unreachable() {
     MSSQL.check_closed_port_is_unreachable(spec);
@@ -64,7 +79,7 @@ fn silent_server_times_out_within_the_deadline() {
 
 #[test]
 fn a_peer_that_speaks_http_is_a_protocol_error() {
-    let port = fakes::http_server();
+    let port = foreign_server();
     let plain = MSSQL.test(spec(port));
     assert_eq!(category(&plain), ErrorCategory::Protocol, "{plain:#?}");
     assert_eq!(
