@@ -9,6 +9,9 @@
 //! it becomes the flusher, otherwise it waits. A flush covers exactly the
 //! writers that registered before it *started*, so writers arriving while one
 //! flush runs are all acknowledged by the next one.
+//!
+//! Each flush also leaves the store's high-water mark (`progress.rs`): in
+//! sled before the flush, in the progress file after the `fsync`.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -17,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
+use super::progress::Mark;
 use crate::{Result, StoreError};
 
 /// Files whose `fsync` completes sled's flush.
@@ -29,6 +33,8 @@ struct SyncFiles {
     /// Blob files already synced; sled writes values too large for its log as
     /// separate files under `blobs/` without syncing them.
     synced_blobs: Mutex<HashSet<OsString>>,
+    /// The high-water mark each flush leaves in sled and in the progress file.
+    mark: Mark,
 }
 
 #[derive(Default)]
@@ -60,9 +66,10 @@ fn sync_dir(path: &Path) -> std::io::Result<()> {
 }
 
 impl Durability {
-    /// `durable == false` makes [`Durability::wait`] a no-op (benchmarks only).
-    pub(crate) fn new(dir: &Path, durable: bool) -> Result<Self> {
-        let files = if durable {
+    /// `mark == None` (a store that is not durable) makes
+    /// [`Durability::wait`] a no-op (benchmarks only).
+    pub(crate) fn new(dir: &Path, mark: Option<Mark>) -> Result<Self> {
+        let files = if let Some(mark) = mark {
             let log = File::open(dir.join("db"))?;
             // Make the files sled created at open, and their names, durable.
             log.sync_all()?;
@@ -78,6 +85,7 @@ impl Durability {
                 dir: dir.to_path_buf(),
                 log,
                 synced_blobs: Mutex::new(HashSet::new()),
+                mark,
             })
         } else {
             None
@@ -161,9 +169,13 @@ impl Durability {
     }
 
     fn flush(&self, db: &sled::Db, files: &SyncFiles) -> Result<()> {
+        // The mark goes into sled after every write this flush acknowledges,
+        // and into the progress file once they are on disk.
+        let mark = files.mark.stage()?;
         db.flush()?;
         files.log.sync_all()?;
         self.sync_new_blobs(files)?;
+        files.mark.record(mark)?;
         self.flushes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
