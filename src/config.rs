@@ -61,6 +61,10 @@ pub struct Config {
     pub metadata_cache_ttl_secs: u64,
     /// Default time a metadata discovery may take, in milliseconds.
     pub discover_timeout_ms: u32,
+    /// Start even though the store lost acknowledged writes (a flag only,
+    /// for one start: never read from the file).
+    #[serde(skip)]
+    pub accept_data_loss: bool,
 }
 
 /// Plugin loading settings.
@@ -97,6 +101,7 @@ impl Default for Config {
             audit_log: None,
             metadata_cache_ttl_secs: 300,
             discover_timeout_ms: 30_000,
+            accept_data_loss: false,
         }
     }
 }
@@ -162,6 +167,11 @@ pub struct ServeArgs {
     /// Delete audit events older than this many seconds [default: 0, keep all].
     #[arg(long, env = "CONNVAULT_AUDIT_RETENTION_SECS")]
     pub audit_retention_secs: Option<u64>,
+    /// Start even though the store lost acknowledged writes (its log was
+    /// damaged): serve what is left, log and audit the loss. For one start,
+    /// after deciding against restoring a backup (see docs/operations.md).
+    #[arg(long)]
+    pub accept_data_loss: bool,
 }
 
 impl Config {
@@ -202,6 +212,7 @@ impl Config {
         if let Some(secs) = args.audit_retention_secs {
             config.audit_retention_secs = secs;
         }
+        config.accept_data_loss = args.accept_data_loss;
         Ok(config)
     }
 

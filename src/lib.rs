@@ -17,6 +17,7 @@ pub mod codec;
 pub mod config;
 pub mod dev;
 pub mod error;
+pub mod keys_file;
 pub mod master_key;
 pub mod middleware;
 pub mod names;
@@ -24,6 +25,7 @@ pub mod plugin_messages;
 pub mod record_format;
 pub mod server;
 pub mod store_setup;
+pub mod verify;
 
 /// Generated protobuf and gRPC code (modules mirror the proto packages).
 pub mod pb {

@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::master_key::{self, KeyError, KeySource};
 use crate::middleware::{AuthenticateLayer, FramingLayer, RequestIdLayer};
 use crate::pb::{self, v1};
+use crate::store_setup::OpenError;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,16 @@ pub enum StartError {
     /// The store could not be opened.
     #[error("cannot open the store: {0}")]
     Store(StoreError),
+    /// The store's files are damaged beyond what sled recovers.
+    #[error(
+        "refusing to start: {0}. Restore the data directory from a backup; `connvault store verify --data-dir DIR` reports what can still be read"
+    )]
+    Damaged(StoreError),
+    /// The store lost acknowledged writes (see docs/operations.md).
+    #[error(
+        "refusing to start: {0}. sled drops its log from a damaged byte on. Restore the data directory from a backup; or, to serve what is left, start once with --accept-data-loss (the loss is logged and audited). `connvault store verify --data-dir DIR` lists what the store holds"
+    )]
+    DataLost(Box<connvault_store::sled::LostWrites>),
     /// The master key is missing or wrong.
     #[error(transparent)]
     Key(#[from] KeyError),
@@ -102,14 +113,6 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let master_key_env = secrets.master_key;
     create_data_dir(&config.data_dir)?;
-    let store = crate::store_setup::open(&config)
-        .await
-        .map_err(|error| match error {
-            error @ StoreError::Locked { .. } => StartError::Locked(error),
-            other => StartError::Store(other),
-        })?;
-    let store_for_audit = Arc::clone(&store);
-
     let (master, source) = master_key::load_master_key(
         master_key_env,
         config.master_key_file.as_deref(),
@@ -128,7 +131,22 @@ pub async fn run(
         KeySource::Environment => tracing::info!("master key from CONNVAULT_MASTER_KEY"),
         KeySource::File => tracing::info!("master key from the key file"),
     }
-    let keyring = master_key::open_keyring(store.as_ref(), master).await?;
+    let serving = crate::store_setup::open_for_serving(&config, master)
+        .await
+        .map_err(|error| match error {
+            OpenError::Store(error @ StoreError::Locked { .. }) => StartError::Locked(error),
+            OpenError::Store(StoreError::Lost(lost)) => StartError::DataLost(lost),
+            OpenError::Store(error @ StoreError::Corrupt(_)) => StartError::Damaged(error),
+            OpenError::Store(other) => StartError::Store(other),
+            OpenError::Key(error) => StartError::Key(error),
+        })?;
+    let crate::store_setup::Serving {
+        store,
+        keyring,
+        recovery,
+        keyring_state,
+    } = serving;
+    let store_for_audit = Arc::clone(&store);
 
     let plugin_dir = config.plugin_dir();
     let mut host_options = HostOptions {
@@ -213,6 +231,11 @@ pub async fn run(
             std::time::Duration::from_secs(config.audit_retention_secs),
         ));
     }
+    crate::store_setup::audit_accepted_loss(&audit, &recovery, keyring_state)
+        .await
+        .map_err(|error| {
+            StartError::Task(format!("cannot audit the accepted data loss: {error}"))
+        })?;
     let guard = Arc::new(Guard::new(Arc::clone(&audit)));
     if config.dev {
         if app.get_tenant("tenants/dev").await.is_err()

@@ -32,6 +32,7 @@ use crate::config::Config;
 use crate::pb::v1;
 
 pub use audit_events::{AuditFilter, list_audit_events};
+pub(crate) use connections::secrets_aad;
 
 /// Shared state of a running server.
 pub struct App {
