@@ -5,6 +5,8 @@ mod support;
 
 mod auth;
 mod connections;
+mod crash_consistency;
+mod damage;
 mod discover;
 mod durability;
 mod leaks;
