@@ -210,3 +210,59 @@ fn the_check_finds_each_broken_index() {
     );
     assert!(has("id-0002: corrupt data"), "{problems:#?}");
 }
+
+#[test]
+fn every_acknowledged_write_is_covered_by_the_recorded_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = open(&data, SledOptions::default()).unwrap();
+    fill(&store, 0..1);
+    // Pipelined group commits (the writer's flusher and marker threads) and
+    // inline ones (tenant writes block on their own flush), interleaved.
+    let writers: Vec<_> = (0..6)
+        .map(|writer| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    store
+                        .create_connection_blocking(&record(1000 + writer * 100 + i))
+                        .unwrap();
+                    // What was acknowledged is covered by the file already.
+                    let recorded = super::progress::read(store.path())
+                        .unwrap()
+                        .unwrap()
+                        .unwrap();
+                    assert!(recorded.last_change_seq >= 1, "{recorded:?}");
+                }
+            })
+        })
+        .collect();
+    for i in 0..20 {
+        store
+            .create_tenant_blocking(&TenantRecord {
+                tenant_id: format!("t{i}"),
+                value: Vec::new(),
+            })
+            .unwrap();
+    }
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let recorded = super::progress::read(&data).unwrap().unwrap().unwrap();
+    assert_eq!(
+        recorded.commit,
+        store.flushes(),
+        "the newest flush's mark is on disk"
+    );
+    assert_eq!(
+        recorded.last_change_seq,
+        store.last_change_seq_now().unwrap()
+    );
+    drop(store);
+    let store = open(&data, SledOptions::default()).unwrap();
+    assert!(matches!(store.recovery(), Recovery::Intact { .. }));
+    assert_eq!(
+        store.check(&mut |_| {}).unwrap().problems,
+        Vec::<String>::new()
+    );
+}

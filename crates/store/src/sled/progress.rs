@@ -226,8 +226,13 @@ pub(crate) struct Mark {
     file: File,
     meta: Tree,
     changes: Tree,
-    /// The number the next commit gets.
-    next: Mutex<u64>,
+    /// The last commit before this process: flush `n` of this process is
+    /// commit `base + n`.
+    base: u64,
+    /// The highest commit recorded in the file. Marks of pipelined flushes
+    /// may arrive out of order; one already covered by a higher commit is
+    /// not written (it would overwrite that commit's slot with less).
+    recorded: Mutex<u64>,
 }
 
 impl Mark {
@@ -242,16 +247,16 @@ impl Mark {
             file,
             meta,
             changes,
-            next: Mutex::new(after + 1),
+            base: after,
+            recorded: Mutex::new(after),
         })
     }
 
-    /// Puts the next commit's mark into sled, before its flush: the flush
-    /// then covers it and every write applied before it.
-    pub(crate) fn stage(&self) -> Result<Progress> {
-        let commit = *self.next.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Puts the mark of this process's flush `flush` into sled, before the
+    /// flush: the flush then covers it and every write applied before it.
+    pub(crate) fn stage(&self, flush: u64) -> Result<Progress> {
         let progress = Progress {
-            commit,
+            commit: self.base + flush,
             last_change_seq: last_change_seq(&self.changes)?,
         };
         self.meta.insert(COMMIT_KEY, &progress.to_bytes())?;
@@ -260,11 +265,15 @@ impl Mark {
 
     /// Records a staged mark once sled's flush and `fsync` succeeded.
     pub(crate) fn record(&self, progress: Progress) -> Result<()> {
+        let mut recorded = self.recorded.lock().unwrap_or_else(PoisonError::into_inner);
+        if progress.commit <= *recorded {
+            return Ok(());
+        }
         let slot = encode_slot(progress);
         self.file
             .write_all_at(&slot, (progress.commit % 2) * SLOT_STRIDE)?;
         self.file.sync_data()?;
-        *self.next.lock().unwrap_or_else(PoisonError::into_inner) = progress.commit + 1;
+        *recorded = progress.commit;
         Ok(())
     }
 }
@@ -370,10 +379,12 @@ mod tests {
             db.open_tree("changes").unwrap(),
         )
         .unwrap();
-        for _ in 0..3 {
-            let staged = mark.stage().unwrap();
+        for flush in 1..=3 {
+            let staged = mark.stage(flush).unwrap();
             mark.record(staged).unwrap();
         }
+        // A mark already covered by a higher one is not written.
+        mark.record(Progress::default()).unwrap();
         let newest = Progress {
             commit: 3,
             last_change_seq: 0,
