@@ -6,6 +6,9 @@ use tonic::Status;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
 
+use crate::error::MAX_MESSAGE_BYTES;
+use crate::text::clip_owned;
+
 /// The codec `build.rs` names for every generated service and client.
 #[derive(Debug, Clone, Default)]
 pub struct ApiCodec<T, U>(ProstCodec<T, U>);
@@ -39,7 +42,8 @@ impl<U: prost::Message + Default> Decoder for ApiDecoder<U> {
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
         self.0.decode(buf).map_err(|status| {
-            Status::invalid_argument(format!("malformed message: {}", status.message()))
+            let message = format!("malformed message: {}", status.message());
+            Status::invalid_argument(clip_owned(message, MAX_MESSAGE_BYTES))
         })
     }
 

@@ -65,7 +65,22 @@ pub struct Config {
     /// for one start: never read from the file).
     #[serde(skip)]
     pub accept_data_loss: bool,
+    /// Requests per second each tenant may send on average (0: no limit).
+    pub tenant_rate_limit: u32,
+    /// Requests a tenant may send at once after a quiet spell (0: the rate).
+    pub tenant_rate_burst: u32,
+    /// The largest request message accepted, in bytes (larger: RESOURCE_EXHAUSTED).
+    pub max_request_bytes: usize,
+    /// How many refused requests the audit log records one by one.
+    pub refused_audit: crate::audit::RefusalLimits,
 }
+
+/// The default of [`Config::max_request_bytes`]: 1 MiB, room for a
+/// connection with a CA bundle and every secret it needs.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+/// The smallest [`Config::max_request_bytes`] accepted.
+const MIN_REQUEST_BYTES: usize = 4096;
 
 /// Plugin loading settings.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -75,8 +90,14 @@ pub struct PluginConfig {
     pub pins: BTreeMap<String, String>,
     /// Refuse plugins without a pin. Defaults to on outside `--dev`.
     pub require_pins: Option<bool>,
-    /// Worker threads (concurrent calls) per plugin.
+    /// I/O worker threads (concurrent `test` and `discover` calls) per plugin.
     pub workers_per_plugin: Option<usize>,
+    /// Worker threads per plugin for calls that do no I/O (`validate`, `render`).
+    pub pure_workers_per_plugin: Option<usize>,
+    /// I/O calls one tenant may run at once on one plugin (0: half its I/O workers).
+    pub io_calls_per_tenant: Option<usize>,
+    /// I/O calls one tenant may have waiting for one plugin's workers.
+    pub io_queue_per_tenant: Option<usize>,
 }
 
 impl Default for Config {
@@ -102,6 +123,10 @@ impl Default for Config {
             metadata_cache_ttl_secs: 300,
             discover_timeout_ms: 30_000,
             accept_data_loss: false,
+            tenant_rate_limit: 1_000,
+            tenant_rate_burst: 2_000,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            refused_audit: crate::audit::RefusalLimits::default(),
         }
     }
 }
@@ -126,6 +151,9 @@ pub enum ConfigError {
         /// Why.
         source: Box<toml::de::Error>,
     },
+    /// A setting has a value that cannot work.
+    #[error("invalid setting: {0}")]
+    Invalid(&'static str),
 }
 
 /// Flags of `connvault serve`; each also reads a `CONNVAULT_*` variable.
@@ -172,6 +200,42 @@ pub struct ServeArgs {
     /// after deciding against restoring a backup (see docs/operations.md).
     #[arg(long)]
     pub accept_data_loss: bool,
+    /// Requests per second each tenant may send on average, 0 for no limit [default: 1000].
+    #[arg(long, env = "CONNVAULT_TENANT_RATE_LIMIT")]
+    pub tenant_rate_limit: Option<u32>,
+    /// Requests a tenant may send at once after a quiet spell, 0 for the rate [default: 2000].
+    #[arg(long, env = "CONNVAULT_TENANT_RATE_BURST")]
+    pub tenant_rate_burst: Option<u32>,
+    /// I/O worker threads per plugin: concurrent test and discover calls [default: 8].
+    #[arg(long, env = "CONNVAULT_WORKERS_PER_PLUGIN")]
+    pub workers_per_plugin: Option<usize>,
+    /// Worker threads per plugin for validate and render, which I/O never holds [default: 4].
+    #[arg(long, env = "CONNVAULT_PURE_WORKERS_PER_PLUGIN")]
+    pub pure_workers_per_plugin: Option<usize>,
+    /// Test and discover calls one tenant may run at once on a plugin, 0 for half its I/O workers [default: 0].
+    #[arg(long, env = "CONNVAULT_IO_CALLS_PER_TENANT")]
+    pub io_calls_per_tenant: Option<usize>,
+    /// Test and discover calls one tenant may have waiting for a plugin's workers [default: 32].
+    #[arg(long, env = "CONNVAULT_IO_QUEUE_PER_TENANT")]
+    pub io_queue_per_tenant: Option<usize>,
+    /// The largest request message accepted, in bytes [default: 1048576].
+    #[arg(long, env = "CONNVAULT_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Refused requests recorded per second in the audit log, over all tenants [default: 20].
+    #[arg(long, env = "CONNVAULT_REFUSED_AUDIT_PER_SEC")]
+    pub refused_audit_per_sec: Option<u32>,
+    /// Refused requests recorded at once after a quiet spell [default: 100].
+    #[arg(long, env = "CONNVAULT_REFUSED_AUDIT_BURST")]
+    pub refused_audit_burst: Option<u32>,
+    /// Refused requests recorded per second per claimed tenant [default: 5].
+    #[arg(long, env = "CONNVAULT_REFUSED_AUDIT_PER_TENANT_PER_SEC")]
+    pub refused_audit_per_tenant_per_sec: Option<u32>,
+    /// Refused requests recorded at once per claimed tenant [default: 20].
+    #[arg(long, env = "CONNVAULT_REFUSED_AUDIT_PER_TENANT_BURST")]
+    pub refused_audit_per_tenant_burst: Option<u32>,
+    /// Seconds between summaries of the refused requests not recorded one by one [default: 10].
+    #[arg(long, env = "CONNVAULT_REFUSED_AUDIT_SUMMARY_SECS")]
+    pub refused_audit_summary_secs: Option<u64>,
 }
 
 impl Config {
@@ -213,7 +277,66 @@ impl Config {
             config.audit_retention_secs = secs;
         }
         config.accept_data_loss = args.accept_data_loss;
+        if let Some(rate) = args.tenant_rate_limit {
+            config.tenant_rate_limit = rate;
+        }
+        if let Some(burst) = args.tenant_rate_burst {
+            config.tenant_rate_burst = burst;
+        }
+        let plugins = &mut config.plugins;
+        for (flag, setting) in [
+            (args.workers_per_plugin, &mut plugins.workers_per_plugin),
+            (
+                args.pure_workers_per_plugin,
+                &mut plugins.pure_workers_per_plugin,
+            ),
+            (args.io_calls_per_tenant, &mut plugins.io_calls_per_tenant),
+            (args.io_queue_per_tenant, &mut plugins.io_queue_per_tenant),
+        ] {
+            if flag.is_some() {
+                *setting = flag;
+            }
+        }
+        if let Some(bytes) = args.max_request_bytes {
+            config.max_request_bytes = bytes;
+        }
+        let refused = &mut config.refused_audit;
+        for (flag, setting) in [
+            (args.refused_audit_per_sec, &mut refused.per_sec),
+            (args.refused_audit_burst, &mut refused.burst),
+            (
+                args.refused_audit_per_tenant_per_sec,
+                &mut refused.per_tenant_per_sec,
+            ),
+            (
+                args.refused_audit_per_tenant_burst,
+                &mut refused.per_tenant_burst,
+            ),
+        ] {
+            if let Some(value) = flag {
+                *setting = value;
+            }
+        }
+        if let Some(secs) = args.refused_audit_summary_secs {
+            refused.summary_secs = secs;
+        }
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Refuses settings that cannot work.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(problem) = self.refused_audit.problem() {
+            return Err(ConfigError::Invalid(problem));
+        }
+        // Below this not even a typical connection fits; above 4 GiB the
+        // gRPC length prefix cannot say it.
+        if !(MIN_REQUEST_BYTES..=u32::MAX as usize).contains(&self.max_request_bytes) {
+            return Err(ConfigError::Invalid(
+                "max_request_bytes must be between 4096 and 4294967295",
+            ));
+        }
+        Ok(())
     }
 
     /// Parses a TOML file.
@@ -226,6 +349,44 @@ impl Config {
             path: path.to_owned(),
             source: Box::new(source),
         })
+    }
+
+    /// How plugins are called: the lanes' sizes and the per-tenant share of
+    /// I/O workers, over the host's defaults. Pins are the caller's to add.
+    pub fn host_options(&self) -> connvault_plugin_host::HostOptions {
+        let mut options = connvault_plugin_host::HostOptions {
+            require_pins: self.plugins.require_pins.unwrap_or(!self.dev),
+            ..connvault_plugin_host::HostOptions::default()
+        };
+        let plugins = &self.plugins;
+        for (setting, option) in [
+            (plugins.workers_per_plugin, &mut options.workers_per_plugin),
+            (
+                plugins.pure_workers_per_plugin,
+                &mut options.pure_workers_per_plugin,
+            ),
+            (
+                plugins.io_calls_per_tenant,
+                &mut options.io_calls_per_tenant,
+            ),
+            (
+                plugins.io_queue_per_tenant,
+                &mut options.io_queue_per_tenant,
+            ),
+        ] {
+            if let Some(value) = setting {
+                *option = value;
+            }
+        }
+        options
+    }
+
+    /// The per-tenant request rate limit.
+    pub fn rate_limit(&self) -> crate::rate_limit::RateLimit {
+        crate::rate_limit::RateLimit {
+            per_second: self.tenant_rate_limit,
+            burst: self.tenant_rate_burst,
+        }
     }
 
     /// The plugin directory: configured, or beside the executable (where cargo puts plugins).
@@ -272,8 +433,66 @@ mod tests {
         };
         assert_eq!(Config::load(&args).unwrap().audit_retention_secs, 86_400);
 
+        let config = Config::load(&ServeArgs {
+            io_calls_per_tenant: Some(3),
+            tenant_rate_limit: Some(0),
+            ..args.clone()
+        })
+        .unwrap();
+        let options = config.host_options();
+        assert_eq!(options.io_calls_per_tenant, 3);
+        assert_eq!(options.workers_per_plugin, 8, "the host's default");
+        assert!(options.require_pins);
+        assert_eq!(config.rate_limit().per_second, 0);
+        assert_eq!(Config::default().rate_limit().per_second, 1_000);
+
         std::fs::write(&file, "lisen = 1\n").unwrap();
         let error = Config::load(&args).unwrap_err().to_string();
         assert!(error.contains("lisen"), "{error}");
+    }
+
+    #[test]
+    fn request_and_refused_audit_limits_layer_and_refuse_what_cannot_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("connvault.toml");
+        let defaults = Config::load(&ServeArgs::default()).unwrap();
+        assert_eq!(defaults.max_request_bytes, DEFAULT_MAX_REQUEST_BYTES);
+        assert_eq!(
+            defaults.refused_audit,
+            crate::audit::RefusalLimits::default()
+        );
+        std::fs::write(
+            &file,
+            "max_request_bytes = 65536\n[refused_audit]\nper_sec = 3\nper_tenant_burst = 7\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            refused_audit_per_sec: Some(4),
+            refused_audit_summary_secs: Some(2),
+            ..ServeArgs::default()
+        };
+        let config = Config::load(&args).unwrap();
+        assert_eq!(config.max_request_bytes, 65_536);
+        let limits = config.refused_audit;
+        assert_eq!(
+            (limits.per_sec, limits.per_tenant_burst, limits.summary_secs),
+            (4, 7, 2),
+            "the flag over the file over the default"
+        );
+        assert_eq!(limits.burst, 100);
+        for broken in [
+            ServeArgs {
+                refused_audit_per_tenant_per_sec: Some(0),
+                ..args.clone()
+            },
+            ServeArgs {
+                max_request_bytes: Some(100),
+                ..args.clone()
+            },
+        ] {
+            let error = Config::load(&broken).unwrap_err();
+            assert!(matches!(error, ConfigError::Invalid(_)), "{error}");
+        }
     }
 }

@@ -1,11 +1,15 @@
 //! The service's errors and their one mapping to gRPC statuses (AIP-193).
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use connvault_plugin_host::CallError;
 use connvault_store::StoreError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::text::{clip, clip_owned};
 
 /// One bad field of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +51,17 @@ pub enum ServiceError {
     /// the caller may retry.
     #[error("{0}")]
     Unavailable(String),
+    /// A limit on what `subject` may ask is used up for now; the caller may
+    /// retry after `retry_after`.
+    #[error("{message}")]
+    ResourceExhausted {
+        /// What the limit applies to (`tenants/acme`).
+        subject: String,
+        /// What was exceeded, safe to show.
+        message: String,
+        /// When a retry may succeed.
+        retry_after: Duration,
+    },
     /// The request carries no valid credentials.
     #[error("{0}")]
     Unauthenticated(String),
@@ -123,27 +138,27 @@ impl From<StoreError> for ServiceError {
 impl From<ServiceError> for Status {
     fn from(error: ServiceError) -> Status {
         match error {
-            ServiceError::InvalidArgument(violations) => {
+            ServiceError::InvalidArgument(violations) => invalid_argument(&violations),
+            ServiceError::NotFound(what) => Status::not_found(said(format!("{what} not found"))),
+            ServiceError::AlreadyExists(message) => Status::already_exists(said(message)),
+            ServiceError::Aborted(message) => Status::aborted(said(message)),
+            ServiceError::FailedPrecondition(message) => Status::failed_precondition(said(message)),
+            ServiceError::DeadlineExceeded(message) => Status::deadline_exceeded(said(message)),
+            ServiceError::Unavailable(message) => Status::unavailable(said(message)),
+            ServiceError::ResourceExhausted {
+                subject,
+                message,
+                retry_after,
+            } => {
+                let message = said(message);
                 let mut details = ErrorDetails::new();
-                for violation in &violations {
-                    details.add_bad_request_violation(&violation.field, &violation.description);
-                }
-                let summary = violations
-                    .iter()
-                    .map(|violation| format!("{}: {}", violation.field, violation.description))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                Status::with_error_details(Code::InvalidArgument, summary, details)
+                details.set_retry_info(Some(retry_after));
+                details.add_quota_failure_violation(subject, &message);
+                Status::with_error_details(Code::ResourceExhausted, message, details)
             }
-            ServiceError::NotFound(what) => Status::not_found(format!("{what} not found")),
-            ServiceError::AlreadyExists(message) => Status::already_exists(message),
-            ServiceError::Aborted(message) => Status::aborted(message),
-            ServiceError::FailedPrecondition(message) => Status::failed_precondition(message),
-            ServiceError::DeadlineExceeded(message) => Status::deadline_exceeded(message),
-            ServiceError::Unavailable(message) => Status::unavailable(message),
-            ServiceError::Unauthenticated(message) => Status::unauthenticated(message),
-            ServiceError::PermissionDenied(message) => Status::permission_denied(message),
-            ServiceError::DataLoss(message) => Status::data_loss(message),
+            ServiceError::Unauthenticated(message) => Status::unauthenticated(said(message)),
+            ServiceError::PermissionDenied(message) => Status::permission_denied(said(message)),
+            ServiceError::DataLoss(message) => Status::data_loss(said(message)),
             ServiceError::Plugin(error) => plugin_status(&error),
             // Internal-class errors: the detail goes to the log, inside the
             // request's span (request id, method); the client gets a generic message.
@@ -152,11 +167,61 @@ impl From<ServiceError> for Status {
                 Status::internal("internal storage error")
             }
             ServiceError::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
+                tracing::error!(detail = %clip(&detail, MAX_MESSAGE_BYTES), "internal error");
                 Status::internal(INTERNAL)
             }
         }
     }
+}
+
+/// The longest message a status carries. A client reads the message and the
+/// details (which repeat it) from the response's trailers, within its header
+/// limit (16 KiB in hyper, grpc-go and grpc-java): whatever a request held,
+/// its error must stay well inside that, percent-encoding and base64 included.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+/// The most violations an INVALID_ARGUMENT lists; the message says how many
+/// more there were, and an `ErrorInfo` (reason `VIOLATIONS_TRUNCATED`) counts them.
+pub const MAX_VIOLATIONS_SHOWN: usize = 10;
+/// The longest field path a violation shows.
+pub const MAX_VIOLATION_FIELD_BYTES: usize = 160;
+/// The longest description a violation shows.
+pub const MAX_VIOLATION_DESCRIPTION_BYTES: usize = 240;
+
+/// A message cut to [`MAX_MESSAGE_BYTES`].
+fn said(message: String) -> String {
+    clip_owned(message, MAX_MESSAGE_BYTES)
+}
+
+/// INVALID_ARGUMENT with the first [`MAX_VIOLATIONS_SHOWN`] violations, each
+/// cut to its bound, as `BadRequest` details and as the message.
+fn invalid_argument(violations: &[Violation]) -> Status {
+    let shown = &violations[..violations.len().min(MAX_VIOLATIONS_SHOWN)];
+    let hidden = violations.len() - shown.len();
+    let mut details = ErrorDetails::new();
+    let mut summary = String::new();
+    for violation in shown {
+        let field = clip(&violation.field, MAX_VIOLATION_FIELD_BYTES);
+        let description = clip(&violation.description, MAX_VIOLATION_DESCRIPTION_BYTES);
+        if !summary.is_empty() {
+            summary.push_str("; ");
+        }
+        summary.push_str(&format!("{field}: {description}"));
+        details.add_bad_request_violation(field, description);
+    }
+    // The count of the rest must survive the cut, so it goes on after.
+    let mut message = clip_owned(summary, MAX_MESSAGE_BYTES - 64);
+    if hidden > 0 {
+        message.push_str(&format!(" (and {hidden} more violations)"));
+        details.set_error_info(
+            "VIOLATIONS_TRUNCATED",
+            "connvault.v1",
+            HashMap::from([
+                ("shown".to_owned(), shown.len().to_string()),
+                ("total".to_owned(), violations.len().to_string()),
+            ]),
+        );
+    }
+    Status::with_error_details(Code::InvalidArgument, message, details)
 }
 
 /// What a client is told about an internal failure: the detail is in the log.
@@ -169,24 +234,20 @@ const INTERNAL: &str = "internal error";
 fn plugin_status(error: &CallError) -> Status {
     let code = Code::from_i32(error.grpc_code());
     match (code, error.field()) {
-        (Code::InvalidArgument, Some(field)) => {
-            let field = format!("connection.{field}");
-            let mut details = ErrorDetails::new();
-            details.add_bad_request_violation(&field, error.to_string());
-            Status::with_error_details(code, format!("{field}: {error}"), details)
-        }
+        (Code::InvalidArgument, Some(field)) => invalid_argument(&[Violation {
+            field: format!("connection.{field}"),
+            description: error.to_string(),
+        }]),
         (Code::Internal, _) => {
             tracing::error!(%error, "plugin failure");
             Status::internal(INTERNAL)
         }
-        _ => Status::new(code, error.to_string()),
+        _ => Status::new(code, said(error.to_string())),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -208,6 +269,21 @@ mod tests {
         let status = Status::from(late);
         assert_eq!(status.code(), Code::DeadlineExceeded);
         assert_eq!(status.message(), message);
+    }
+
+    #[test]
+    fn an_exhausted_limit_says_when_to_retry() {
+        let status = Status::from(ServiceError::ResourceExhausted {
+            subject: "tenants/acme".into(),
+            message: "too many requests".into(),
+            retry_after: Duration::from_millis(250),
+        });
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(status.message(), "too many requests");
+        let retry = status.get_details_retry_info().unwrap();
+        assert_eq!(retry.retry_delay, Some(Duration::from_millis(250)));
+        let quota = status.get_details_quota_failure().unwrap();
+        assert_eq!(quota.violations[0].subject, "tenants/acme");
     }
 
     #[test]
@@ -241,5 +317,74 @@ mod tests {
             (status.code(), status.message()),
             (Code::DeadlineExceeded, "late")
         );
+    }
+
+    /// The bytes HTTP/2 counts for a status's headers and trailers (RFC 7540
+    /// §6.5.2: name, value and 32 per field), as the client receives them.
+    fn header_list_size(status: Status) -> usize {
+        let response = status.into_http::<()>();
+        response
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 32)
+            .sum()
+    }
+
+    #[test]
+    fn every_error_fits_a_clients_16_kib_header_limit_whatever_the_request_held() {
+        let huge = "é\n%".repeat(300_000);
+        let long = "é\n%".repeat(300);
+        let many = ServiceError::InvalidArgument(
+            (0..10_000)
+                .map(|i| Violation {
+                    field: format!(
+                        "connection.labels.{i}{}",
+                        if i == 0 { &huge } else { &long }
+                    ),
+                    description: if i == 1 { huge.clone() } else { long.clone() },
+                })
+                .collect(),
+        );
+        let status = Status::from(many);
+        let bad = status
+            .get_details_bad_request()
+            .expect("BadRequest details");
+        assert_eq!(bad.field_violations.len(), MAX_VIOLATIONS_SHOWN);
+        assert!(
+            bad.field_violations[0]
+                .field
+                .starts_with("connection.labels.0é")
+        );
+        let info = status.get_details_error_info().expect("ErrorInfo details");
+        assert_eq!(info.reason, "VIOLATIONS_TRUNCATED");
+        assert_eq!(info.metadata["total"], "10000");
+        assert!(
+            status.message().ends_with("(and 9990 more violations)"),
+            "{}",
+            status.message()
+        );
+        assert!(status.message().len() <= MAX_MESSAGE_BYTES);
+        let size = header_list_size(status);
+        assert!(size < 12 * 1024, "{size} bytes of headers");
+
+        let echoes = [
+            ServiceError::NotFound(huge.clone()),
+            ServiceError::AlreadyExists(huge.clone()),
+            ServiceError::Aborted(huge.clone()),
+            ServiceError::FailedPrecondition(huge.clone()),
+            ServiceError::DeadlineExceeded(huge.clone()),
+            ServiceError::Unavailable(huge.clone()),
+            ServiceError::Unauthenticated(huge.clone()),
+            ServiceError::PermissionDenied(huge.clone()),
+            ServiceError::DataLoss(huge.clone()),
+            ServiceError::Internal(huge.clone()),
+            ServiceError::invalid(huge.clone(), huge.clone()),
+        ];
+        for error in echoes {
+            let status = Status::from(error);
+            assert!(status.message().len() <= MAX_MESSAGE_BYTES);
+            let size = header_list_size(status);
+            assert!(size < 8 * 1024, "{size} bytes of headers");
+        }
     }
 }

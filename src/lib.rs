@@ -12,6 +12,7 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod bounds;
 pub mod clock;
 pub mod codec;
 pub mod config;
@@ -22,9 +23,11 @@ pub mod master_key;
 pub mod middleware;
 pub mod names;
 pub mod plugin_messages;
+pub mod rate_limit;
 pub mod record_format;
 pub mod server;
 pub mod store_setup;
+pub mod text;
 pub mod verify;
 
 /// Generated protobuf and gRPC code (modules mirror the proto packages).

@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs the gRPC server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Mints an HS256 bearer token with the configured secret (CONNVAULT_JWT_HS256_SECRET
     /// or auth.hs256_secret_file), issuer and audience.
     Token(TokenArgs),

@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::master_key::{self, KeyError, KeySource};
 use crate::middleware::{AuthenticateLayer, FramingLayer, RequestIdLayer};
 use crate::pb::{self, v1};
+use crate::rate_limit::{self, RateLimiter};
 use crate::store_setup::OpenError;
 
 /// Why the server could not start.
@@ -149,14 +150,10 @@ pub async fn run(
     let store_for_audit = Arc::clone(&store);
 
     let plugin_dir = config.plugin_dir();
-    let mut host_options = HostOptions {
+    let host_options = HostOptions {
         pins: config.plugins.pins.clone(),
-        require_pins: config.plugins.require_pins.unwrap_or(!config.dev),
-        ..HostOptions::default()
+        ..config.host_options()
     };
-    if let Some(workers) = config.plugins.workers_per_plugin {
-        host_options.workers_per_plugin = workers;
-    }
     let dir = plugin_dir.clone();
     let plugins = tokio::task::spawn_blocking(move || PluginHost::load_dir(&dir, &host_options))
         .await
@@ -219,6 +216,7 @@ pub async fn run(
             Arc::clone(&store_for_audit),
             Arc::clone(app.keyring()),
             config.audit_log.as_deref(),
+            config.refused_audit,
         )
         .map_err(|source| StartError::AuditLog {
             path: config.audit_log.clone().unwrap_or_default(),
@@ -236,7 +234,13 @@ pub async fn run(
         .map_err(|error| {
             StartError::Task(format!("cannot audit the accepted data loss: {error}"))
         })?;
-    let guard = Arc::new(Guard::new(Arc::clone(&audit)));
+    tokio::spawn(Arc::clone(&audit).summarize_refusals());
+    let guard = Arc::new(
+        Guard::new(Arc::clone(&audit)).with_rate_limiter(RateLimiter::new(
+            config.rate_limit(),
+            rate_limit::MAX_TRACKED,
+        )),
+    );
     if config.dev {
         if app.get_tenant("tenants/dev").await.is_err()
             && let Err(error) = app.create_tenant("dev".into(), None).await
@@ -295,45 +299,62 @@ pub async fn run(
     println!("connvault listening on {addr}");
 
     // Every RPC passes these layers, outermost first; limits (concurrency,
-    // rate) go here too, so one place says what stands before a handler.
+    // rate) go here too, so one place says what stands before a handler —
+    // except the per-tenant rate limit, which needs the tenant the decoded
+    // request names and the guard's admission into it (`api::guard`).
     let edge = ServiceBuilder::new()
         .layer(RequestIdLayer)
         .layer(AuthenticateLayer::new(verifier))
-        .layer(FramingLayer);
+        .layer(FramingLayer::new(config.max_request_bytes));
+    // The framing layer refuses a larger message before it is read; tonic's
+    // own limit (which would answer OUT_OF_RANGE) stays as a second line.
+    let max = config.max_request_bytes;
 
     let (drain, drained) = tokio::sync::oneshot::channel::<()>();
-    let mut serving = tokio::spawn(
-        Server::builder()
-            // Large enough that an oversized token reaches authentication and gets
-            // the same UNAUTHENTICATED as any bad token, not a bare HTTP 431.
-            .http2_max_header_list_size(64 * 1024)
-            .layer(edge)
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(v1::tenant_service_server::TenantServiceServer::new(
-                TenantApi::new(Arc::clone(&app), Arc::clone(&guard)),
-            ))
-            .add_service(
-                v1::data_source_service_server::DataSourceServiceServer::new(DataSourceApi::new(
-                    Arc::clone(&app),
-                    Arc::clone(&guard),
-                )),
-            )
-            .add_service(v1::connection_service_server::ConnectionServiceServer::new(
-                ConnectionApi::new(Arc::clone(&app), Arc::clone(&guard)),
-            ))
-            .add_service(v1::audit_service_server::AuditServiceServer::new(
-                AuditApi::new(Arc::clone(&audit), Arc::clone(&guard)),
-            ))
-            .serve_with_incoming_shutdown(
-                // Without TCP_NODELAY small responses wait on delayed ACKs (~40 ms each).
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-                async {
-                    let _ = drained.await;
-                },
-            ),
-    );
+    let mut serving =
+        tokio::spawn(
+            Server::builder()
+                // Large enough that an oversized token reaches authentication and gets
+                // the same UNAUTHENTICATED as any bad token, not a bare HTTP 431.
+                .http2_max_header_list_size(64 * 1024)
+                .layer(edge)
+                .add_service(health_service)
+                .add_service(reflection_v1)
+                .add_service(reflection_v1alpha)
+                .add_service(
+                    v1::tenant_service_server::TenantServiceServer::new(TenantApi::new(
+                        Arc::clone(&app),
+                        Arc::clone(&guard),
+                    ))
+                    .max_decoding_message_size(max),
+                )
+                .add_service(
+                    v1::data_source_service_server::DataSourceServiceServer::new(
+                        DataSourceApi::new(Arc::clone(&app), Arc::clone(&guard)),
+                    )
+                    .max_decoding_message_size(max),
+                )
+                .add_service(
+                    v1::connection_service_server::ConnectionServiceServer::new(
+                        ConnectionApi::new(Arc::clone(&app), Arc::clone(&guard)),
+                    )
+                    .max_decoding_message_size(max),
+                )
+                .add_service(
+                    v1::audit_service_server::AuditServiceServer::new(AuditApi::new(
+                        Arc::clone(&audit),
+                        Arc::clone(&guard),
+                    ))
+                    .max_decoding_message_size(max),
+                )
+                .serve_with_incoming_shutdown(
+                    // Without TCP_NODELAY small responses wait on delayed ACKs (~40 ms each).
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    async {
+                        let _ = drained.await;
+                    },
+                ),
+        );
     tokio::select! {
         result = &mut serving => return finished(result),
         () = shutdown => {}
@@ -351,6 +372,10 @@ pub async fn run(
                 "shutdown grace period over; closing the remaining connections"
             );
         }
+    }
+    // The refusals counted since the last summary are not lost with the process.
+    if let Err(error) = audit.write_summaries().await {
+        tracing::error!(%error, "writing the refused-request summary failed");
     }
     tracing::info!("stopped");
     Ok(())

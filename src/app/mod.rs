@@ -119,24 +119,30 @@ fn check_labels(
     path: &str,
     violations: &mut Vec<crate::error::Violation>,
 ) {
+    use crate::bounds::{MAX_LABEL_KEY_CHARS, MAX_LABEL_VALUE_CHARS, MAX_LABELS};
     use crate::error::Violation;
-    if labels.len() > 64 {
+    if labels.len() > MAX_LABELS {
         violations.push(Violation {
             field: path.into(),
-            description: "must have at most 64 entries".into(),
+            description: format!("must have at most {MAX_LABELS} entries"),
         });
     }
     for (key, value) in labels {
-        if key.is_empty() || key.chars().count() > 100 || key.chars().any(char::is_control) {
+        if key.is_empty()
+            || key.chars().count() > MAX_LABEL_KEY_CHARS
+            || key.chars().any(char::is_control)
+        {
             violations.push(Violation {
                 field: format!("{path}.{key}"),
-                description: "keys must be 1-100 characters without control characters".into(),
+                description: format!(
+                    "keys must be 1-{MAX_LABEL_KEY_CHARS} characters without control characters"
+                ),
             });
         }
-        if value.chars().count() > 2000 {
+        if value.chars().count() > MAX_LABEL_VALUE_CHARS {
             violations.push(Violation {
                 field: format!("{path}.{key}"),
-                description: "values must be at most 2000 characters".into(),
+                description: format!("values must be at most {MAX_LABEL_VALUE_CHARS} characters"),
             });
         }
     }

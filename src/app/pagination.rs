@@ -155,4 +155,24 @@ mod tests {
         assert_eq!(page_size(7).unwrap(), 7);
         assert!(page_size(-1).is_err());
     }
+
+    #[test]
+    fn the_longest_position_makes_a_token_within_the_request_bound() {
+        // A display-name order position: the lowercased name (at most 4
+        // bytes a character once lowercased; `İ` grows to 3), a separator, the id.
+        let keyring = keyring();
+        for widest in ['\u{10400}', 'İ', '字'] {
+            let name: String =
+                std::iter::repeat_n(widest, crate::bounds::MAX_CONNECTION_DISPLAY_NAME_CHARS)
+                    .collect::<String>()
+                    .to_lowercase();
+            let position = format!("{name}\u{1f}{}", uuid::Uuid::now_v7());
+            let token = encode_page_token(&keyring, "q", &position).unwrap();
+            assert!(
+                token.len() <= crate::bounds::MAX_PAGE_TOKEN_BYTES,
+                "{widest}: {} bytes",
+                token.len()
+            );
+        }
+    }
 }

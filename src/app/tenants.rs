@@ -6,6 +6,7 @@ use connvault_store::{StoreError, TenantRecord};
 
 use super::pagination::{decode_page_token, encode_page_token, page_size};
 use super::{App, check_labels, etag_of};
+use crate::bounds::MAX_TENANT_DISPLAY_NAME_CHARS;
 use crate::clock::timestamp_now;
 use crate::error::{ServiceError, Violation};
 use crate::names::{parse_tenant, reserved_tenant_id, tenant_name, valid_tenant_id};
@@ -43,10 +44,10 @@ impl App {
                 ),
             });
         }
-        if tenant.display_name.chars().count() > 200 {
+        if tenant.display_name.chars().count() > MAX_TENANT_DISPLAY_NAME_CHARS {
             violations.push(Violation {
                 field: "tenant.display_name".into(),
-                description: "must be at most 200 characters".into(),
+                description: format!("must be at most {MAX_TENANT_DISPLAY_NAME_CHARS} characters"),
             });
         }
         check_labels(&tenant.labels, "tenant.labels", &mut violations);

@@ -23,6 +23,9 @@ pub use verifier::Verifier;
 
 /// The longest token accepted, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// The longest `sub` a token may carry: it is written into every audit
+/// event and log line of the caller's requests.
+pub const MAX_SUBJECT_BYTES: usize = 256;
 /// The most verified tokens remembered at once (each about 200 bytes).
 pub const MAX_VERIFIED_TOKENS: usize = 4096;
 /// The one message every authentication failure carries.

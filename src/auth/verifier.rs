@@ -11,8 +11,8 @@ use jsonwebtoken::Validation;
 use sha2::{Digest, Sha256};
 
 use super::{
-    AuthConfig, AuthError, Claims, KeySet, MAX_TOKEN_BYTES, MAX_VERIFIED_TOKENS, Principal,
-    unix_now,
+    AuthConfig, AuthError, Claims, KeySet, MAX_SUBJECT_BYTES, MAX_TOKEN_BYTES, MAX_VERIFIED_TOKENS,
+    Principal, unix_now,
 };
 
 /// Verifies bearer tokens against the configured keys.
@@ -132,6 +132,9 @@ impl Verifier {
     fn check_claims(&self, claims: &Claims, now: u64) -> Result<(), AuthError> {
         if claims.sub.trim().is_empty() {
             return Err(AuthError::Refused("empty sub"));
+        }
+        if claims.sub.len() > MAX_SUBJECT_BYTES {
+            return Err(AuthError::Refused("sub longer than 256 bytes"));
         }
         let start = claims.iat.map_or(now, |iat| iat.min(now));
         if claims.exp.saturating_sub(start) > self.max_lifetime.saturating_add(self.leeway) {
@@ -274,6 +277,22 @@ mod tests {
             let error = verifier.verify(&signed(header.clone(), body)).unwrap_err();
             assert!(matches!(error, AuthError::Refused("empty sub")), "{error}");
         }
+    }
+
+    #[test]
+    fn an_overlong_subject_is_refused() {
+        let (_, verifier) = setup();
+        let header = serde_json::json!({"alg": "HS256"});
+        let mut body = claims(unix_now());
+        body["sub"] = "s".repeat(crate::auth::MAX_SUBJECT_BYTES).into();
+        assert!(
+            verifier
+                .verify(&signed(header.clone(), body.clone()))
+                .is_ok()
+        );
+        body["sub"] = "s".repeat(crate::auth::MAX_SUBJECT_BYTES + 1).into();
+        let error = verifier.verify(&signed(header, body)).unwrap_err();
+        assert!(matches!(error, AuthError::Refused(_)), "{error}");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Checks the gRPC framing of request bodies as they stream in, so a body
 //! that ends inside a message, carries no message, or sets a compression
 //! flag it may not, is INVALID_ARGUMENT: tonic answers these INTERNAL, which
-//! reads as a server bug and hides a client's.
+//! reads as a server bug and hides a client's. A message whose length prefix
+//! is over the configured maximum is RESOURCE_EXHAUSTED (the gRPC spec's
+//! code; tonic's own check says OUT_OF_RANGE) before any of it is buffered.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -13,14 +15,26 @@ use tonic::codegen::{Bytes, http};
 use tower::{Layer, Service};
 
 /// Wraps every request body in a [`FramingCheck`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FramingLayer;
+#[derive(Debug, Clone, Copy)]
+pub struct FramingLayer {
+    max_message: usize,
+}
+
+impl FramingLayer {
+    /// A layer refusing messages over `max_message` bytes.
+    pub fn new(max_message: usize) -> Self {
+        Self { max_message }
+    }
+}
 
 impl<S> Layer<S> for FramingLayer {
     type Service = FramingService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        FramingService { inner }
+        FramingService {
+            inner,
+            max_message: self.max_message,
+        }
     }
 }
 
@@ -28,6 +42,7 @@ impl<S> Layer<S> for FramingLayer {
 #[derive(Debug, Clone)]
 pub struct FramingService<S> {
     inner: S,
+    max_message: usize,
 }
 
 impl<S, B> Service<http::Request<B>> for FramingService<S>
@@ -46,10 +61,12 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let compressed = request.headers().contains_key("grpc-encoding");
+        let max_message = self.max_message;
         let request = request.map(|body| {
             Body::new(FramingCheck {
                 inner: body,
                 compressed,
+                max_message,
                 header: [0; 5],
                 header_len: 0,
                 body_left: 0,
@@ -66,6 +83,7 @@ where
 pub struct FramingCheck<B> {
     inner: B,
     compressed: bool,
+    max_message: usize,
     header: [u8; 5],
     header_len: usize,
     body_left: usize,
@@ -99,6 +117,12 @@ impl<B> FramingCheck<B> {
                 }
                 let [_, a, b, c, d] = self.header;
                 self.body_left = u32::from_be_bytes([a, b, c, d]) as usize;
+                if self.body_left > self.max_message {
+                    return Err(Status::resource_exhausted(format!(
+                        "the request message is {} bytes; the most this server accepts is {}",
+                        self.body_left, self.max_message
+                    )));
+                }
                 self.header_len = 0;
                 self.messages += 1;
             }
@@ -157,5 +181,40 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(max_message: usize) -> FramingCheck<()> {
+        FramingCheck {
+            inner: (),
+            compressed: false,
+            max_message,
+            header: [0; 5],
+            header_len: 0,
+            body_left: 0,
+            messages: 0,
+            done: false,
+        }
+    }
+
+    #[test]
+    fn a_message_over_the_maximum_is_refused_by_its_length_prefix() {
+        let mut framing = check(10);
+        framing.follow(&[0, 0, 0, 0, 10]).expect("at the maximum");
+        framing.follow(&[7; 10]).expect("its body");
+        // Only the prefix arrived: the refusal comes before any body is read.
+        let refused = framing.follow(&[0, 0, 0, 0, 11]).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            refused.message().contains("11 bytes"),
+            "{}",
+            refused.message()
+        );
+        let refused = check(10).follow(&[0, 0xff, 0xff, 0xff, 0xff]).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
     }
 }

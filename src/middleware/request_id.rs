@@ -8,6 +8,8 @@ use tonic::codegen::http;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
+use crate::text::clip;
+
 /// Adds request ids and spans.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestIdLayer;
@@ -63,7 +65,9 @@ where
         if let Some(value) = &header {
             request.headers_mut().insert("x-request-id", value.clone());
         }
-        let span = tracing::info_span!("rpc", request_id = %id, method = %request.uri().path());
+        // The path is the caller's (an unknown one reaches here too): bounded in the log.
+        let span =
+            tracing::info_span!("rpc", request_id = %id, method = %clip(request.uri().path(), 128));
         // Take the service that was driven to readiness; leave a fresh clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);

@@ -4,11 +4,13 @@
 mod support;
 
 mod auth;
+mod bounds;
 mod connections;
 mod crash_consistency;
 mod damage;
 mod discover;
 mod durability;
+mod fairness;
 mod leaks;
 mod plugin_answers;
 mod providers;
@@ -16,5 +18,6 @@ mod python;
 mod readme;
 mod redirect;
 mod reflection;
+mod refusals;
 mod secrets;
 mod tenants;

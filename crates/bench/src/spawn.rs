@@ -161,6 +161,8 @@ impl Spawned {
             .arg("--dev")
             .args(["--log-level", "warn"])
             .args(["--shutdown-grace-ms", "1000"])
+            // A benchmark measures the server, not its per-tenant rate limit.
+            .args(["--tenant-rate-limit", "0"])
             .env_remove("RUST_LOG")
             .env_remove("CONNVAULT_MASTER_KEY")
             .stdin(Stdio::null())

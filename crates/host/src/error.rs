@@ -163,6 +163,31 @@ pub enum CallError {
         /// The deadline it missed.
         deadline: Duration,
     },
+    /// The call waited for an I/O worker until its deadline and never started.
+    #[error("plugin {plugin} did not start {method} within {deadline:?}: {reason}")]
+    Queued {
+        /// The plugin's name.
+        plugin: String,
+        /// The method.
+        method: &'static str,
+        /// The deadline it missed.
+        deadline: Duration,
+        /// Why it waited: the tenant's own calls, or a full lane.
+        reason: String,
+    },
+    /// The tenant already has as many calls waiting for this plugin's I/O
+    /// workers as it may; the caller may retry once some have finished.
+    #[error(
+        "plugin {plugin} refused {method}: the tenant already has {limit} calls waiting for it"
+    )]
+    QueueFull {
+        /// The plugin's name.
+        plugin: String,
+        /// The method.
+        method: &'static str,
+        /// The per-tenant queue limit.
+        limit: usize,
+    },
     /// The plugin cannot take calls now (its workers are held by hung calls).
     #[error("plugin {plugin} is unavailable: {reason}")]
     Unavailable {
@@ -182,7 +207,8 @@ impl CallError {
                 _ => 13,
             },
             Self::Unimplemented { .. } => 12,
-            Self::DeadlineExceeded { .. } => 4,
+            Self::DeadlineExceeded { .. } | Self::Queued { .. } => 4,
+            Self::QueueFull { .. } => 8,
             Self::Unavailable { .. } => 14,
             Self::BadRequest { .. }
             | Self::Panicked { .. }

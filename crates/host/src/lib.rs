@@ -4,9 +4,12 @@
 //! shared objects and loads each one that passes every check (see
 //! [`verify`]); a file that fails is skipped with one log line naming it and
 //! the reason, and the rest still load. Calls go through [`Plugin::call`]:
-//! each runs on one of the plugin's own worker threads, under a per-plugin and
-//! a global permit and a deadline, so a hung plugin holds at most its own
-//! workers and callers get `DEADLINE_EXCEEDED` on time.
+//! each runs on one of the plugin's own worker threads under a deadline, so a
+//! hung plugin holds at most its own workers and callers get
+//! `DEADLINE_EXCEEDED` on time. Calls that do no I/O (describe, validate,
+//! render) have workers of their own that I/O calls (test, discover) never
+//! occupy; I/O calls are shared fairly among tenants, each tenant holding at
+//! most [`HostOptions::io_calls_per_tenant`] of a plugin's I/O workers.
 //!
 //! ```no_run
 //! # async fn run() {
@@ -42,7 +45,7 @@ use tokio::sync::Semaphore;
 
 pub use error::{CallError, LoadError};
 pub use options::HostOptions;
-pub use plugin::{Plugin, PluginStats, ProviderClient};
+pub use plugin::{LaneStats, Plugin, PluginStats, ProviderClient};
 pub use schema::answer::{Mismatch, check_normalized_config, check_secret_names};
 
 /// A plugin file that was not loaded, and why.

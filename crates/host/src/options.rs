@@ -10,9 +10,19 @@ pub struct HostOptions {
     pub pins: BTreeMap<String, String>,
     /// Refuse files with no pin (outside development).
     pub require_pins: bool,
-    /// Worker threads (and so concurrent calls) per thread-safe plugin.
+    /// I/O worker threads (and so concurrent `test` and `discover` calls)
+    /// per thread-safe plugin.
     pub workers_per_plugin: usize,
-    /// Concurrent calls across all plugins.
+    /// Worker threads for the calls that do no I/O (`describe`, `validate`,
+    /// `render`) per thread-safe plugin: I/O calls never occupy them.
+    pub pure_workers_per_plugin: usize,
+    /// I/O calls one tenant may have running on one plugin at once; 0 means
+    /// half the plugin's I/O workers. Always at least 1 and at most all of them.
+    pub io_calls_per_tenant: usize,
+    /// I/O calls one tenant may have waiting for one plugin's workers;
+    /// more are refused at once (`CallError::QueueFull`).
+    pub io_queue_per_tenant: usize,
+    /// Concurrent I/O calls across all plugins.
     pub global_permits: usize,
     /// Largest response accepted from `test`, `discover`, `render`, `validate`.
     pub output_limit: usize,
@@ -22,12 +32,26 @@ pub struct HostOptions {
     pub load_timeout: Duration,
 }
 
+impl HostOptions {
+    /// The I/O calls one tenant may run at once on a plugin with `io_workers` I/O workers.
+    pub fn io_calls_per_tenant_for(&self, io_workers: usize) -> usize {
+        let io_workers = io_workers.max(1);
+        match self.io_calls_per_tenant {
+            0 => io_workers.div_ceil(2),
+            limit => limit.min(io_workers),
+        }
+    }
+}
+
 impl Default for HostOptions {
     fn default() -> Self {
         Self {
             pins: BTreeMap::new(),
             require_pins: false,
             workers_per_plugin: 8,
+            pure_workers_per_plugin: 4,
+            io_calls_per_tenant: 0,
+            io_queue_per_tenant: 32,
             global_permits: 64,
             output_limit: 4 << 20,
             describe_limit: 1 << 20,

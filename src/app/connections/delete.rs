@@ -7,7 +7,7 @@ use crate::error::{ServiceError, Violation};
 use crate::names::{parse_connection, parse_tenant};
 
 /// The most connections one batch delete may name.
-const MAX_BATCH: usize = 1000;
+const MAX_BATCH: usize = crate::bounds::MAX_BATCH_NAMES;
 
 impl App {
     /// Deletes a connection (ABORTED if `etag` is set and stale).

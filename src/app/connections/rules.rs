@@ -2,20 +2,18 @@
 
 use std::collections::HashMap;
 
+use crate::bounds::{
+    MAX_CONNECTION_DISPLAY_NAME_CHARS, MAX_PRODUCT_BYTES, MAX_SECRET_BYTES, MAX_SECRETS,
+};
 use crate::error::Violation;
-
-/// The most secrets a connection may carry.
-const MAX_SECRETS: usize = 64;
-/// The longest secret value accepted.
-const MAX_SECRET_BYTES: usize = 64 * 1024;
 
 /// A display name: 3-100 characters, no surrounding spaces, no control characters.
 pub(super) fn check_display_name(name: &str, violations: &mut Vec<Violation>) {
     let length = name.chars().count();
-    if !(3..=100).contains(&length) {
+    if !(3..=MAX_CONNECTION_DISPLAY_NAME_CHARS).contains(&length) {
         violations.push(Violation {
             field: "connection.display_name".into(),
-            description: "must be 3-100 characters".into(),
+            description: format!("must be 3-{MAX_CONNECTION_DISPLAY_NAME_CHARS} characters"),
         });
     } else if name.trim() != name || name.chars().any(char::is_control) {
         violations.push(Violation {
@@ -28,7 +26,7 @@ pub(super) fn check_display_name(name: &str, violations: &mut Vec<Violation>) {
 /// A product: empty, or 1-100 of `[A-Za-z0-9_-]` (stored lowercased).
 pub(super) fn check_product(product: &str, violations: &mut Vec<Violation>) {
     let valid = product.is_empty()
-        || (product.len() <= 100
+        || (product.len() <= MAX_PRODUCT_BYTES
             && product
                 .bytes()
                 .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-'));

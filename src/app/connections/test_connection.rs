@@ -10,7 +10,7 @@ use super::secrets::take_secrets;
 use super::spec::{Opened, spec};
 use crate::app::App;
 use crate::error::ServiceError;
-use crate::names::parse_tenant;
+use crate::names::{parse_connection, parse_tenant};
 use crate::pb::v1;
 use crate::plugin_messages::test_response;
 
@@ -38,6 +38,7 @@ impl App {
         let deadline_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
         match request.target {
             Some(v1::test_connection_request::Target::Name(name)) => {
+                let (tenant, _) = parse_connection(&name, "name")?;
                 // Only the plugin and the spec are kept: the rest (the opened
                 // secrets among it) is dropped here.
                 let Opened { plugin, spec, .. } = self.open_for_plugin(&name).await?;
@@ -45,7 +46,7 @@ impl App {
                     connection: Some(spec),
                     deadline_ms,
                 };
-                let result = test_response(plugin.test(&test, host_deadline).await?);
+                let result = test_response(plugin.test(&tenant, &test, host_deadline).await?);
                 drop(test);
                 self.record_test(&name, &result).await;
                 Ok(result)
@@ -66,7 +67,7 @@ impl App {
                 };
                 drop(secrets);
                 Ok(test_response(
-                    checked.plugin.test(&test, host_deadline).await?,
+                    checked.plugin.test(&tenant, &test, host_deadline).await?,
                 ))
             }
             None => Err(ServiceError::invalid(

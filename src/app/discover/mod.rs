@@ -136,7 +136,9 @@ impl App {
         let request = params.plugin_request(spec, timeout);
         self.metadata.plugin_calls.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
-        let answer = plugin.discover(&request, timeout + HOST_MARGIN).await;
+        let answer = plugin
+            .discover(&key.tenant, &request, timeout + HOST_MARGIN)
+            .await;
         drop(request);
         let response = params.catalog(answer?);
         tracing::debug!(tenant = %key.tenant, connection = %key.id, elapsed = ?started.elapsed(), schemas = response.schemas.len(), truncated = response.truncated, "metadata discovered");

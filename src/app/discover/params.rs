@@ -21,8 +21,8 @@ pub const DEFAULT_TABLES: u32 = 1000;
 pub const MAX_TABLES: u32 = 10_000;
 /// Columns per table when a request leaves `max_columns_per_table` at 0; also the cap.
 pub const MAX_COLUMNS: u32 = 1000;
-/// The longest filter accepted.
-const MAX_FILTER_CHARS: usize = 256;
+/// The longest filter accepted (the request's size bound).
+const MAX_FILTER_CHARS: usize = crate::bounds::MAX_GLOB_CHARS;
 /// Cache entries of this feature start with this key prefix (other features may cache too).
 const CACHE_KEY_PREFIX: &str = "metadata/v1/";
 /// Time the host gives a plugin past the deadline it passes in, to answer.

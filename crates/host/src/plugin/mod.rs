@@ -3,9 +3,11 @@
 //! The work is split by job: [`load`] turns a verified file into a loaded,
 //! initialised library; [`raw`] makes one call across the C ABI; [`ffi`] holds
 //! the host callbacks the plugin calls into; [`scheduler`] runs calls on the
-//! plugin's worker threads under permits and deadlines, through the
-//! [`transport`] seam.
+//! plugin's worker threads, in a lane for pure calls and one for I/O calls,
+//! under permits and deadlines, through the [`transport`] seam; [`fair`]
+//! shares the I/O workers among tenants.
 
+mod fair;
 mod ffi;
 mod load;
 mod raw;
@@ -21,13 +23,13 @@ use connvault_plugin_abi::{self as abi, Method, pb};
 use prost::Message;
 use tokio::sync::Semaphore;
 
-pub use stats::PluginStats;
+pub use stats::{LaneStats, PluginStats};
 
 use crate::error::{CallError, LoadError};
 use crate::options::HostOptions;
 use crate::verify;
 use raw::InProcess;
-use scheduler::Scheduler;
+use scheduler::{LaneSizes, Scheduler};
 
 /// A loaded plugin. Never unloaded: Rust TLS destructors in an unloaded
 /// library crash at thread exit, so the library and its memfd live forever.
@@ -63,10 +65,22 @@ impl Plugin {
         let verified = verify::verify(path, pin, options.require_pins)?;
         let loaded = load::open(&verified, &load::file_name(path), options.load_timeout)?;
         let name = loaded.parts.name.clone();
-        let workers = if loaded.thread_safe {
-            options.workers_per_plugin.max(1)
+        // A plugin that is not thread-safe gets one thread per lane, and
+        // its calls never overlap (see `LaneSizes::serial`).
+        let (pure_workers, io_workers) = if loaded.thread_safe {
+            (
+                options.pure_workers_per_plugin.max(1),
+                options.workers_per_plugin.max(1),
+            )
         } else {
-            1
+            (1, 1)
+        };
+        let sizes = LaneSizes {
+            pure_workers,
+            io_workers,
+            io_per_tenant: options.io_calls_per_tenant_for(io_workers),
+            io_queue: options.io_queue_per_tenant,
+            serial: !loaded.thread_safe,
         };
         let stats = Arc::new(PluginStats::default());
         let transport = InProcess::new(loaded.parts, Arc::clone(&stats));
@@ -74,7 +88,7 @@ impl Plugin {
             &name,
             transport,
             Arc::clone(&stats),
-            workers,
+            sizes,
             options.output_limit,
             global,
         )
@@ -175,26 +189,37 @@ impl Plugin {
             .invoke(method_id, name, request, limit)
     }
 
-    /// Calls the plugin on one of its worker threads, under its permit and the
-    /// global permit, within `deadline`. A call that misses its deadline is
+    /// The most I/O calls (test, discover) one tenant has running on this plugin at once.
+    pub fn io_calls_per_tenant(&self) -> usize {
+        self.scheduler.io_per_tenant()
+    }
+
+    /// Calls the plugin for `tenant` on a worker thread of the method's lane
+    /// within `deadline`: describe, validate and render on the pure lane;
+    /// test and discover on the I/O lane, admitted fairly among tenants
+    /// (`tenant` is only read there). A call that misses its deadline is
     /// abandoned: its worker stays with it until it returns, and the plugin
     /// reports itself degraded meanwhile.
     pub async fn call(
         self: &Arc<Self>,
+        tenant: &str,
         method: Method,
         request: Vec<u8>,
         deadline: Duration,
     ) -> Result<Vec<u8>, CallError> {
-        self.scheduler.call(method, request, deadline).await
+        self.scheduler.call(tenant, method, request, deadline).await
     }
 
     async fn typed<Req: Message, Resp: Message + Default>(
         self: &Arc<Self>,
+        tenant: &str,
         method: Method,
         request: &Req,
         deadline: Duration,
     ) -> Result<Resp, CallError> {
-        let bytes = self.call(method, request.encode_to_vec(), deadline).await?;
+        let bytes = self
+            .call(tenant, method, request.encode_to_vec(), deadline)
+            .await?;
         Resp::decode(bytes.as_slice()).map_err(|_| CallError::MalformedResponse {
             plugin: self.name.clone(),
             method: method.name(),
@@ -203,6 +228,9 @@ impl Plugin {
 }
 
 /// The calls the server makes to a provider, each bounded by a deadline.
+///
+/// The calls that reach a data source name the tenant they are made for: a
+/// plugin's I/O workers are shared fairly among tenants.
 pub trait ProviderClient: Send + Sync {
     /// Checks a connection against the data source's rules (no I/O).
     fn validate(
@@ -210,15 +238,17 @@ pub trait ProviderClient: Send + Sync {
         request: &pb::ValidateRequest,
         deadline: Duration,
     ) -> impl Future<Output = Result<pb::ValidateResponse, CallError>> + Send;
-    /// Opens a real connection and reports each stage.
+    /// Opens a real connection for `tenant` and reports each stage.
     fn test(
         &self,
+        tenant: &str,
         request: &pb::TestRequest,
         deadline: Duration,
     ) -> impl Future<Output = Result<pb::TestResponse, CallError>> + Send;
-    /// Lists what is behind a connection.
+    /// Lists what is behind a connection of `tenant`.
     fn discover(
         &self,
+        tenant: &str,
         request: &pb::DiscoverRequest,
         deadline: Duration,
     ) -> impl Future<Output = Result<pb::DiscoverResponse, CallError>> + Send;
@@ -236,23 +266,26 @@ impl ProviderClient for Arc<Plugin> {
         request: &pb::ValidateRequest,
         deadline: Duration,
     ) -> Result<pb::ValidateResponse, CallError> {
-        self.typed(Method::Validate, request, deadline).await
+        self.typed("", Method::Validate, request, deadline).await
     }
 
     async fn test(
         &self,
+        tenant: &str,
         request: &pb::TestRequest,
         deadline: Duration,
     ) -> Result<pb::TestResponse, CallError> {
-        self.typed(Method::Test, request, deadline).await
+        self.typed(tenant, Method::Test, request, deadline).await
     }
 
     async fn discover(
         &self,
+        tenant: &str,
         request: &pb::DiscoverRequest,
         deadline: Duration,
     ) -> Result<pb::DiscoverResponse, CallError> {
-        self.typed(Method::Discover, request, deadline).await
+        self.typed(tenant, Method::Discover, request, deadline)
+            .await
     }
 
     async fn render(
@@ -260,6 +293,6 @@ impl ProviderClient for Arc<Plugin> {
         request: &pb::RenderRequest,
         deadline: Duration,
     ) -> Result<pb::RenderResponse, CallError> {
-        self.typed(Method::Render, request, deadline).await
+        self.typed("", Method::Render, request, deadline).await
     }
 }

@@ -22,11 +22,11 @@ const MAX_ERROR_MESSAGE: usize = 1024;
 const MAX_ERROR_FIELD: usize = 256;
 
 /// A plugin instance pointer; the plugin promises (`FLAG_THREAD_SAFE`) or the
-/// host ensures (one worker) that calls through it are sound from any thread.
+/// host ensures (one call at a time) that calls through it are sound from any thread.
 #[derive(Clone, Copy)]
 pub(super) struct Instance(pub(super) *mut c_void);
 // SAFETY: the pointer is only passed back to the plugin's own `call`, which is
-// thread-safe by flag, or serialised onto one worker thread when it is not.
+// thread-safe by flag, or serialised by the scheduler's lock when it is not.
 unsafe impl Send for Instance {}
 // SAFETY: as above.
 unsafe impl Sync for Instance {}

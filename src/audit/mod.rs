@@ -7,11 +7,19 @@
 //! requests that stored or handed out a secret carry HMACs: a request that
 //! stores nothing (`validate_only`, a failure) would otherwise let a caller
 //! confirm a guess against the HMAC of the stored value.
+//!
+//! What an event costs is bounded whoever sends the request: every string in
+//! it is cut to [`MAX_EVENT_FIELD_BYTES`], and refused requests are recorded
+//! one by one only within a budget (`refusals.rs`), the rest counted into
+//! periodic summary events.
+
+mod refusals;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use connvault_crypto::Keyring;
 use connvault_store::{AuditAppend, Store};
@@ -21,6 +29,17 @@ use secrecy::SecretString;
 use crate::error::ServiceError;
 use crate::names::NO_TENANT;
 use crate::pb::v1;
+use crate::text::clip_owned;
+
+pub use refusals::{MAX_SUMMARIES, RefusalBudget, RefusalLimits};
+
+/// The longest string an audit event keeps (principal, tenant, resource,
+/// method, outcome, request id, secret field names): what a request echoes
+/// into the log is cut to this, with a marker saying how much was cut.
+pub const MAX_EVENT_FIELD_BYTES: usize = 256;
+
+/// The outcome of a summary event: refused requests counted, not recorded one by one.
+pub const SUPPRESSED: &str = "SUPPRESSED";
 
 /// Audit entries deleted per store write when pruning: bounds the
 /// transaction and how long other writes queue behind it.
@@ -51,14 +70,17 @@ pub struct AuditLog {
     store: Arc<dyn Store>,
     keyring: Arc<Keyring>,
     file: Option<Mutex<std::fs::File>>,
+    refusals: RefusalBudget,
 }
 
 impl AuditLog {
-    /// An audit log in `store`, also appended to `file` as JSON lines when given.
+    /// An audit log in `store`, also appended to `file` as JSON lines when
+    /// given, recording refused requests one by one within `limits`.
     pub fn open(
         store: Arc<dyn Store>,
         keyring: Arc<Keyring>,
         file: Option<&Path>,
+        limits: RefusalLimits,
     ) -> std::io::Result<Self> {
         let file = match file {
             Some(path) => {
@@ -77,6 +99,7 @@ impl AuditLog {
             store,
             keyring,
             file,
+            refusals: RefusalBudget::new(limits, Instant::now()),
         })
     }
 
@@ -126,7 +149,8 @@ impl AuditLog {
     }
 
     /// Stamps and encodes `event` for a store write to append.
-    pub fn prepare(&self, mut event: v1::AuditEvent) -> CommitEvent {
+    pub fn prepare(&self, event: v1::AuditEvent) -> CommitEvent {
+        let mut event = bounded(event);
         event.time = Some(crate::clock::timestamp_now());
         CommitEvent {
             tenant: filed_under(&event),
@@ -151,11 +175,8 @@ impl AuditLog {
     /// request must fail. With `durable`, returns once the event is on disk;
     /// without, it reaches the disk with the next durable write (which is how
     /// a `STARTED` event rides on its mutation's own flush).
-    pub async fn write(
-        &self,
-        mut event: v1::AuditEvent,
-        durable: bool,
-    ) -> Result<(), ServiceError> {
+    pub async fn write(&self, event: v1::AuditEvent, durable: bool) -> Result<(), ServiceError> {
+        let mut event = bounded(event);
         event.time = Some(crate::clock::timestamp_now());
         let tenant = filed_under(&event);
         let sequence = self
@@ -165,6 +186,62 @@ impl AuditLog {
             .map_err(|error| ServiceError::Internal(format!("audit write failed: {error}")))?;
         event.sequence = sequence;
         self.write_line(&event)
+    }
+
+    /// Records the event of a refused request if the refusal budget allows
+    /// it now (`claimed`: the tenant the request named, `""` for none);
+    /// otherwise counts it for the next summary. An error means an event
+    /// that was due could not be written.
+    pub async fn refused(&self, event: v1::AuditEvent, claimed: &str) -> Result<(), ServiceError> {
+        if self.refusals.admit(claimed, &event.tenant, Instant::now()) {
+            self.write(event, false).await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Writes one summary event per tenant whose refusals went over budget
+    /// since the last summary (outcome [`SUPPRESSED`], `suppressed_count`);
+    /// returns how many refusals they count. A summary that cannot be
+    /// written is counted again for the next one.
+    pub async fn write_summaries(&self) -> Result<u64, ServiceError> {
+        let mut total = 0;
+        let mut pending = self.refusals.take_suppressed().into_iter();
+        while let Some((tenant, count)) = pending.next() {
+            let event = v1::AuditEvent {
+                tenant: tenant.clone(),
+                outcome: SUPPRESSED.to_owned(),
+                suppressed_count: count,
+                ..Default::default()
+            };
+            // Durable: a summary may be the last thing written before a shutdown.
+            if let Err(error) = self.write(event, true).await {
+                for (tenant, count) in std::iter::once((tenant, count)).chain(pending) {
+                    self.refusals.restore(&tenant, count);
+                }
+                return Err(error);
+            }
+            total += count;
+        }
+        Ok(total)
+    }
+
+    /// Writes the summaries every `refused_audit.summary_secs`, for ever.
+    pub async fn summarize_refusals(self: Arc<Self>) {
+        let every = Duration::from_secs(self.refusals.limits().summary_secs.max(1));
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match self.write_summaries().await {
+                Ok(0) => {}
+                Ok(suppressed) => tracing::warn!(
+                    suppressed,
+                    "refused requests over the audit budget were counted, not recorded one by one"
+                ),
+                Err(error) => tracing::error!(%error, "writing the refused-request summary failed"),
+            }
+        }
     }
 
     fn write_line(&self, event: &v1::AuditEvent) -> Result<(), ServiceError> {
@@ -205,6 +282,34 @@ impl AuditLog {
     }
 }
 
+/// `event` with every string cut to [`MAX_EVENT_FIELD_BYTES`].
+fn bounded(mut event: v1::AuditEvent) -> v1::AuditEvent {
+    for field in [
+        &mut event.principal,
+        &mut event.tenant,
+        &mut event.resource,
+        &mut event.method,
+        &mut event.outcome,
+        &mut event.request_id,
+        &mut event.claimed_tenant,
+    ] {
+        if field.len() > MAX_EVENT_FIELD_BYTES {
+            *field = clip_owned(std::mem::take(field), MAX_EVENT_FIELD_BYTES);
+        }
+    }
+    if event
+        .secret_hmacs
+        .keys()
+        .any(|name| name.len() > MAX_EVENT_FIELD_BYTES)
+    {
+        event.secret_hmacs = std::mem::take(&mut event.secret_hmacs)
+            .into_iter()
+            .map(|(name, hmac)| (clip_owned(name, MAX_EVENT_FIELD_BYTES), hmac))
+            .collect();
+    }
+    event
+}
+
 /// The tenant an event is filed under in the store.
 fn filed_under(event: &v1::AuditEvent) -> String {
     if event.tenant.is_empty() {
@@ -230,6 +335,8 @@ fn json_line(event: &v1::AuditEvent) -> String {
         "method": event.method,
         "outcome": event.outcome,
         "request_id": event.request_id,
+        "claimed_tenant": event.claimed_tenant,
+        "suppressed_count": event.suppressed_count,
         "secret_hmacs": hmacs,
     });
     format!("{value}\n")
