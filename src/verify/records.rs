@@ -52,9 +52,11 @@ impl<'a> Checker<'a> {
                         record.display_name_key, stored.connection.display_name
                     ));
                 }
-                // Entries upgraded from the legacy layout carry their index
-                // fields from the upgrade; they are checked the same way.
-                if record_format::connection_index(&stored.connection) != record.index {
+                // An entry still in the legacy layout (revision 0, rewritten
+                // at the server's next start) has no index fields yet.
+                if record.revision > 0
+                    && record_format::connection_index(&stored.connection) != record.index
+                {
                     self.problems.push(format!(
                         "{name}: its list index fields differ from its record"
                     ));
