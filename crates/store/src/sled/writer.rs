@@ -12,9 +12,9 @@
 //! succeeds or fails on its own (its checks run inside the transaction, and
 //! see the writes before it in the batch), but they share one `pin_log`.
 //! Writes that must be durable then go to a flusher thread, which runs the
-//! group commit of [`Durability`] while the writer applies the next batch;
-//! when more batches are waiting, a marker thread writes each commit's
-//! high-water mark and answers while the flusher flushes the next.
+//! group commit of [`Durability`] while the writer applies the next batch,
+//! and a marker thread, which writes each commit's high-water mark and
+//! answers while the flusher flushes the next.
 //!
 //! Order is kept: writes are applied in the order they were queued, and a
 //! caller that waited for one write before queueing the next (an audit
@@ -212,26 +212,23 @@ fn write_loop(
 }
 
 /// The first stage of each group commit: sled's flush and `fsync` for every
-/// write waiting. If more writes are already waiting, the marker thread
-/// writes this commit's mark and answers while this thread flushes them;
-/// otherwise this thread does it (a lone writer pays no thread hop).
+/// write waiting; the marker thread writes the mark and answers while this
+/// thread flushes the next batch. (Marking inline when nothing else waits
+/// saved a lone writer a thread hop but lost the overlap under load, where
+/// the next batch is often queued a moment after the flush returns.)
 fn flush_loop(
     db: &sled::Db,
     durability: &Durability,
     flushes: &Receiver<Waiting>,
     to_marker: &Sender<(Ticket, Waiting)>,
 ) {
-    let mut next = None;
-    while let Some(mut waiting) = next.take().or_else(|| flushes.recv().ok()) {
+    while let Ok(mut waiting) = flushes.recv() {
         while let Ok(more) = flushes.try_recv() {
             waiting.extend(more);
         }
         let ticket = catch_unwind(AssertUnwindSafe(|| durability.begin(db)))
             .unwrap_or_else(|_| Ticket::Failed("flush panicked".into()));
-        next = flushes.try_recv().ok();
-        if next.is_none() {
-            answer(durability, ticket, waiting);
-        } else if let Err(mpsc::SendError((_, unsent))) = to_marker.send((ticket, waiting)) {
+        if let Err(mpsc::SendError((_, unsent))) = to_marker.send((ticket, waiting)) {
             for (reply, _) in unsent {
                 reply.send(Err(writer_gone()));
             }
@@ -239,7 +236,7 @@ fn flush_loop(
     }
 }
 
-/// The second stage, for commits the flusher handed over.
+/// The second stage: the mark of each flushed batch, then the answers.
 fn mark_loop(durability: &Durability, marks: &Receiver<(Ticket, Waiting)>) {
     while let Ok((ticket, waiting)) = marks.recv() {
         answer(durability, ticket, waiting);
