@@ -65,6 +65,12 @@ pub struct Config {
     /// for one start: never read from the file).
     #[serde(skip)]
     pub accept_data_loss: bool,
+    /// Connection limits and timeouts of the listener.
+    pub listener: crate::listener::ListenerConfig,
+    /// Server TLS; plaintext without it.
+    pub tls: crate::listener::TlsConfig,
+    /// Serve plaintext on a non-loopback address (behind a TLS-terminating proxy).
+    pub insecure_plaintext: bool,
     /// Requests per second each tenant may send on average (0: no limit).
     pub tenant_rate_limit: u32,
     /// Requests a tenant may send at once after a quiet spell (0: the rate).
@@ -73,6 +79,36 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// How many refused requests the audit log records one by one.
     pub refused_audit: crate::audit::RefusalLimits,
+    /// Where connection tests and metadata discovery may connect.
+    pub egress: EgressConfig,
+}
+
+/// The server's egress policy (see docs/security.md, "Egress"): rules in
+/// `connvault_egress` syntax (`10.0.0.0/8`, `db.example.com:5432`,
+/// `*.corp.example`, `local`, `*`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct EgressConfig {
+    /// Destinations to allow, even those the built-in rules deny.
+    pub allow: Vec<String>,
+    /// Destinations to deny; nothing overrides them.
+    pub deny: Vec<String>,
+    /// What a destination no rule matches gets.
+    pub default: EgressDefault,
+    /// Test and discover data sources that do not say where they connect
+    /// (the policy is then enforced only by the plugin, if at all).
+    pub allow_undeclared_targets: bool,
+}
+
+/// What a destination no egress rule matches gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EgressDefault {
+    /// Allowed (customers' databases live anywhere, private networks included).
+    #[default]
+    Allow,
+    /// Denied: only what an allow rule names may be reached.
+    Deny,
 }
 
 /// The default of [`Config::max_request_bytes`]: 1 MiB, room for a
@@ -123,6 +159,10 @@ impl Default for Config {
             metadata_cache_ttl_secs: 300,
             discover_timeout_ms: 30_000,
             accept_data_loss: false,
+            egress: EgressConfig::default(),
+            listener: crate::listener::ListenerConfig::default(),
+            tls: crate::listener::TlsConfig::default(),
+            insecure_plaintext: false,
             tenant_rate_limit: 1_000,
             tenant_rate_burst: 2_000,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
@@ -200,6 +240,58 @@ pub struct ServeArgs {
     /// after deciding against restoring a backup (see docs/operations.md).
     #[arg(long)]
     pub accept_data_loss: bool,
+    /// An egress allow rule (repeat, or comma-separate in the variable);
+    /// replaces `egress.allow` of the file.
+    #[arg(
+        long = "egress-allow",
+        env = "CONNVAULT_EGRESS_ALLOW",
+        value_delimiter = ','
+    )]
+    pub egress_allow: Vec<String>,
+    /// An egress deny rule (repeat, or comma-separate in the variable);
+    /// replaces `egress.deny` of the file.
+    #[arg(
+        long = "egress-deny",
+        env = "CONNVAULT_EGRESS_DENY",
+        value_delimiter = ','
+    )]
+    pub egress_deny: Vec<String>,
+    /// What a destination no egress rule matches gets [default: allow].
+    #[arg(long, env = "CONNVAULT_EGRESS_DEFAULT", value_enum)]
+    pub egress_default: Option<EgressDefault>,
+    /// Test and discover data sources whose plugin does not say where it connects.
+    #[arg(long, env = "CONNVAULT_EGRESS_ALLOW_UNDECLARED_TARGETS")]
+    pub egress_allow_undeclared_targets: bool,
+    /// The server certificate chain, PEM: turns TLS on (with --tls-key-file).
+    #[arg(long, env = "CONNVAULT_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The server's private key, PEM.
+    #[arg(long, env = "CONNVAULT_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// CA certificates, PEM: clients must present a certificate they issued (mutual TLS).
+    #[arg(long, env = "CONNVAULT_TLS_CLIENT_CA_FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// Serve plaintext on a non-loopback address (only behind a TLS-terminating proxy).
+    #[arg(long, env = "CONNVAULT_INSECURE_PLAINTEXT")]
+    pub insecure_plaintext: bool,
+    /// Connections open at once, handshaking or established [default: 10000].
+    #[arg(long, env = "CONNVAULT_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Connections in their TLS/HTTP/2 handshake at once; the oldest is closed past it [default: 1024].
+    #[arg(long, env = "CONNVAULT_MAX_HANDSHAKES")]
+    pub max_handshakes: Option<usize>,
+    /// Milliseconds from accept to the HTTP/2 preface, TLS included [default: 10000].
+    #[arg(long, env = "CONNVAULT_HANDSHAKE_TIMEOUT_MS")]
+    pub handshake_timeout_ms: Option<u64>,
+    /// Seconds between HTTP/2 pings on a silent connection, 0 for none [default: 60].
+    #[arg(long, env = "CONNVAULT_HTTP2_KEEPALIVE_INTERVAL_SECS")]
+    pub http2_keepalive_interval_secs: Option<u64>,
+    /// Seconds a ping may go unanswered before the connection is closed [default: 20].
+    #[arg(long, env = "CONNVAULT_HTTP2_KEEPALIVE_TIMEOUT_SECS")]
+    pub http2_keepalive_timeout_secs: Option<u64>,
+    /// Seconds a connection may live before the server asks the client to reconnect (GOAWAY), 0 for no limit [default: 3600].
+    #[arg(long, env = "CONNVAULT_MAX_CONNECTION_AGE_SECS")]
+    pub max_connection_age_secs: Option<u64>,
     /// Requests per second each tenant may send on average, 0 for no limit [default: 1000].
     #[arg(long, env = "CONNVAULT_TENANT_RATE_LIMIT")]
     pub tenant_rate_limit: Option<u32>,
@@ -277,6 +369,16 @@ impl Config {
             config.audit_retention_secs = secs;
         }
         config.accept_data_loss = args.accept_data_loss;
+        if !args.egress_allow.is_empty() {
+            config.egress.allow = args.egress_allow.clone();
+        }
+        if !args.egress_deny.is_empty() {
+            config.egress.deny = args.egress_deny.clone();
+        }
+        if let Some(default) = args.egress_default {
+            config.egress.default = default;
+        }
+        config.egress.allow_undeclared_targets |= args.egress_allow_undeclared_targets;
         if let Some(rate) = args.tenant_rate_limit {
             config.tenant_rate_limit = rate;
         }
@@ -320,6 +422,7 @@ impl Config {
         if let Some(secs) = args.refused_audit_summary_secs {
             refused.summary_secs = secs;
         }
+        config.apply_listener_flags(args);
         config.validate()?;
         Ok(config)
     }
@@ -337,6 +440,49 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    fn apply_listener_flags(&mut self, args: &ServeArgs) {
+        let tls = &mut self.tls;
+        for (flag, setting) in [
+            (&args.tls_cert_file, &mut tls.cert_file),
+            (&args.tls_key_file, &mut tls.key_file),
+            (&args.tls_client_ca_file, &mut tls.client_ca_file),
+        ] {
+            if let Some(path) = flag {
+                *setting = Some(path.clone());
+            }
+        }
+        self.insecure_plaintext |= args.insecure_plaintext;
+        let listener = &mut self.listener;
+        if let Some(max) = args.max_connections {
+            listener.max_connections = max;
+        }
+        if let Some(max) = args.max_handshakes {
+            listener.max_handshakes = max;
+        }
+        for (flag, setting) in [
+            (
+                args.handshake_timeout_ms,
+                &mut listener.handshake_timeout_ms,
+            ),
+            (
+                args.http2_keepalive_interval_secs,
+                &mut listener.http2_keepalive_interval_secs,
+            ),
+            (
+                args.http2_keepalive_timeout_secs,
+                &mut listener.http2_keepalive_timeout_secs,
+            ),
+            (
+                args.max_connection_age_secs,
+                &mut listener.max_connection_age_secs,
+            ),
+        ] {
+            if let Some(value) = flag {
+                *setting = value;
+            }
+        }
     }
 
     /// Parses a TOML file.
@@ -445,6 +591,46 @@ mod tests {
         assert!(options.require_pins);
         assert_eq!(config.rate_limit().per_second, 0);
         assert_eq!(Config::default().rate_limit().per_second, 1_000);
+
+        std::fs::write(
+            &file,
+            "[tls]\ncert_file = \"/etc/cv/cert.pem\"\nkey_file = \"/etc/cv/key.pem\"\n[listener]\nmax_connections = 500\nhandshake_timeout_ms = 3000\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            tls_key_file: Some("/flag/key.pem".into()),
+            max_handshakes: Some(7),
+            handshake_timeout_ms: Some(2000),
+            ..args
+        };
+        let config = Config::load(&args).unwrap();
+        assert_eq!(
+            config.tls.cert_file,
+            Some(PathBuf::from("/etc/cv/cert.pem"))
+        );
+        assert_eq!(config.tls.key_file, Some(PathBuf::from("/flag/key.pem")));
+        assert_eq!(config.tls.client_ca_file, None);
+        assert_eq!(config.listener.max_connections, 500);
+        assert_eq!(config.listener.max_handshakes, 7);
+        assert_eq!(config.listener.handshake_timeout_ms, 2000);
+        assert!(!config.insecure_plaintext);
+
+        std::fs::write(
+            &file,
+            "[egress]\nallow = [\"127.0.0.1:6379\"]\ndeny = [\"10.9.0.0/16\"]\ndefault = \"deny\"\n",
+        )
+        .unwrap();
+        let egress = Config::load(&args).unwrap().egress;
+        assert_eq!(egress.allow, ["127.0.0.1:6379"]);
+        assert_eq!(egress.deny, ["10.9.0.0/16"]);
+        assert_eq!(egress.default, EgressDefault::Deny);
+        let args = ServeArgs {
+            egress_allow: vec!["[::1]:5432".into(), "local:9000".into()],
+            ..args
+        };
+        let egress = Config::load(&args).unwrap().egress;
+        assert_eq!(egress.allow, ["[::1]:5432", "local:9000"]);
+        assert_eq!(egress.deny, ["10.9.0.0/16"]);
 
         std::fs::write(&file, "lisen = 1\n").unwrap();
         let error = Config::load(&args).unwrap_err().to_string();

@@ -20,6 +20,22 @@ pub struct Violation {
     pub description: String,
 }
 
+/// A destination the egress policy refuses: PERMISSION_DENIED with an
+/// `ErrorInfo` (reason `EGRESS_DENIED`, metadata `field` and `rule`), so a
+/// client tells it from a refused token or role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressDenial {
+    /// The request path of the destination (`config.host`).
+    pub field: String,
+    /// The rule that refused it, with its origin.
+    pub rule: String,
+    /// The whole message, safe to show.
+    pub message: String,
+}
+
+/// The `ErrorInfo` domain of connvault's own error reasons.
+pub const ERROR_DOMAIN: &str = "connvault.v1";
+
 /// Everything a request can fail with. Messages are safe to show to the
 /// caller: they never carry a secret or an internal detail.
 ///
@@ -68,6 +84,9 @@ pub enum ServiceError {
     /// The caller is known but may not do this here.
     #[error("{0}")]
     PermissionDenied(String),
+    /// The egress policy refuses a destination the request would connect to.
+    #[error("{}", .0.message)]
+    EgressDenied(EgressDenial),
     /// A stored record cannot be read back (corrupt or not ours).
     #[error("{0}")]
     DataLoss(String),
@@ -158,6 +177,15 @@ impl From<ServiceError> for Status {
             }
             ServiceError::Unauthenticated(message) => Status::unauthenticated(said(message)),
             ServiceError::PermissionDenied(message) => Status::permission_denied(said(message)),
+            ServiceError::EgressDenied(denial) => {
+                let metadata = HashMap::from([
+                    ("field".to_owned(), denial.field),
+                    ("rule".to_owned(), denial.rule),
+                ]);
+                let details =
+                    ErrorDetails::with_error_info("EGRESS_DENIED", ERROR_DOMAIN, metadata);
+                Status::with_error_details(Code::PermissionDenied, said(denial.message), details)
+            }
             ServiceError::DataLoss(message) => Status::data_loss(said(message)),
             ServiceError::Plugin(error) => plugin_status(&error),
             // Internal-class errors: the detail goes to the log, inside the

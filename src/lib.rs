@@ -19,6 +19,7 @@ pub mod config;
 pub mod dev;
 pub mod error;
 pub mod keys_file;
+pub mod listener;
 pub mod master_key;
 pub mod middleware;
 pub mod names;

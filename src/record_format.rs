@@ -12,8 +12,9 @@ use prost::Message;
 
 use crate::error::ServiceError;
 use crate::pb::storage::{
-    ConnectionRecord, FormatProbe, StageRecord, StoredConnection as LegacyConnectionRecord,
-    StoredTenant as LegacyTenantRecord, TenantRecord, TestRecord, TlsRecord,
+    ConnectionRecord, EgressRecord, FormatProbe, StageRecord,
+    StoredConnection as LegacyConnectionRecord, StoredTenant as LegacyTenantRecord, TenantRecord,
+    TestRecord, TlsRecord,
 };
 use crate::pb::v1;
 
@@ -199,6 +200,10 @@ pub fn decode_tenant(value: &[u8]) -> Result<v1::Tenant, ServiceError> {
                 labels: record.labels,
                 create_time: record.create_time,
                 update_time: record.update_time,
+                egress: record.egress.map(|egress| v1::EgressPolicy {
+                    allow: egress.allow,
+                    deny: egress.deny,
+                }),
                 ..v1::Tenant::default()
             })
         }
@@ -214,6 +219,14 @@ pub fn encode_tenant(tenant: &v1::Tenant) -> Vec<u8> {
         labels: tenant.labels.clone(),
         create_time: tenant.create_time,
         update_time: tenant.update_time,
+        egress: tenant
+            .egress
+            .as_ref()
+            .filter(|egress| !egress.allow.is_empty() || !egress.deny.is_empty())
+            .map(|egress| EgressRecord {
+                allow: egress.allow.clone(),
+                deny: egress.deny.clone(),
+            }),
     }
     .encode_to_vec()
 }
@@ -316,6 +329,30 @@ mod tests {
         }
         .encode_to_vec();
         assert_eq!(decode_tenant(&tenant).unwrap().display_name, "Acme");
+    }
+
+    #[test]
+    fn a_tenants_egress_rules_round_trip_and_none_store_nothing() {
+        let tenant = v1::Tenant {
+            display_name: "Acme".into(),
+            egress: Some(v1::EgressPolicy {
+                allow: vec!["127.0.0.1:6379".into()],
+                deny: vec!["10.9.0.0/16".into()],
+            }),
+            ..v1::Tenant::default()
+        };
+        assert_eq!(decode_tenant(&encode_tenant(&tenant)).unwrap(), tenant);
+        // No rules, or empty ones, are stored as before they existed.
+        let plain = v1::Tenant {
+            display_name: "Acme".into(),
+            ..v1::Tenant::default()
+        };
+        let empty = v1::Tenant {
+            egress: Some(v1::EgressPolicy::default()),
+            ..plain.clone()
+        };
+        assert_eq!(encode_tenant(&plain), encode_tenant(&empty));
+        assert_eq!(decode_tenant(&encode_tenant(&plain)).unwrap(), plain);
     }
 
     #[test]

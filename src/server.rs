@@ -8,15 +8,15 @@ use std::sync::Arc;
 use connvault_plugin_host::{HostOptions, PluginHost};
 use connvault_store::StoreError;
 use secrecy::SecretString;
-use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
 
 use crate::api::{AuditApi, ConnectionApi, DataSourceApi, Guard, TenantApi};
-use crate::app::{App, Limits};
+use crate::app::{App, EgressSettings, Limits};
 use crate::audit::AuditLog;
 use crate::auth::{self, AuthError, Verifier};
 use crate::config::Config;
+use crate::listener::{self, Tls, TlsError};
 use crate::master_key::{self, KeyError, KeySource};
 use crate::middleware::{AuthenticateLayer, FramingLayer, RequestIdLayer};
 use crate::pb::{self, v1};
@@ -82,6 +82,22 @@ pub enum StartError {
     /// Service set-up failed (reflection descriptors).
     #[error("cannot set up reflection: {0}")]
     Reflection(String),
+    /// An egress rule in the configuration does not parse.
+    #[error("invalid egress rule: {0}")]
+    Egress(String),
+    /// The TLS settings are incomplete or their files do not load.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// Plaintext on an address other hosts can reach, without saying so.
+    #[error(
+        "refusing to serve plaintext on {addr}, which is not a loopback address: \
+         configure TLS (tls.cert_file and tls.key_file, or --tls-cert-file and --tls-key-file), \
+         listen on 127.0.0.1, or pass --insecure-plaintext when a proxy in front terminates TLS"
+    )]
+    Plaintext {
+        /// The listen address.
+        addr: SocketAddr,
+    },
 }
 
 fn create_data_dir(path: &Path) -> Result<(), StartError> {
@@ -113,6 +129,20 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let master_key_env = secrets.master_key;
+    // Listener settings first: a refused address or a bad certificate stops
+    // the server before it touches the data directory.
+    if listener::plaintext_refused(
+        config.listen,
+        &config.tls,
+        config.dev,
+        config.insecure_plaintext,
+    ) {
+        return Err(StartError::Plaintext {
+            addr: config.listen,
+        });
+    }
+    let tls = Tls::load(&config.tls)?;
+    let open_files = listener::raise_open_file_limit();
     create_data_dir(&config.data_dir)?;
     let (master, source) = master_key::load_master_key(
         master_key_env,
@@ -204,12 +234,17 @@ pub async fn run(
         ));
     }
 
-    let app = Arc::new(App::new(
-        store,
-        keyring,
-        Arc::new(plugins),
-        Limits::from_config(&config),
-    ));
+    let egress =
+        EgressSettings::from_config(&config.egress, config.dev).map_err(StartError::Egress)?;
+    let app = Arc::new(
+        App::new(
+            store,
+            keyring,
+            Arc::new(plugins),
+            Limits::from_config(&config),
+        )
+        .with_egress(egress),
+    );
 
     let audit = Arc::new(
         AuditLog::open(
@@ -284,17 +319,27 @@ pub async fn run(
         .build_v1alpha()
         .map_err(|error| StartError::Reflection(error.to_string()))?;
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    let listener = listener::bind(config.listen).map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.listen,
         source,
     })?;
-    tracing::info!(%addr, "listening");
+    // Tests must not reach the server itself (only a server allow rule opens it).
+    app.set_listeners(&[addr]);
+    match &tls {
+        Some(tls) => tracing::info!(%addr, mutual = tls.mutual(), "listening with TLS"),
+        None if addr.ip().to_canonical().is_loopback() => {
+            tracing::info!(%addr, "listening (plaintext, loopback)")
+        }
+        None => tracing::warn!(
+            %addr,
+            "listening in PLAINTEXT on a non-loopback address: tokens and resolved secrets cross the network unencrypted unless a proxy in front terminates TLS"
+        ),
+    }
+    let incoming = listener::start(listener, &config.listener, tls, open_files);
     // A plain line on stdout for scripts and tests that start on port 0.
     println!("connvault listening on {addr}");
 
@@ -310,13 +355,28 @@ pub async fn run(
     // own limit (which would answer OUT_OF_RANGE) stays as a second line.
     let max = config.max_request_bytes;
 
+    let mut builder = Server::builder()
+        // Large enough that an oversized token reaches authentication and gets
+        // the same UNAUTHENTICATED as any bad token, not a bare HTTP 431.
+        .http2_max_header_list_size(64 * 1024)
+        // Pings find clients that vanished without closing (a dead peer
+        // would otherwise hold its connection and permit forever).
+        .http2_keepalive_interval(config.listener.keepalive_interval())
+        .http2_keepalive_timeout(Some(config.listener.keepalive_timeout()));
+    // A client that answers pings but sends nothing would hold its slot
+    // forever; a bounded age hands every slot back, through a GOAWAY that
+    // lets in-flight calls finish rather than a cut socket. (tonic's
+    // `max_connection_age_grace` closes at age + grace without any GOAWAY,
+    // so it is not used: a client that ignores the GOAWAY and stops
+    // answering pings is closed by the keepalive timeout instead.)
+    if let Some(age) = config.listener.max_connection_age() {
+        builder = builder.max_connection_age(age);
+    }
+
     let (drain, drained) = tokio::sync::oneshot::channel::<()>();
     let mut serving =
         tokio::spawn(
-            Server::builder()
-                // Large enough that an oversized token reaches authentication and gets
-                // the same UNAUTHENTICATED as any bad token, not a bare HTTP 431.
-                .http2_max_header_list_size(64 * 1024)
+            builder
                 .layer(edge)
                 .add_service(health_service)
                 .add_service(reflection_v1)
@@ -347,13 +407,9 @@ pub async fn run(
                     ))
                     .max_decoding_message_size(max),
                 )
-                .serve_with_incoming_shutdown(
-                    // Without TCP_NODELAY small responses wait on delayed ACKs (~40 ms each).
-                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-                    async {
-                        let _ = drained.await;
-                    },
-                ),
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = drained.await;
+                }),
         );
     tokio::select! {
         result = &mut serving => return finished(result),

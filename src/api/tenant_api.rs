@@ -36,8 +36,11 @@ impl TenantService for TenantApi {
             .guard
             .admit(&request, &[Role::Admin], Some(&id), &name)
             .await?;
+        let egress_admin = admitted.principal.tenants == TenantScope::All;
         let request = request.into_inner();
-        let call = self.app.create_tenant(request.tenant_id, request.tenant);
+        let call = self
+            .app
+            .create_tenant_as(request.tenant_id, request.tenant, egress_admin);
         Ok(Response::new(
             self.guard.audited(admitted, Record::Started, call).await?,
         ))
@@ -83,6 +86,29 @@ impl TenantService for TenantApi {
             }
         };
         Ok(Response::new(page))
+    }
+
+    async fn update_tenant(
+        &self,
+        request: Request<v1::UpdateTenantRequest>,
+    ) -> Result<Response<v1::Tenant>, Status> {
+        let name = request
+            .get_ref()
+            .tenant
+            .as_ref()
+            .map(|tenant| tenant.name.clone())
+            .unwrap_or_default();
+        let admitted = self
+            .guard
+            .admit(&request, &[Role::Admin], tenant_of(&name), &name)
+            .await?;
+        // A tenant's egress rules open what the server denies by default:
+        // only an admin of every tenant may change them.
+        let egress_admin = admitted.principal.tenants == TenantScope::All;
+        let call = self.app.update_tenant(request.into_inner(), egress_admin);
+        Ok(Response::new(
+            self.guard.audited(admitted, Record::Started, call).await?,
+        ))
     }
 
     async fn delete_tenant(

@@ -9,15 +9,18 @@
 //! secrets, sealing, store calls, the RPCs), `list` (listing connections),
 //! `pagination` (page sizes and tokens every list call shares),
 //! `data_sources`, `resolve`, `discover` (a folder: parameters, cache,
-//! single flight) and `audit_events` (reading the audit log).
+//! single flight), `egress` (a folder: where tests and discovery may
+//! connect) and `audit_events` (reading the audit log).
 
 mod audit_events;
 mod connections;
 mod data_sources;
 mod discover;
+mod egress;
 mod list;
 mod pagination;
 mod resolve;
+mod tenant_update;
 mod tenants;
 
 use std::sync::Arc;
@@ -33,6 +36,7 @@ use crate::pb::v1;
 
 pub use audit_events::{AuditFilter, list_audit_events};
 pub(crate) use connections::secrets_aad;
+pub use egress::{EgressSettings, MAX_TENANT_RULES};
 
 /// Shared state of a running server.
 pub struct App {
@@ -42,6 +46,8 @@ pub struct App {
     limits: Limits,
     /// Metadata discovery: in-flight reads and cache invalidation.
     metadata: Arc<discover::MetadataState>,
+    /// Where tests and discovery may connect.
+    egress: egress::EgressState,
 }
 
 /// Time limits for plugin calls.
@@ -86,6 +92,7 @@ impl App {
             plugins,
             limits,
             metadata: Arc::default(),
+            egress: egress::EgressState::default(),
         }
     }
 

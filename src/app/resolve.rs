@@ -24,6 +24,7 @@ impl App {
             secrets,
             plugin,
             spec,
+            ..
         } = self.open_for_plugin(name).await?;
         let request = plugin::RenderRequest {
             connection: Some(spec),

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use connvault_store::{StoreError, TenantRecord};
 
+use super::egress::check_tenant_rules;
 use super::pagination::{decode_page_token, encode_page_token, page_size};
 use super::{App, check_labels, etag_of};
 use crate::bounds::MAX_TENANT_DISPLAY_NAME_CHARS;
@@ -13,7 +14,7 @@ use crate::names::{parse_tenant, reserved_tenant_id, tenant_name, valid_tenant_i
 use crate::pb::v1;
 use crate::record_format;
 
-fn decode(record: &TenantRecord) -> Result<v1::Tenant, ServiceError> {
+pub(super) fn decode(record: &TenantRecord) -> Result<v1::Tenant, ServiceError> {
     let mut tenant = record_format::decode_tenant(&record.value).map_err(|_| {
         ServiceError::DataLoss(format!("tenant {} cannot be read", record.tenant_id))
     })?;
@@ -22,14 +23,47 @@ fn decode(record: &TenantRecord) -> Result<v1::Tenant, ServiceError> {
     Ok(tenant)
 }
 
+/// Whether a policy has any rule (an empty one and none are the same).
+pub(super) fn has_rules(egress: Option<&v1::EgressPolicy>) -> bool {
+    egress.is_some_and(|egress| !egress.allow.is_empty() || !egress.deny.is_empty())
+}
+
+/// PERMISSION_DENIED unless the caller may set a tenant's egress rules:
+/// they open destinations the server denies by default, so only an admin
+/// of every tenant (the operator) may set them.
+pub(super) fn may_set_egress(allowed: bool) -> Result<(), ServiceError> {
+    if allowed {
+        Ok(())
+    } else {
+        Err(ServiceError::PermissionDenied(
+            "only an admin of every tenant may set a tenant's egress policy".into(),
+        ))
+    }
+}
+
 impl App {
-    /// Creates `tenants/{tenant_id}`.
+    /// Creates `tenants/{tenant_id}` on behalf of the server itself (its
+    /// development tenant, benchmarks): any egress policy is accepted.
     pub async fn create_tenant(
         &self,
         tenant_id: String,
         tenant: Option<v1::Tenant>,
     ) -> Result<v1::Tenant, ServiceError> {
+        self.create_tenant_as(tenant_id, tenant, true).await
+    }
+
+    /// Creates `tenants/{tenant_id}` for a caller that may set egress
+    /// rules only if `egress_admin` (an admin of every tenant).
+    pub async fn create_tenant_as(
+        &self,
+        tenant_id: String,
+        tenant: Option<v1::Tenant>,
+        egress_admin: bool,
+    ) -> Result<v1::Tenant, ServiceError> {
         let tenant = tenant.unwrap_or_default();
+        if has_rules(tenant.egress.as_ref()) {
+            may_set_egress(egress_admin)?;
+        }
         let mut violations = Vec::new();
         if !valid_tenant_id(&tenant_id) {
             violations.push(Violation {
@@ -51,6 +85,9 @@ impl App {
             });
         }
         check_labels(&tenant.labels, "tenant.labels", &mut violations);
+        if let Some(egress) = &tenant.egress {
+            check_tenant_rules(egress, "tenant.egress", &mut violations);
+        }
         if !violations.is_empty() {
             return Err(ServiceError::InvalidArgument(violations));
         }
@@ -62,6 +99,7 @@ impl App {
             create_time: Some(time),
             update_time: Some(time),
             etag: String::new(),
+            egress: tenant.egress,
         };
         let record = TenantRecord {
             tenant_id: tenant_id.clone(),
@@ -166,7 +204,7 @@ impl App {
     }
 
     /// The stored tenant `tenant_id`; NOT_FOUND names it as `name`.
-    async fn tenant_record(
+    pub(super) async fn tenant_record(
         &self,
         tenant_id: &str,
         name: &str,

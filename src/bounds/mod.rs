@@ -40,6 +40,10 @@ pub const MAX_PRODUCT_BYTES: usize = 100;
 pub const MAX_CONNECTION_DISPLAY_NAME_CHARS: usize = 100;
 /// `Tenant.display_name`, in characters.
 pub const MAX_TENANT_DISPLAY_NAME_CHARS: usize = 200;
+/// Rules in `Tenant.egress.allow` and in `Tenant.egress.deny`.
+pub const MAX_EGRESS_RULES: usize = crate::app::MAX_TENANT_RULES;
+/// One egress rule.
+pub const MAX_EGRESS_RULE_BYTES: usize = connvault_egress::MAX_RULE_LEN;
 /// Entries of a `labels` map.
 pub const MAX_LABELS: usize = 64;
 /// A label key, in characters.

@@ -164,21 +164,48 @@ impl Bounded for v1::ResolveConnectionRequest {
     }
 }
 
+/// A tenant as a request carries it (create, update).
+fn tenant(check: &mut Check, tenant: &v1::Tenant) {
+    check.name("name", &tenant.name);
+    check.chars(
+        "display_name",
+        &tenant.display_name,
+        MAX_TENANT_DISPLAY_NAME_CHARS,
+    );
+    check.labels("labels", &tenant.labels);
+    check.bytes("etag", &tenant.etag, MAX_ETAG_BYTES);
+    if let Some(egress) = &tenant.egress {
+        check.within("egress.", |check| {
+            for (field, rules) in [("allow", &egress.allow), ("deny", &egress.deny)] {
+                check.strings(field, rules, MAX_EGRESS_RULES, MAX_EGRESS_RULE_BYTES);
+            }
+        });
+    }
+}
+
 impl Bounded for v1::CreateTenantRequest {
     fn bound(&self, check: &mut Check) {
         check.bytes("tenant_id", &self.tenant_id, MAX_TENANT_ID_BYTES);
-        if let Some(tenant) = &self.tenant {
-            check.within("tenant.", |check| {
-                check.name("name", &tenant.name);
-                check.chars(
-                    "display_name",
-                    &tenant.display_name,
-                    MAX_TENANT_DISPLAY_NAME_CHARS,
-                );
-                check.labels("labels", &tenant.labels);
-                check.bytes("etag", &tenant.etag, MAX_ETAG_BYTES);
-            });
+        if let Some(value) = &self.tenant {
+            check.within("tenant.", |check| tenant(check, value));
         }
+    }
+}
+
+impl Bounded for v1::UpdateTenantRequest {
+    fn bound(&self, check: &mut Check) {
+        if let Some(value) = &self.tenant {
+            check.within("tenant.", |check| tenant(check, value));
+        }
+        if let Some(mask) = &self.update_mask {
+            check.strings(
+                "update_mask.paths",
+                &mask.paths,
+                MAX_MASK_PATHS,
+                MAX_MASK_PATH_BYTES,
+            );
+        }
+        check.bytes("etag", &self.etag, MAX_ETAG_BYTES);
     }
 }
 

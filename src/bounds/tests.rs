@@ -339,6 +339,7 @@ fn check_encoded(name: &str, bytes: &[u8]) -> Option<Result<(), ServiceError>> {
         ClearMetadataCacheRequest,
         ResolveConnectionRequest,
         CreateTenantRequest,
+        UpdateTenantRequest,
         GetTenantRequest,
         ListTenantsRequest,
         DeleteTenantRequest,

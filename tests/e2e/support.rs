@@ -85,6 +85,10 @@ pub struct Options {
     pub args: Vec<String>,
     /// `auth.jwks_file` (a file setting only).
     pub jwks_file: Option<PathBuf>,
+    /// More TOML appended to the config file (`[egress]` settings...).
+    pub toml: String,
+    /// Start the server under this open-file limit (soft and hard).
+    pub open_files: Option<u64>,
 }
 
 /// A running server and the directories it owns.
@@ -138,6 +142,15 @@ impl Server {
     /// plugins, each given as (cargo package, library stem, plugin name), e.g.
     /// `("connvault-plugin-postgres", "connvault_plugin_postgres", "postgres")`.
     pub fn start_with_plugins(extra: &[(&str, &str, &str)]) -> Server {
+        Self::start_with_options_and_plugins(Options::default(), extra)
+    }
+
+    /// Starts a server with `options` whose plugin directory also holds the
+    /// first-party plugins `extra` (see [`Server::start_with_plugins`]).
+    pub fn start_with_options_and_plugins(
+        options: Options,
+        extra: &[(&str, &str, &str)],
+    ) -> Server {
         let plugins = PluginDir::new();
         plugins.add(&fixture_so(), "fixture");
         let packages: Vec<&str> = extra.iter().map(|(package, _, _)| *package).collect();
@@ -153,7 +166,7 @@ impl Server {
             data,
             plugins,
             log,
-            options: Options::default(),
+            options,
             stdout: Default::default(),
         };
         server
@@ -164,7 +177,18 @@ impl Server {
 
     /// Starts the process on the same data directory; returns stderr on failure.
     pub fn spawn(&mut self) -> Result<(), String> {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_connvault"));
+        let mut command = match self.options.open_files {
+            // The shell sets both limits, then becomes the server (same pid).
+            Some(limit) => {
+                let mut command = Command::new("sh");
+                command
+                    .arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_connvault"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_connvault")),
+        };
         command
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
@@ -218,6 +242,7 @@ impl Server {
                 command.arg("--dev");
             }
         }
+        toml.push_str(&self.options.toml);
         let config = self.data.path().join("connvault.toml");
         std::fs::write(&config, toml).unwrap();
         command.arg("--config").arg(config);
@@ -326,6 +351,11 @@ impl Server {
 
     pub async fn data_sources(&self) -> DataSourceServiceClient<Authed> {
         DataSourceServiceClient::new(self.channel_as(Some(operator_token())).await)
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.rsplit(':').next().unwrap().parse().unwrap()
     }
 
     pub async fn create_tenant(&self, id: &str) {

@@ -200,6 +200,15 @@ impl tenant_service_server::TenantService for Tenants {
         Ok(Response::new(v1::ListTenantsResponse::default()))
     }
 
+    async fn update_tenant(
+        &self,
+        request: Request<v1::UpdateTenantRequest>,
+    ) -> Result<Response<v1::Tenant>, Status> {
+        Ok(Response::new(
+            request.into_inner().tenant.unwrap_or_default(),
+        ))
+    }
+
     async fn delete_tenant(
         &self,
         _request: Request<v1::DeleteTenantRequest>,

@@ -120,6 +120,7 @@ async fn rust_plugin_describes_validates_tests_and_renders() {
     let request = pb::TestRequest {
         connection: Some(spec(&[("host", "127.0.0.1"), ("port", &port)], &[])),
         deadline_ms: 2000,
+        egress: None,
     };
     let result = plugin.test("acme", &request, SECOND * 3).await.unwrap();
     assert!(result.success, "{result:?}");
@@ -184,6 +185,7 @@ async fn a_panic_is_caught_and_the_next_call_works() {
     let panicking = pb::TestRequest {
         connection: Some(spec(&[("host", "127.0.0.1"), ("mode", "panic")], &[])),
         deadline_ms: 1000,
+        egress: None,
     };
     let error = plugin.test("acme", &panicking, SECOND).await.unwrap_err();
     assert!(matches!(error, CallError::Panicked { .. }), "{error:?}");

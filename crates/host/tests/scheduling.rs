@@ -57,6 +57,7 @@ fn greeting_test(port: u16) -> pb::TestRequest {
             ("mode", "greeting"),
         ])),
         deadline_ms: 60_000,
+        egress: None,
     }
 }
 
@@ -229,6 +230,7 @@ async fn hung_calls_fill_their_own_lane_and_then_fail_fast() {
     let hanging = pb::TestRequest {
         connection: Some(spec(&[("host", "127.0.0.1"), ("mode", "hang")])),
         deadline_ms: 100,
+        egress: None,
     };
     for _ in 0..2 {
         let started = Instant::now();

@@ -12,13 +12,17 @@
 //!   [`session::Handshake`];
 //! - [`fields`]: the `host` and `port` fields of a network data source;
 //! - [`net`]: deadline-bounded steps on the plugin's private runtime
-//!   ([`net::bounded`]), resolving and connecting, and turning a failed stage
-//!   into the error a non-test call returns;
+//!   ([`net::bounded`]), resolving and connecting within the call's egress
+//!   grant (the host's approved addresses, never a second DNS lookup; every
+//!   address checked before it is dialled), describing failures without the
+//!   peer's bytes, and turning a failed stage into the error a non-test call
+//!   returns;
 //! - [`tls`]: the rustls client configuration for a connection's TLS mode, and
 //!   the checks `validate` runs on its PEM material.
 //!
 //! Each provider keeps its own protocol logic (what it sends, how it reads the
-//! server's errors) in its plugin.
+//! server's errors) in its plugin; a server's error is quoted only when the
+//! protocol delivered it as one, through [`net::remote_text`].
 //!
 //! ```
 //! use connvault_plugin_sdk::{Connection, Deadline, StageError, TestReport};

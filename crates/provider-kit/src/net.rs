@@ -8,7 +8,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use connvault_plugin_sdk::pb::ErrorCategory;
-use connvault_plugin_sdk::{Deadline, PluginError, StageError, block_on, code};
+use connvault_plugin_sdk::{Connection, Deadline, PluginError, StageError, block_on, code};
 use tokio::net::TcpStream;
 
 /// Runs `future` to completion unless `deadline` passes first (then TIMEOUT).
@@ -37,8 +37,24 @@ pub fn timed_out(what: &str) -> StageError {
     )
 }
 
-/// Resolves `host` (a name or an address literal) to socket addresses.
-pub async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, StageError> {
+/// The addresses to connect to for `host` and `port`: the ones the host
+/// approved for this call (no second DNS lookup, which could answer with an
+/// address the host never checked), else a fresh resolution whose every
+/// address the call's egress grant must permit.
+pub async fn resolve(
+    connection: &Connection<'_>,
+    host: &str,
+    port: u16,
+) -> Result<Vec<SocketAddr>, StageError> {
+    if let Some(approved) = connection.egress.approved(host, port) {
+        if approved.is_empty() {
+            return Err(StageError::new(
+                ErrorCategory::Dns,
+                format!("host {host:?} resolved to no address"),
+            ));
+        }
+        return Ok(approved);
+    }
     let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|error| {
@@ -54,11 +70,37 @@ pub async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, StageErro
             format!("host {host:?} resolved to no address"),
         ));
     }
+    // One refused address refuses the host: a name that mixes an allowed and
+    // a refused address must not be tried address by address.
+    for address in &addresses {
+        refuse_unless_permitted(connection, host, *address)?;
+    }
     Ok(addresses)
 }
 
-/// Connects to the first of `addresses` that accepts a TCP connection.
-pub async fn connect(addresses: &[SocketAddr]) -> Result<TcpStream, StageError> {
+/// PERMISSION (nothing sent) unless the call's egress grant permits `address`.
+pub fn refuse_unless_permitted(
+    connection: &Connection<'_>,
+    host: &str,
+    address: SocketAddr,
+) -> Result<(), StageError> {
+    connection
+        .egress
+        .permits(host, address)
+        .map_err(|refusal| StageError::new(ErrorCategory::Permission, refusal.0))
+}
+
+/// Connects to the first of `addresses` (found for `host`) that accepts a
+/// TCP connection, after checking each against the call's egress grant: an
+/// address the grant refuses is never dialled.
+pub async fn connect(
+    connection: &Connection<'_>,
+    host: &str,
+    addresses: &[SocketAddr],
+) -> Result<TcpStream, StageError> {
+    for address in addresses {
+        refuse_unless_permitted(connection, host, *address)?;
+    }
     let mut last = String::from("no address to connect to");
     for address in addresses {
         match TcpStream::connect(address).await {
@@ -67,11 +109,51 @@ pub async fn connect(addresses: &[SocketAddr]) -> Result<TcpStream, StageError> 
                 let _ = stream.set_nodelay(true);
                 return Ok(stream);
             }
-            Err(error) => last = format!("could not connect to {address}: {error}"),
+            Err(error) => last = format!("could not connect to {address}: {}", io_problem(&error)),
         }
     }
     Err(StageError::new(ErrorCategory::Unreachable, last))
 }
+
+/// An I/O failure in words of our own, by its kind: the text of an error
+/// can carry what the other side sent (a driver's parse error wrapped in an
+/// `io::Error`), its kind cannot.
+pub fn io_problem(error: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::ConnectionRefused => "connection refused",
+        ErrorKind::ConnectionReset => "the server reset the connection",
+        ErrorKind::ConnectionAborted => "the connection was aborted",
+        ErrorKind::UnexpectedEof => "the server closed the connection",
+        ErrorKind::BrokenPipe => "the server closed the connection",
+        ErrorKind::TimedOut => "timed out",
+        ErrorKind::HostUnreachable => "no route to the host",
+        ErrorKind::NetworkUnreachable => "the network is unreachable",
+        ErrorKind::AddrNotAvailable => "the address is not available",
+        ErrorKind::PermissionDenied => "the operating system refused the connection",
+        ErrorKind::InvalidData => "the server sent data that could not be read",
+        _ => "an I/O error",
+    }
+}
+
+/// Text the remote side sent (a database's own error message), fit to show:
+/// printable characters only, at most [`REMOTE_TEXT_MAX`] of them. Use it
+/// only for a message the protocol delivered as a well-formed error, never
+/// for bytes that failed to parse.
+pub fn remote_text(text: &str) -> String {
+    let mut shown: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(REMOTE_TEXT_MAX)
+        .collect();
+    if text.chars().count() > REMOTE_TEXT_MAX {
+        shown.push('…');
+    }
+    shown
+}
+
+/// The most characters of a remote error message [`remote_text`] keeps.
+pub const REMOTE_TEXT_MAX: usize = 200;
 
 /// The result of the previous stage; the report runs a stage only when every earlier one succeeded.
 pub fn prior<T>(value: Option<T>) -> Result<T, StageError> {
@@ -142,10 +224,14 @@ mod tests {
         let workers: Vec<_> = (0..4)
             .map(|_| {
                 std::thread::spawn(|| {
+                    let source = connvault_plugin_sdk::schema::data_source("t", "T").build();
+                    let spec = connvault_plugin_sdk::pb::ConnectionSpec::default();
+                    let connection = connvault_plugin_sdk::check(&source, spec, &[])
+                        .map_err(|_| StageError::new(ErrorCategory::Internal, "spec"))?;
                     bounded(
                         Deadline::from_millis(5_000),
                         "resolving the host",
-                        resolve("db.acme.internal", 5432),
+                        resolve(&connection, "db.acme.internal", 5432),
                     )
                 })
             })

@@ -91,13 +91,17 @@ pub fn reach(
     let host = connection.str("host");
     let port = net::port(connection.int("port"), default_port);
     let addresses = report.stage(Stage::Resolve, || {
-        net::bounded(deadline, "resolving the host", net::resolve(host, port))
+        net::bounded(
+            deadline,
+            "resolving the host",
+            net::resolve(connection, host, port),
+        )
     });
     report.stage(Stage::Connect, || {
         net::bounded(
             deadline,
             "connecting",
-            net::connect(&net::prior(addresses)?),
+            net::connect(connection, host, &net::prior(addresses)?),
         )
     })
 }

@@ -217,14 +217,60 @@ impl ServerCertVerifier for AcceptAny {
     }
 }
 
-/// Describes a failed handshake without anything secret (rustls errors hold none).
+/// Describes a failed handshake in words of our own: rustls's text can
+/// carry what the peer sent (the names in its certificate, the number of a
+/// record type it should not have sent), so only the kind of failure is kept.
 pub fn handshake_error(error: &std::io::Error) -> StageError {
-    let detail = match error.get_ref() {
-        Some(inner) => inner.to_string(),
-        None => error.to_string(),
-    };
+    let detail = tls_problem(error).unwrap_or_else(|| crate::net::io_problem(error));
     StageError::new(
         ErrorCategory::Tls,
         format!("TLS handshake failed: {detail}"),
     )
+}
+
+/// The [`describe`] phrase of the rustls error inside an I/O error (as
+/// tokio-rustls and drivers report handshake failures), if there is one.
+pub fn tls_problem(error: &std::io::Error) -> Option<&'static str> {
+    error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .map(describe)
+}
+
+/// A rustls error as a fixed phrase: what went wrong, never what the peer sent.
+pub fn describe(error: &rustls::Error) -> &'static str {
+    use rustls::Error;
+    match error {
+        Error::InvalidCertificate(certificate) => match certificate {
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                "the server's certificate has expired"
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "the server's certificate is not valid yet"
+            }
+            CertificateError::UnknownIssuer => {
+                "the server's certificate is not signed by a trusted CA"
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                "the server's certificate is not valid for the server name"
+            }
+            CertificateError::Revoked => "the server's certificate is revoked",
+            CertificateError::BadSignature => "the server's certificate has a bad signature",
+            _ => "the server's certificate was refused",
+        },
+        Error::NoCertificatesPresented => "the server presented no certificate",
+        Error::AlertReceived(_) => "the server refused the handshake (it sent a TLS alert)",
+        Error::PeerIncompatible(_) => {
+            "the server supports no TLS version or cipher suite connvault accepts"
+        }
+        Error::InvalidMessage(_)
+        | Error::InappropriateMessage { .. }
+        | Error::InappropriateHandshakeMessage { .. }
+        | Error::PeerMisbehaved(_)
+        | Error::PeerSentOversizedRecord
+        | Error::DecryptError => {
+            "the server did not speak TLS as expected: is TLS enabled on this port?"
+        }
+        _ => "the TLS handshake could not complete",
+    }
 }

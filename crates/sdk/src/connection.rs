@@ -41,6 +41,8 @@ pub struct Connection<'a> {
     secrets: BTreeMap<String, String>,
     /// TLS settings (mode unspecified means "disable").
     pub tls: pb::Tls,
+    /// Where this call may connect (unrestricted unless the host sent a grant).
+    pub egress: crate::egress::Egress,
 }
 
 impl Drop for Connection<'_> {
@@ -98,6 +100,35 @@ impl Connection<'_> {
             Ok(mode) => mode,
         }
     }
+}
+
+/// The conventional destination of a network data source: its `host`
+/// config field on its `port` config field, when the schema has both and
+/// both are set (`None` otherwise).
+pub fn host_and_port(connection: &Connection) -> Option<Vec<pb::NetworkTarget>> {
+    let declared = |name: &str| {
+        connection
+            .data_source
+            .fields
+            .iter()
+            .any(|field| field.name == name && !field.secret)
+    };
+    if !declared("host") || !declared("port") {
+        return None;
+    }
+    let host = connection.str("host");
+    let port = connection
+        .int("port")
+        .and_then(|port| u16::try_from(port).ok())
+        .filter(|port| *port > 0)?;
+    if host.is_empty() {
+        return None;
+    }
+    Some(vec![pb::NetworkTarget {
+        field: "config.host".to_owned(),
+        host: host.to_owned(),
+        port: u32::from(port),
+    }])
 }
 
 /// Checks `spec` against `source`'s schema; returns the normalised connection or every violation.
@@ -195,6 +226,7 @@ pub fn check<'a>(
             config,
             secrets: std::mem::take(&mut secrets),
             tls: tls.unwrap_or_default(),
+            egress: crate::egress::Egress::default(),
         })
     } else {
         use zeroize::Zeroize;

@@ -61,6 +61,7 @@ pub use connvault_plugin_abi as abi;
 pub use connvault_plugin_abi::pb;
 
 mod connection;
+pub mod egress;
 mod error;
 pub mod log;
 mod report;
@@ -69,7 +70,7 @@ pub mod schema;
 #[doc(hidden)]
 pub mod shim;
 
-pub use connection::{Connection, Violations, check};
+pub use connection::{Connection, Violations, check, host_and_port};
 pub use error::{PluginError, code};
 pub use report::{Deadline, StageError, TestReport};
 pub use runtime::block_on;
@@ -88,7 +89,22 @@ pub trait Provider: Send + Sync + 'static {
         let _ = (connection, violations);
     }
 
+    /// Where `test` and `discover` would connect for `connection`, reported
+    /// with every successful `validate` so the host can check its egress
+    /// policy before it calls them (`None`: the provider cannot say, and the
+    /// host refuses to test it unless configured otherwise).
+    ///
+    /// The default, [`host_and_port`], reports the `host` and `port` config
+    /// fields when the schema has both; a provider that connects elsewhere
+    /// (a URL field, several hosts) or nowhere (`Some(vec![])`) says so here.
+    fn targets(&self, connection: &Connection) -> Option<Vec<pb::NetworkTarget>> {
+        host_and_port(connection)
+    }
+
     /// Opens a real connection within `deadline` and reports each stage.
+    ///
+    /// Connect only where [`Connection::egress`] permits: to the addresses
+    /// the host approved, never to a fresh resolution of the host name.
     fn test(
         &self,
         connection: &Connection,

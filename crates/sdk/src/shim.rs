@@ -10,6 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use prost::Message;
 
 use crate::abi::{HostTable, Method, OutputSink, ReturnCode};
+use crate::egress::Egress;
 use crate::{Connection, Deadline, PluginError, Provider, Violations, check, pb};
 
 /// A provider and the description it gave at `init`.
@@ -170,14 +171,22 @@ fn dispatch<P: Provider>(
             let response = match check(source, spec, &request.secret_fields_present) {
                 Err(violations) => pb::ValidateResponse {
                     violations: violations.0,
-                    normalized_config: Default::default(),
+                    ..Default::default()
                 },
                 Ok(mut connection) => {
                     let mut violations = Violations::default();
                     provider.validate(&connection, &mut violations);
+                    let targets = if violations.is_empty() {
+                        provider
+                            .targets(&connection)
+                            .map(|targets| pb::NetworkTargets { targets })
+                    } else {
+                        None
+                    };
                     pb::ValidateResponse {
                         violations: violations.0,
                         normalized_config: std::mem::take(&mut connection.config),
+                        targets,
                     }
                 }
             };
@@ -186,13 +195,15 @@ fn dispatch<P: Provider>(
         Method::Test => {
             let request: pb::TestRequest = decode(request)?;
             let deadline = Deadline::from_millis(request.deadline_ms);
-            let connection = checked(instance, request.connection)?;
+            let mut connection = checked(instance, request.connection)?;
+            connection.egress = Egress::from_grant(request.egress);
             provider.test(&connection, deadline)?.encode_to_vec()
         }
         Method::Discover => {
             let request: pb::DiscoverRequest = decode(request)?;
             let deadline = Deadline::from_millis(request.deadline_ms);
-            let connection = checked(instance, request.connection.clone())?;
+            let mut connection = checked(instance, request.connection.clone())?;
+            connection.egress = Egress::from_grant(request.egress.clone());
             provider
                 .discover(&connection, &request, deadline)?
                 .encode_to_vec()

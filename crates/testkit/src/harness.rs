@@ -30,9 +30,11 @@
 
 use std::time::{Duration, Instant};
 
+use connvault_plugin_sdk::egress::Egress;
 use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, StageStatus, TlsMode};
 use connvault_plugin_sdk::{Connection, Deadline, PluginError, Provider, code};
 
+use crate::listeners::{Recorder, foreign_server, quotes_foreign_reply};
 use crate::provider::{self, category, closed_port, s, silent_server, stage_status};
 
 /// A password the checks put in specs; it must never come back in a response.
@@ -199,6 +201,114 @@ impl<P: Provider> Harness<P> {
             );
             assert!(!format!("{response:?}").contains("CANARY"));
         }
+    }
+
+    /// The provider's test of `spec` under the egress `grant`, within `deadline`.
+    pub fn granted_test(
+        &self,
+        spec: pb::ConnectionSpec,
+        grant: pb::EgressGrant,
+        deadline: Duration,
+    ) -> pb::TestResponse {
+        let mut connection = self.connection(spec);
+        connection.egress = Egress::from_grant(Some(grant));
+        let millis = u32::try_from(deadline.as_millis()).expect("a deadline in u32 milliseconds");
+        self.provider
+            .test(&connection, Deadline::from_millis(millis))
+            .expect("test answers with a report, not an error")
+    }
+
+    /// A server speaking another protocol (HTTP) on the port: in each TLS
+    /// `mode` the test fails, and no byte that server sent appears in any
+    /// message of the answer.
+    pub fn check_foreign_server_is_not_quoted(
+        &self,
+        modes: &[TlsMode],
+        spec: impl Fn(u16) -> pb::ConnectionSpec,
+    ) {
+        let port = foreign_server();
+        for &mode in modes {
+            let mut spec = spec(port);
+            spec.tls = Some(pb::Tls {
+                mode: mode as i32,
+                ..Default::default()
+            });
+            let (response, _) = self.timed_test(spec, Duration::from_secs(5));
+            assert!(!response.success, "{mode:?}: {response:#?}");
+            let messages: Vec<&str> = std::iter::once(response.message.as_str())
+                .chain(std::iter::once(response.server_version.as_str()))
+                .chain(response.stages.iter().map(|stage| stage.message.as_str()))
+                .collect();
+            for message in messages {
+                let quoted = quotes_foreign_reply(message);
+                assert_eq!(quoted, None, "{mode:?}: quoted in {message:?}");
+            }
+        }
+    }
+
+    /// The egress grant decides where the provider connects:
+    /// - an approved address is dialled instead of resolving the host name
+    ///   (here a name that does not even resolve), by every connection the
+    ///   provider opens;
+    /// - with a target approved, any other address is refused as PERMISSION
+    ///   at the resolve stage, and nothing connects to it;
+    /// - with no target approved, the policy decides, and a refused address
+    ///   gets the same, with nothing connected either.
+    pub fn check_egress_grant_is_honoured(&self, spec: impl Fn(u16) -> pb::ConnectionSpec) {
+        const DEADLINE: Duration = Duration::from_millis(1500);
+        let pinned = Recorder::start();
+        let approve = pb::EgressGrant {
+            approved: vec![pb::ApprovedTarget {
+                host: "pinned.invalid".into(),
+                port: u32::from(pinned.port()),
+                addresses: vec!["127.0.0.1".into()],
+            }],
+            policy: Some(pb::EgressPolicy {
+                rules: Vec::new(),
+                default_action: pb::EgressAction::Allow as i32,
+            }),
+        };
+        let mut by_name = spec(pinned.port());
+        by_name.config.insert("host".into(), s("pinned.invalid"));
+        let reached = self.granted_test(by_name, approve.clone(), DEADLINE);
+        assert_stages(&reached, &[Stage::Resolve, Stage::Connect], StageStatus::Ok);
+        // The recorder never answers: a driver that dialled the approved
+        // address too waits for it until the deadline; one that resolved the
+        // name again would fail at once.
+        assert_eq!(category(&reached), ErrorCategory::Timeout, "{reached:#?}");
+        assert!(pinned.connections() >= 1, "{reached:#?}");
+
+        let bystander = Recorder::start();
+        let elsewhere = self.granted_test(spec(bystander.port()), approve, DEADLINE);
+        assert_eq!(
+            category(&elsewhere),
+            ErrorCategory::Permission,
+            "{elsewhere:#?}"
+        );
+        assert_stages(&elsewhere, &[Stage::Resolve], StageStatus::Failed);
+
+        let deny_loopback = pb::EgressGrant {
+            approved: Vec::new(),
+            policy: Some(pb::EgressPolicy {
+                rules: vec![pb::EgressRule {
+                    action: pb::EgressAction::Deny as i32,
+                    pattern: "127.0.0.0/8".into(),
+                    origin: "built-in: loopback".into(),
+                }],
+                default_action: pb::EgressAction::Allow as i32,
+            }),
+        };
+        let refused = self.granted_test(spec(bystander.port()), deny_loopback, DEADLINE);
+        assert_eq!(
+            category(&refused),
+            ErrorCategory::Permission,
+            "{refused:#?}"
+        );
+        assert!(
+            refused.message.contains("built-in: loopback"),
+            "{refused:#?}"
+        );
+        assert_eq!(bystander.connections(), 0);
     }
 
     /// The provider's `discover` within [`provider::TEST_DEADLINE_MS`].

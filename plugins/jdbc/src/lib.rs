@@ -154,6 +154,17 @@ impl Provider for Jdbc {
         }
     }
 
+    /// The URL's first host and port: what `test` connects to, so the
+    /// server checks its egress policy against the host the URL names.
+    fn targets(&self, connection: &Connection) -> Option<Vec<pb::NetworkTarget>> {
+        let target = url::parse(connection.str("jdbc_url")).ok()?;
+        Some(vec![pb::NetworkTarget {
+            field: "config.jdbc_url".to_owned(),
+            host: target.host,
+            port: u32::from(target.port),
+        }])
+    }
+
     fn test(
         &self,
         connection: &Connection,
@@ -166,13 +177,15 @@ impl Provider for Jdbc {
             net::bounded(
                 deadline,
                 "resolving the host",
-                net::resolve(&target.host, target.port),
+                net::resolve(connection, &target.host, target.port),
             )
         });
         report.stage(Stage::Connect, || {
             let addresses = net::prior(addresses)?;
             net::bounded(deadline, "connecting", async {
-                net::connect(&addresses).await.map(drop)
+                net::connect(connection, &target.host, &addresses)
+                    .await
+                    .map(drop)
             })
         });
         if !report.failed() {

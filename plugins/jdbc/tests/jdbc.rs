@@ -3,11 +3,13 @@
 
 use std::net::TcpListener;
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use connvault_plugin_jdbc::{Jdbc, NOT_SPOKEN};
 use connvault_plugin_sdk::Provider;
 use connvault_plugin_sdk::pb::{self, ErrorCategory, Stage, StageStatus};
 use connvault_testkit::harness::Harness;
+use connvault_testkit::listeners::Recorder;
 use connvault_testkit::provider::{s, stage_status};
 
 /// The JDBC provider under test, for the whole test process.
@@ -103,6 +105,54 @@ fn test_checks_reachability_and_says_what_it_does_not_check() {
     ));
     assert_eq!(dns.error_category, ErrorCategory::Dns as i32, "{dns:#?}");
     assert!(!format!("{dns:?}").contains("CANARY"));
+}
+
+/// The URL's host is the target `validate` reports, and `test` dials the
+/// address the host approved for it instead of resolving the name (here a
+/// name that does not resolve), and nothing else.
+#[test]
+fn the_urls_host_is_reported_and_the_grant_is_honoured() {
+    let pinned = Recorder::start();
+    let url = format!("jdbc:postgresql://pinned.invalid:{}/app", pinned.port());
+    let connection = JDBC.connection(spec(&[("jdbc_url", &url)], None));
+    let targets = Jdbc.targets(&connection).unwrap();
+    assert_eq!(
+        targets,
+        [pb::NetworkTarget {
+            field: "config.jdbc_url".into(),
+            host: "pinned.invalid".into(),
+            port: u32::from(pinned.port()),
+        }]
+    );
+    let grant = pb::EgressGrant {
+        approved: vec![pb::ApprovedTarget {
+            host: "pinned.invalid".into(),
+            port: u32::from(pinned.port()),
+            addresses: vec!["127.0.0.1".into()],
+        }],
+        policy: None,
+    };
+    let reached = JDBC.granted_test(
+        spec(&[("jdbc_url", &url)], None),
+        grant.clone(),
+        Duration::from_secs(5),
+    );
+    assert!(reached.success, "{reached:#?}");
+    assert!(pinned.connections() >= 1);
+
+    let bystander = Recorder::start();
+    let elsewhere = format!("jdbc:postgresql://127.0.0.1:{}/app", bystander.port());
+    let refused = JDBC.granted_test(
+        spec(&[("jdbc_url", &elsewhere)], None),
+        grant,
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        refused.error_category,
+        ErrorCategory::Permission as i32,
+        "{refused:#?}"
+    );
+    assert_eq!(bystander.connections(), 0);
 }
 
 #[test]

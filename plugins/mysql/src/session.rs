@@ -4,6 +4,10 @@
 //! proves TCP reachability on its own socket and the driver's login then
 //! covers TLS and authentication; its outcome is split between the TLS and
 //! Authenticate stages by the kind of error.
+//!
+//! The driver is given the address the Connect stage reached (the one the
+//! host approved), never the host name: resolving the name again could
+//! answer with an address nobody checked. TLS still verifies the host name.
 
 use connvault_plugin_sdk::pb::{ErrorCategory, Stage, TlsMode};
 use connvault_plugin_sdk::{Connection, Deadline, StageError, TestReport};
@@ -12,7 +16,9 @@ use connvault_provider_kit::session;
 use mysql_async::prelude::Queryable;
 use mysql_async::{ClientIdentity, Conn, OptsBuilder, SslOpts};
 
-use crate::{DEFAULT_PORT, MySql, net};
+use std::net::IpAddr;
+
+use crate::{DEFAULT_PORT, MySql, net, tls};
 
 impl Engine for MySql {
     type Session = Conn;
@@ -24,11 +30,18 @@ impl Engine for MySql {
         deadline: Deadline,
         report: &mut TestReport,
     ) -> Option<Conn> {
-        // The driver connects on its own: this socket only proves reachability.
-        let reachable = session::reach(connection, DEFAULT_PORT, deadline, report).map(drop);
+        // The driver connects on its own: this socket only proves reachability
+        // and tells which approved address to hand the driver.
+        let reached = session::reach(connection, DEFAULT_PORT, deadline, report)
+            .and_then(|stream| stream.peer_addr().ok());
         let mode = connection.tls_mode();
-        let login =
-            reachable.map(|()| net::bounded(deadline, "logging in", login(connection, mode)));
+        let login = reached.map(|address| {
+            net::bounded(
+                deadline,
+                "logging in",
+                login(connection, address.ip(), mode),
+            )
+        });
         if mode == TlsMode::Disable {
             report.skip(Stage::Tls, "TLS is disabled for this connection");
         } else {
@@ -65,9 +78,14 @@ fn tls_options(connection: &Connection, mode: TlsMode) -> Option<SslOpts> {
         TlsMode::Require | TlsMode::VerifyCa => options.with_danger_skip_domain_validation(true),
         TlsMode::VerifyFull => options,
     };
-    if !tls.server_name.is_empty() {
-        options = options.with_danger_tls_hostname_override(Some(tls.server_name.clone()));
-    }
+    // The driver dials an address: verify the certificate for the server
+    // name, or else the host name as configured.
+    let name = if tls.server_name.is_empty() {
+        connection.str("host")
+    } else {
+        tls.server_name.as_str()
+    };
+    options = options.with_danger_tls_hostname_override(Some(name.to_owned()));
     if !tls.client_cert_pem.is_empty() {
         options = options.with_client_identity(Some(ClientIdentity::new(
             tls.client_cert_pem.as_bytes().to_vec().into(),
@@ -77,10 +95,10 @@ fn tls_options(connection: &Connection, mode: TlsMode) -> Option<SslOpts> {
     Some(options)
 }
 
-fn options(connection: &Connection, tls: Option<SslOpts>) -> OptsBuilder {
+fn options(connection: &Connection, address: IpAddr, tls: Option<SslOpts>) -> OptsBuilder {
     let database = connection.str("database");
     OptsBuilder::default()
-        .ip_or_hostname(connection.str("host"))
+        .ip_or_hostname(address.to_string())
         .tcp_port(net::port(connection.int("port"), DEFAULT_PORT))
         .user(Some(connection.str("user")))
         .pass(connection.secret("password"))
@@ -90,15 +108,19 @@ fn options(connection: &Connection, tls: Option<SslOpts>) -> OptsBuilder {
         .ssl_opts(tls)
 }
 
-async fn login(connection: &Connection<'_>, mode: TlsMode) -> Result<Conn, StageError> {
+async fn login(
+    connection: &Connection<'_>,
+    address: IpAddr,
+    mode: TlsMode,
+) -> Result<Conn, StageError> {
     let tls = tls_options(connection, mode);
-    match Conn::new(options(connection, tls)).await {
+    match Conn::new(options(connection, address, tls)).await {
         Ok(conn) => Ok(conn),
         // `prefer` falls back to plain text when the server has no TLS.
         Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))
             if mode == TlsMode::Prefer =>
         {
-            Conn::new(options(connection, None))
+            Conn::new(options(connection, address, None))
                 .await
                 .map_err(|error| classify(&error))
         }
@@ -113,9 +135,11 @@ pub fn probe(conn: &mut Conn, deadline: Deadline) -> Result<String, StageError> 
             .query_first("SELECT VERSION()")
             .await
             .map_err(|error| classify(&error))?;
-        version.ok_or_else(|| {
-            StageError::new(ErrorCategory::Protocol, "SELECT VERSION() returned no row")
-        })
+        version
+            .map(|version| net::remote_text(&version))
+            .ok_or_else(|| {
+                StageError::new(ErrorCategory::Protocol, "SELECT VERSION() returned no row")
+            })
     })
 }
 
@@ -136,7 +160,13 @@ pub fn close(conn: Option<Conn>, deadline: Deadline) {
     });
 }
 
-/// Maps a driver error to a category; messages never contain the password.
+/// Maps a driver error to a category and a message of our own words.
+///
+/// A server error (an `ERR` packet, which a MySQL server sends as such) is
+/// quoted, printable and bounded: it is the server's own message and never
+/// holds the password. Everything else is described, never quoted: the
+/// driver's text can carry bytes another service sent (a greeting it could
+/// not parse, the name of an authentication plugin).
 pub fn classify(error: &mysql_async::Error) -> StageError {
     use mysql_async::{DriverError, Error, IoError};
     let category = match error {
@@ -153,19 +183,52 @@ pub fn classify(error: &mysql_async::Error) -> StageError {
         },
         Error::Driver(DriverError::NoClientSslFlagFromServer) => ErrorCategory::Tls,
         Error::Io(IoError::Tls(_)) => ErrorCategory::Tls,
-        Error::Io(IoError::Io(io)) if io.to_string().contains("certificate") => ErrorCategory::Tls,
+        Error::Io(IoError::Io(io)) if is_tls(io) => ErrorCategory::Tls,
         Error::Io(_) => ErrorCategory::Unreachable,
         _ => ErrorCategory::Protocol,
     };
     let message = match error {
-        Error::Driver(DriverError::NoClientSslFlagFromServer) => {
-            "the server does not accept TLS connections, but TLS is required".to_owned()
-        }
         Error::Server(server) => format!(
             "the server refused: {} (error {})",
-            server.message, server.code
+            net::remote_text(&server.message),
+            server.code
         ),
-        other => other.to_string(),
+        Error::Driver(driver) => driver_problem(driver).to_owned(),
+        Error::Io(IoError::Tls(_)) => "the TLS handshake could not complete".to_owned(),
+        Error::Io(IoError::Io(io)) => match tls::tls_problem(io) {
+            Some(problem) => format!("TLS handshake failed: {problem}"),
+            None => format!("the connection failed: {}", net::io_problem(io)),
+        },
+        _ => "the MySQL driver failed".to_owned(),
     };
     StageError::new(category, message)
+}
+
+fn is_tls(io: &std::io::Error) -> bool {
+    tls::tls_problem(io).is_some()
+}
+
+/// A driver error as a fixed phrase.
+fn driver_problem(error: &mysql_async::DriverError) -> &'static str {
+    use mysql_async::DriverError;
+    match error {
+        DriverError::NoClientSslFlagFromServer => {
+            "the server does not accept TLS connections, but TLS is required"
+        }
+        DriverError::CantParseServerVersion { .. } => {
+            "the server's greeting is not MySQL's: is this a MySQL server?"
+        }
+        DriverError::UnknownAuthPlugin { .. } => {
+            "the server asked for an authentication method connvault does not support"
+        }
+        DriverError::PacketOutOfOrder | DriverError::UnexpectedPacket { .. } => {
+            "the server did not speak the MySQL protocol as expected: is this a MySQL server?"
+        }
+        DriverError::PacketTooLarge => "the server sent a packet larger than allowed",
+        DriverError::ConnectionClosed => "the server closed the connection",
+        DriverError::MysqlOldPasswordDisabled => {
+            "the server asked for the insecure mysql_old_password method, which is disabled"
+        }
+        _ => "the MySQL driver failed",
+    }
 }

@@ -88,6 +88,21 @@ fn unresolvable_host_is_dns() {
     DB.check_unresolvable_host_is_dns(|port| DB.login(port, "u", CANARY));
 }
 
+/// Another service on the port (an HTTP server): its bytes never come back.
+#[test]
+fn a_foreign_servers_bytes_are_never_quoted() {
+    DB.check_foreign_server_is_not_quoted(
+        &[TlsMode::Disable, TlsMode::Require, TlsMode::VerifyFull],
+        |port| DB.login(port, "u", CANARY),
+    );
+}
+
+/// Approved addresses are dialled instead of the host name; others are refused unsent.
+#[test]
+fn the_egress_grant_is_honoured() {
+    DB.check_egress_grant_is_honoured(|port| DB.login(port, "u", CANARY));
+}
+
 #[test]
 fn closed_port_is_unreachable() {
     DB.check_closed_port_is_unreachable(|port| DB.login(port, "u", CANARY));

@@ -68,7 +68,10 @@ impl Handshake for Postgres {
         let protocol = |error: std::io::Error| {
             StageError::new(
                 ErrorCategory::Protocol,
-                format!("asking the server for TLS failed: {error}"),
+                format!(
+                    "asking the server for TLS failed: {}",
+                    net::io_problem(&error)
+                ),
             )
         };
         stream.write_all(&SSL_REQUEST).await.map_err(protocol)?;
@@ -88,11 +91,10 @@ impl Handshake for Postgres {
                 ErrorCategory::Tls,
                 "the server does not accept TLS connections, but TLS is required",
             )),
-            other => Err(StageError::new(
+            // Never quote the byte: it is the start of whatever else listens there.
+            _ => Err(StageError::new(
                 ErrorCategory::Protocol,
-                format!(
-                    "unexpected answer {other:#04x} to a TLS request: is this a PostgreSQL server?"
-                ),
+                "the server did not answer the TLS request as PostgreSQL does: is this a PostgreSQL server?",
             )),
         }
     }
@@ -150,6 +152,7 @@ pub fn probe(client: &Client, deadline: Deadline) -> Result<String, StageError> 
             .await
             .map_err(|error| classify(&error, "reading the server version"))?;
         row.try_get::<_, String>(0)
+            .map(|version| net::remote_text(&version))
             .map_err(|error| classify(&error, "reading the server version"))
     })
 }
@@ -184,7 +187,14 @@ pub fn schema_usage(client: &Client, schema: &str, deadline: Deadline) -> Result
     })
 }
 
-/// Maps a driver error to a category; messages come from the server or the driver, never the password.
+/// Maps a driver error to a category and a message.
+///
+/// A server error (`ErrorResponse`, a well-formed protocol message a
+/// PostgreSQL server sends as such) is quoted, printable and bounded: its
+/// message is the server's own (`password authentication failed for user
+/// "app"`) and never holds the password. Any other failure is tokio-postgres's
+/// own fixed text ("unexpected message from server"), which quotes nothing
+/// the server sent.
 pub fn classify(error: &tokio_postgres::Error, doing: &str) -> StageError {
     if let Some(db) = error.as_db_error() {
         let sqlstate = db.code().code();
@@ -198,9 +208,13 @@ pub fn classify(error: &tokio_postgres::Error, doing: &str) -> StageError {
             "53300" | "57P03" => ErrorCategory::Unreachable,
             _ => ErrorCategory::Protocol,
         };
+        let sqlstate = net::remote_text(sqlstate);
         return StageError::new(
             category,
-            format!("{doing} failed: {} (SQLSTATE {sqlstate})", db.message()),
+            format!(
+                "{doing} failed: {} (SQLSTATE {sqlstate})",
+                net::remote_text(db.message())
+            ),
         );
     }
     let text = error.to_string();

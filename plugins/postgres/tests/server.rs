@@ -95,6 +95,21 @@ fn unresolvable_host_is_dns() {
     PG.check_unresolvable_host_is_dns(|port| PG.login(port, "u", CANARY));
 }
 
+/// Another service on the port (an HTTP server): its bytes never come back.
+#[test]
+fn a_foreign_servers_bytes_are_never_quoted() {
+    PG.check_foreign_server_is_not_quoted(
+        &[TlsMode::Disable, TlsMode::Require, TlsMode::VerifyFull],
+        |port| PG.login(port, "u", CANARY),
+    );
+}
+
+/// Approved addresses are dialled instead of the host name; others are refused unsent.
+#[test]
+fn the_egress_grant_is_honoured() {
+    PG.check_egress_grant_is_honoured(|port| PG.login(port, "u", CANARY));
+}
+
 #[test]
 fn closed_port_is_unreachable() {
     PG.check_closed_port_is_unreachable(|port| PG.login(port, "u", CANARY));

@@ -70,7 +70,7 @@ impl Handshake for Redis {
         };
         tokio::select! {
             outcome = &mut handshake => map(outcome),
-            true = speaks_plain_resp(peer) => Err(StageError::new(
+            true = speaks_plain_resp(connection, peer) => Err(StageError::new(
                 ErrorCategory::Tls,
                 "the server answers plain-text Redis on this port, but TLS is required",
             )),
@@ -101,9 +101,10 @@ impl Handshake for Redis {
 const PLAIN_CHECK_AFTER: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// Whether `peer` answers `PING` in plain RESP (`+PONG` or an `-ERR`/`-NOAUTH`).
-async fn speaks_plain_resp(peer: std::net::SocketAddr) -> bool {
+/// The second socket goes through the same egress check as the first.
+async fn speaks_plain_resp(connection: &Connection<'_>, peer: std::net::SocketAddr) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut probe) = TcpStream::connect(peer).await else {
+    let Ok(mut probe) = net::connect(connection, connection.str("host"), &[peer]).await else {
         return false;
     };
     if probe.write_all(b"PING\r\n").await.is_err() {
@@ -130,9 +131,9 @@ pub fn probe(conn: &mut MultiplexedConnection, deadline: Deadline) -> Result<Str
             .query_async(conn)
             .await
             .map_err(|error| classify(&error, "INFO server"))?;
-        Ok(info_field(&info, "redis_version")
-            .unwrap_or("unknown")
-            .to_owned())
+        Ok(net::remote_text(
+            info_field(&info, "redis_version").unwrap_or("unknown"),
+        ))
     })
 }
 
@@ -215,18 +216,46 @@ fn glob_matches(glob: &str, text: &str) -> bool {
     matches(&glob, &text)
 }
 
-/// Maps a redis-rs error to a category; Redis never echoes the password back.
+/// Maps a redis-rs error to a category and a message of our own words.
+///
+/// Only an error reply (`-CODE message`), which a server speaking RESP sent
+/// as such, is quoted (code and message, printable and bounded: Redis never
+/// echoes the password). Anything else — bytes that did not parse, a reply
+/// of the wrong type — is described, never quoted: it could be the banner or
+/// the answer of some other service on that port.
 fn classify(error: &redis::RedisError, doing: &str) -> StageError {
     let code = error.code().unwrap_or("");
+    let detail = error.detail().unwrap_or("");
     let category = match error.kind() {
         ErrorKind::AuthenticationFailed => ErrorCategory::Auth,
         _ if code == "WRONGPASS" || code == "NOAUTH" => ErrorCategory::Auth,
         _ if code == "NOPERM" => ErrorCategory::Permission,
         ErrorKind::IoError => ErrorCategory::Unreachable,
-        _ if error.to_string().contains("DB index is out of range") => ErrorCategory::Config,
+        ErrorKind::ResponseError if detail.contains("DB index is out of range") => {
+            ErrorCategory::Config
+        }
         _ => ErrorCategory::Protocol,
     };
-    StageError::new(category, format!("{doing} failed: {error}"))
+    let what = match error.kind() {
+        ErrorKind::ParseError => "the server did not speak the Redis protocol".to_owned(),
+        ErrorKind::TypeError => "the server answered with a reply of an unexpected type".to_owned(),
+        ErrorKind::AuthenticationFailed => "the server refused the credentials".to_owned(),
+        ErrorKind::IoError if error.is_timeout() => "the connection timed out".to_owned(),
+        ErrorKind::IoError if error.is_connection_dropped() => {
+            "the server closed the connection".to_owned()
+        }
+        ErrorKind::IoError => "the connection failed".to_owned(),
+        _ if !code.is_empty() => {
+            let well_formed = code.len() <= 32
+                && code
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+            let code = if well_formed { code } else { "an error" };
+            format!("the server answered {code}: {}", net::remote_text(detail))
+        }
+        _ => error.category().to_owned(),
+    };
+    StageError::new(category, format!("{doing} failed: {what}"))
 }
 
 #[cfg(test)]

@@ -74,6 +74,21 @@ fn unresolvable_host_is_dns() {
     REDIS.check_unresolvable_host_is_dns(|port| REDIS.local(port, CANARY));
 }
 
+/// Another service on the port (an HTTP server): its bytes never come back.
+#[test]
+fn a_foreign_servers_bytes_are_never_quoted() {
+    REDIS.check_foreign_server_is_not_quoted(
+        &[TlsMode::Disable, TlsMode::Require, TlsMode::VerifyFull],
+        |port| REDIS.local(port, CANARY),
+    );
+}
+
+/// Approved addresses are dialled instead of the host name; others are refused unsent.
+#[test]
+fn the_egress_grant_is_honoured() {
+    REDIS.check_egress_grant_is_honoured(|port| REDIS.local(port, CANARY));
+}
+
 #[test]
 fn closed_port_is_unreachable() {
     REDIS.check_closed_port_is_unreachable(|port| REDIS.local(port, CANARY));

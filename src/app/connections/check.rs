@@ -24,10 +24,12 @@ pub(super) struct Checked {
     pub(super) source: plugin::DataSource,
     /// The config as the plugin normalised it (defaults filled in).
     pub(super) normalized: BTreeMap<String, plugin::Value>,
+    /// Where its test would connect, as the plugin reported (`None`: not said).
+    pub(super) targets: Option<plugin::NetworkTargets>,
 }
 
 /// The plugin's violations, with paths relative to the request's `connection`.
-fn prefixed(violations: Vec<plugin::FieldViolation>) -> ServiceError {
+pub(super) fn prefixed(violations: Vec<plugin::FieldViolation>) -> ServiceError {
     ServiceError::InvalidArgument(
         violations
             .into_iter()
@@ -109,6 +111,7 @@ impl App {
             plugin,
             source,
             normalized: answer.normalized_config,
+            targets: answer.targets,
         })
     }
 }

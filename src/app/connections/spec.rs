@@ -7,11 +7,13 @@ use std::sync::Arc;
 
 use connvault_crypto::SecretMap;
 use connvault_plugin_abi::pb as plugin;
-use connvault_plugin_host::Plugin;
+use connvault_plugin_host::{Plugin, ProviderClient};
 
+use super::check::prefixed;
 use super::records::Loaded;
 use super::secrets::exposed;
 use crate::app::App;
+use crate::app::egress::{Target, targets};
 use crate::error::ServiceError;
 use crate::pb::v1;
 use crate::plugin_messages::{config_from_struct, tls_to_plugin};
@@ -41,6 +43,8 @@ pub(in crate::app) struct Opened {
     pub(in crate::app) secrets: SecretMap,
     /// The plugin serving its data source.
     pub(in crate::app) plugin: Arc<Plugin>,
+    /// The data source, as its plugin describes it.
+    pub(in crate::app) source: plugin::DataSource,
     /// The connection as the plugin sees it.
     pub(in crate::app) spec: plugin::ConnectionSpec,
 }
@@ -71,7 +75,39 @@ impl App {
             loaded,
             secrets,
             plugin,
+            source,
             spec,
         })
+    }
+
+    /// Where a call through `plugin` for `spec` would connect: the plugin's
+    /// validate answer says (or, for an older plugin, the `host`/`port`
+    /// fields). `spec` goes into the validate request and comes back out,
+    /// so its secrets are not copied. A connection the plugin no longer
+    /// accepts is INVALID_ARGUMENT, as its test would be.
+    pub(in crate::app) async fn targets_of(
+        &self,
+        plugin: &Arc<Plugin>,
+        source: &plugin::DataSource,
+        spec: plugin::ConnectionSpec,
+    ) -> Result<(plugin::ConnectionSpec, Option<Vec<Target>>), ServiceError> {
+        let mut request = plugin::ValidateRequest {
+            connection: Some(spec),
+            secrets_elided: false,
+            secret_fields_present: Vec::new(),
+        };
+        let answer = plugin.validate(&request, self.limits.validate).await;
+        let spec = request.connection.take().unwrap_or_default();
+        let answer = answer?;
+        if !answer.violations.is_empty() {
+            return Err(prefixed(answer.violations));
+        }
+        let targets = targets(
+            plugin.name(),
+            source,
+            &answer.normalized_config,
+            answer.targets.as_ref(),
+        )?;
+        Ok((spec, targets))
     }
 }

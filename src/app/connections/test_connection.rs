@@ -1,14 +1,16 @@
 //! Testing a connection through its plugin: a saved one (recording the
 //! result on it) or one given inline.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use connvault_plugin_abi::pb as plugin;
-use connvault_plugin_host::ProviderClient;
+use connvault_plugin_host::{Plugin, ProviderClient};
 
 use super::secrets::take_secrets;
 use super::spec::{Opened, spec};
 use crate::app::App;
+use crate::app::egress::{Granted, targets, unresolved_test};
 use crate::error::ServiceError;
 use crate::names::{parse_connection, parse_tenant};
 use crate::pb::v1;
@@ -33,21 +35,23 @@ impl App {
                 format!("must be at most {}", self.limits.test_max.as_millis()),
             ));
         }
-        // The host's deadline leaves the plugin its full time plus a margin to answer.
-        let host_deadline = timeout + Duration::from_secs(1);
-        let deadline_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+        let started = Instant::now();
         match request.target {
             Some(v1::test_connection_request::Target::Name(name)) => {
                 let (tenant, _) = parse_connection(&name, "name")?;
-                // Only the plugin and the spec are kept: the rest (the opened
-                // secrets among it) is dropped here.
-                let Opened { plugin, spec, .. } = self.open_for_plugin(&name).await?;
-                let test = plugin::TestRequest {
-                    connection: Some(spec),
-                    deadline_ms,
-                };
-                let result = test_response(plugin.test(&tenant, &test, host_deadline).await?);
-                drop(test);
+                // Only the plugin, the source and the spec are kept: the rest
+                // (the opened secrets among it) is dropped here.
+                let Opened {
+                    plugin,
+                    source,
+                    spec,
+                    ..
+                } = self.open_for_plugin(&name).await?;
+                let (spec, targets) = self.targets_of(&plugin, &source, spec).await?;
+                let granted = self
+                    .grant_egress(&tenant, plugin.name(), &source.id, targets, timeout)
+                    .await?;
+                let result = run_test(&plugin, &tenant, spec, granted, timeout, started).await?;
                 self.record_test(&name, &result).await;
                 Ok(result)
             }
@@ -56,19 +60,29 @@ impl App {
                 self.require_tenant(&tenant, &request.parent).await?;
                 let secrets = take_secrets(&mut connection);
                 let checked = self.check(&connection, &secrets).await?;
-                let test = plugin::TestRequest {
-                    connection: Some(spec(
+                let targets = targets(
+                    checked.plugin.name(),
+                    &checked.source,
+                    &checked.normalized,
+                    checked.targets.as_ref(),
+                )?;
+                let granted = self
+                    .grant_egress(
+                        &tenant,
+                        checked.plugin.name(),
                         &checked.source.id,
-                        checked.normalized,
-                        &secrets,
-                        connection.tls.as_ref(),
-                    )),
-                    deadline_ms,
-                };
+                        targets,
+                        timeout,
+                    )
+                    .await?;
+                let spec = spec(
+                    &checked.source.id,
+                    checked.normalized,
+                    &secrets,
+                    connection.tls.as_ref(),
+                );
                 drop(secrets);
-                Ok(test_response(
-                    checked.plugin.test(&tenant, &test, host_deadline).await?,
-                ))
+                run_test(&checked.plugin, &tenant, spec, granted, timeout, started).await
             }
             None => Err(ServiceError::invalid(
                 "target",
@@ -105,4 +119,42 @@ impl App {
             }
         }
     }
+}
+
+/// Calls the plugin's test for `tenant` with the egress grant, in what is left of
+/// `timeout` since `started` (resolving took some of it); a destination
+/// that did not resolve is answered without calling the plugin. The request
+/// (which holds the secrets) is dropped as soon as the call returns.
+async fn run_test(
+    plugin: &Arc<Plugin>,
+    tenant: &str,
+    spec: plugin::ConnectionSpec,
+    granted: Granted,
+    timeout: Duration,
+    started: Instant,
+) -> Result<v1::TestConnectionResponse, ServiceError> {
+    let egress = match granted {
+        Granted::Approved(grant) => grant,
+        Granted::Unresolved { category, message } => {
+            return Ok(test_response(unresolved_test(category, message)));
+        }
+    };
+    let left = timeout.saturating_sub(started.elapsed());
+    if left.is_zero() {
+        return Ok(test_response(unresolved_test(
+            plugin::ErrorCategory::Timeout,
+            "resolving the host did not finish before the deadline".to_owned(),
+        )));
+    }
+    let test = plugin::TestRequest {
+        connection: Some(spec),
+        deadline_ms: u32::try_from(left.as_millis()).unwrap_or(u32::MAX),
+        egress: Some(egress),
+    };
+    // The host's deadline leaves the plugin its full time plus a margin to answer.
+    let answer = plugin
+        .test(tenant, &test, left + Duration::from_secs(1))
+        .await;
+    drop(test);
+    Ok(test_response(answer?))
 }

@@ -23,12 +23,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use connvault_plugin_abi::pb as plugin;
 use connvault_plugin_host::ProviderClient;
 
 use self::flight::FlightKey;
 use self::params::{HOST_MARGIN, Params};
 use super::App;
 use super::connections::Opened;
+use super::egress::Granted;
 use crate::error::ServiceError;
 use crate::names::{parse_connection, parse_tenant};
 use crate::pb::v1;
@@ -132,8 +134,34 @@ impl App {
                 return Ok(hit);
             }
         }
-        let Opened { plugin, spec, .. } = self.open_for_plugin(name).await?;
-        let request = params.plugin_request(spec, timeout);
+        let started = std::time::Instant::now();
+        let Opened {
+            plugin,
+            source,
+            spec,
+            ..
+        } = self.open_for_plugin(name).await?;
+        let (spec, targets) = self.targets_of(&plugin, &source, spec).await?;
+        let granted = self
+            .grant_egress(&key.tenant, plugin.name(), &source.id, targets, timeout)
+            .await?;
+        let egress = match granted {
+            Granted::Approved(grant) => grant,
+            Granted::Unresolved { category, message } => {
+                return Err(if category == plugin::ErrorCategory::Timeout {
+                    ServiceError::DeadlineExceeded(message)
+                } else {
+                    ServiceError::Unavailable(message)
+                });
+            }
+        };
+        let timeout = timeout.saturating_sub(started.elapsed());
+        if timeout.is_zero() {
+            return Err(ServiceError::DeadlineExceeded(
+                "resolving the host did not finish before the deadline".to_owned(),
+            ));
+        }
+        let request = params.plugin_request(spec, timeout, egress);
         self.metadata.plugin_calls.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
         let answer = plugin

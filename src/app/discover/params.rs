@@ -93,9 +93,11 @@ impl Params {
         &self,
         connection: plugin::ConnectionSpec,
         timeout: Duration,
+        egress: plugin::EgressGrant,
     ) -> plugin::DiscoverRequest {
         plugin::DiscoverRequest {
             connection: Some(connection),
+            egress: Some(egress),
             deadline_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
             schema_filter: self.schema_filter.clone(),
             table_filter: self.table_filter.clone(),
