@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use connvault_plugin_host::{HostOptions, PluginHost};
-use connvault_store::StoreError;
 use secrecy::SecretString;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
@@ -35,22 +34,10 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
-    /// Another process holds the data directory.
-    #[error("{0}: is another connvault running on this data directory?")]
-    Locked(StoreError),
-    /// The store could not be opened.
-    #[error("cannot open the store: {0}")]
-    Store(StoreError),
-    /// The store's files are damaged beyond what sled recovers.
-    #[error(
-        "refusing to start: {0}. Restore the data directory from a backup; `connvault store verify --data-dir DIR` reports what can still be read"
-    )]
-    Damaged(StoreError),
-    /// The store lost acknowledged writes (see docs/operations.md).
-    #[error(
-        "refusing to start: {0}. sled drops its log from a damaged byte on. Restore the data directory from a backup; or, to serve what is left, start once with --accept-data-loss (the loss is logged and audited). `connvault store verify --data-dir DIR` lists what the store holds"
-    )]
-    DataLost(Box<connvault_store::sled::LostWrites>),
+    /// The store or its keyring could not be opened: locked, damaged, lost
+    /// writes, wrong master key (see docs/operations.md).
+    #[error(transparent)]
+    Open(#[from] OpenError),
     /// The master key is missing or wrong.
     #[error(transparent)]
     Key(#[from] KeyError),
@@ -162,21 +149,12 @@ pub async fn run(
         KeySource::Environment => tracing::info!("master key from CONNVAULT_MASTER_KEY"),
         KeySource::File => tracing::info!("master key from the key file"),
     }
-    let serving = crate::store_setup::open_for_serving(&config, master)
-        .await
-        .map_err(|error| match error {
-            OpenError::Store(error @ StoreError::Locked { .. }) => StartError::Locked(error),
-            OpenError::Store(StoreError::Lost(lost)) => StartError::DataLost(lost),
-            OpenError::Store(error @ StoreError::Corrupt(_)) => StartError::Damaged(error),
-            OpenError::Store(other) => StartError::Store(other),
-            OpenError::Key(error) => StartError::Key(error),
-        })?;
     let crate::store_setup::Serving {
         store,
         keyring,
         recovery,
         keyring_state,
-    } = serving;
+    } = crate::store_setup::open_for_serving(&config, master).await?;
     let store_for_audit = Arc::clone(&store);
 
     let plugin_dir = config.plugin_dir();
@@ -264,11 +242,7 @@ pub async fn run(
             std::time::Duration::from_secs(config.audit_retention_secs),
         ));
     }
-    crate::store_setup::audit_accepted_loss(&audit, &recovery, keyring_state)
-        .await
-        .map_err(|error| {
-            StartError::Task(format!("cannot audit the accepted data loss: {error}"))
-        })?;
+    crate::store_setup::audit_accepted_loss(&audit, &recovery, keyring_state).await?;
     tokio::spawn(Arc::clone(&audit).summarize_refusals());
     let guard = Arc::new(
         Guard::new(Arc::clone(&audit)).with_rate_limiter(RateLimiter::new(

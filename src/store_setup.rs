@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use connvault_crypto::{Keyring, MasterKey};
-use connvault_store::sled::{Recovery, SledOptions, SledStore};
+use connvault_store::sled::{LostWrites, Recovery, SledOptions, SledStore};
 use connvault_store::{Store, StoreError};
 
 use crate::audit::AuditLog;
@@ -17,16 +17,44 @@ use crate::master_key::{self, KeyError, KeyringState};
 use crate::pb::v1;
 use crate::record_format;
 
-/// Why the data directory could not be opened for serving.
+/// Why the data directory could not be opened for serving; each message
+/// says what to do.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
-    /// The store could not be opened (locked, lost writes, damaged, I/O).
-    #[error(transparent)]
+    /// Another process holds the data directory.
+    #[error("{0}: is another connvault running on this data directory?")]
+    Locked(StoreError),
+    /// The store lost acknowledged writes (see docs/operations.md).
+    #[error(
+        "refusing to start: {0}. sled drops its log from a damaged byte on. Restore the data directory from a backup; or, to serve what is left, start once with --accept-data-loss (the loss is logged and audited). `connvault store verify --data-dir DIR` lists what the store holds"
+    )]
+    Lost(Box<LostWrites>),
+    /// The store's files are damaged beyond what sled recovers.
+    #[error(
+        "refusing to start: {0}. Restore the data directory from a backup; `connvault store verify --data-dir DIR` reports what can still be read"
+    )]
+    Damaged(StoreError),
+    /// The store could not be opened (I/O).
+    #[error("cannot open the store: {0}")]
     Store(StoreError),
     /// The keyring could not be opened (wrong master key, damaged key file).
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The loss accepted at this start could not be audited.
+    #[error("cannot audit the accepted data loss: {0}")]
+    Audit(ServiceError),
+}
+
+impl From<StoreError> for OpenError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            error @ StoreError::Locked { .. } => OpenError::Locked(error),
+            StoreError::Lost(lost) => OpenError::Lost(lost),
+            error @ StoreError::Corrupt(_) => OpenError::Damaged(error),
+            other => OpenError::Store(other),
+        }
+    }
 }
 
 /// The store and keyring the server serves from, and what opening them found.
@@ -114,7 +142,7 @@ pub async fn audit_accepted_loss(
     audit: &AuditLog,
     recovery: &Recovery,
     keyring_state: KeyringState,
-) -> Result<(), ServiceError> {
+) -> Result<(), OpenError> {
     let mut lost = Vec::new();
     if let Recovery::Lost(loss) = recovery {
         lost.push(match loss.recorded {
@@ -144,5 +172,5 @@ pub async fn audit_accepted_loss(
         outcome: "DATA_LOSS".into(),
         ..v1::AuditEvent::default()
     };
-    audit.write(event, true).await
+    audit.write(event, true).await.map_err(OpenError::Audit)
 }

@@ -242,16 +242,12 @@ enum Outcome {
 
 fn refusal_kind(error: &OpenError) -> &'static str {
     use connvault::master_key::KeyError;
-    use connvault_store::StoreError;
     match error {
-        OpenError::Store(StoreError::Lost(_)) => "the store lost acknowledged writes",
-        OpenError::Store(StoreError::Corrupt(_)) => {
-            "the store's files are damaged past sled's recovery"
-        }
-        OpenError::Store(_) => "the store could not be opened",
+        OpenError::Lost(_) => "the store lost acknowledged writes",
+        OpenError::Damaged(_) => "the store's files are damaged past sled's recovery",
         OpenError::Key(KeyError::WrongMasterKey) => "wrong master key (key check value)",
         OpenError::Key(_) => "the keyring is damaged or lost",
-        _ => "other",
+        _ => "the store could not be opened",
     }
 }
 
