@@ -82,8 +82,7 @@ pub async fn open_for_serving(config: &Config, master: MasterKey) -> Result<Serv
         .await
         .map_err(|error| {
             OpenError::Store(StoreError::Backend(format!("store task failed: {error}")))
-        })?
-        .map_err(OpenError::Store)?;
+        })??;
     let recovery = store.recovery().clone();
     if config.accept_data_loss && !matches!(recovery, Recovery::Lost(_)) {
         tracing::info!("--accept-data-loss was given, but the store lost nothing");
