@@ -60,6 +60,10 @@ pub struct Config {
     pub metadata_cache_ttl_secs: u64,
     /// Default time a metadata discovery may take, in milliseconds.
     pub discover_timeout_ms: u32,
+    /// Start even though the store lost acknowledged writes (a flag only,
+    /// for one start: never read from the file).
+    #[serde(skip)]
+    pub accept_data_loss: bool,
     /// Connection limits and timeouts of the listener.
     pub listener: crate::listener::ListenerConfig,
     /// Server TLS; plaintext without it.
@@ -142,6 +146,7 @@ impl Default for Config {
             audit_log: None,
             metadata_cache_ttl_secs: 300,
             discover_timeout_ms: 30_000,
+            accept_data_loss: false,
             egress: EgressConfig::default(),
             listener: crate::listener::ListenerConfig::default(),
             tls: crate::listener::TlsConfig::default(),
@@ -219,6 +224,11 @@ pub struct ServeArgs {
     /// Delete audit events older than this many seconds [default: 0, keep all].
     #[arg(long, env = "CONNVAULT_AUDIT_RETENTION_SECS")]
     pub audit_retention_secs: Option<u64>,
+    /// Start even though the store lost acknowledged writes (its log was
+    /// damaged): serve what is left, log and audit the loss. For one start,
+    /// after deciding against restoring a backup (see docs/operations.md).
+    #[arg(long)]
+    pub accept_data_loss: bool,
     /// An egress allow rule (repeat, or comma-separate in the variable);
     /// replaces `egress.allow` of the file.
     #[arg(
@@ -363,6 +373,7 @@ impl Config {
         if let Some(secs) = args.audit_retention_secs {
             config.audit_retention_secs = secs;
         }
+        config.accept_data_loss = args.accept_data_loss;
         if !args.egress_allow.is_empty() {
             config.egress.allow = args.egress_allow.clone();
         }

@@ -18,6 +18,7 @@ pub mod codec;
 pub mod config;
 pub mod dev;
 pub mod error;
+pub mod keys_file;
 pub mod listener;
 pub mod master_key;
 pub mod middleware;
@@ -28,6 +29,7 @@ pub mod record_format;
 pub mod server;
 pub mod store_setup;
 pub mod text;
+pub mod verify;
 
 /// The hidden subcommand that makes `connvault` a plugin runner: the server
 /// starts its own executable with it for each plugin under process isolation.

@@ -6,6 +6,8 @@ mod support;
 mod auth;
 mod bounds;
 mod connections;
+mod crash_consistency;
+mod damage;
 mod discover;
 mod durability;
 mod egress;

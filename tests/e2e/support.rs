@@ -111,6 +111,15 @@ impl Server {
     }
 
     pub fn start_with(options: Options) -> Server {
+        let mut server = Self::prepare(options);
+        server
+            .spawn()
+            .unwrap_or_else(|error| panic!("server did not start: {error}"));
+        server
+    }
+
+    /// A server with its directories made but no process yet (`spawn` starts it).
+    pub fn prepare(options: Options) -> Server {
         let plugins = PluginDir::new();
         plugins.add(&fixture_so(), "fixture");
         for (file, name) in &options.plugins {
@@ -118,7 +127,7 @@ impl Server {
         }
         let data = tempfile::tempdir().unwrap();
         let log = data.path().join("server.log");
-        let mut server = Server {
+        Server {
             child: None,
             addr: String::new(),
             data,
@@ -126,11 +135,12 @@ impl Server {
             log,
             options,
             stdout: Default::default(),
-        };
-        server
-            .spawn()
-            .unwrap_or_else(|error| panic!("server did not start: {error}"));
-        server
+        }
+    }
+
+    /// Replaces the `serve` flags the next `spawn` adds.
+    pub fn set_args(&mut self, args: &[&str]) {
+        self.options.args = args.iter().map(|arg| (*arg).to_owned()).collect();
     }
 
     /// Starts a dev-mode server whose plugin directory also holds first-party

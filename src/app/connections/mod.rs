@@ -28,5 +28,6 @@ mod spec;
 mod test_connection;
 mod update;
 
+pub(crate) use sealing::aad as secrets_aad;
 pub(super) use secrets::exposed;
 pub(super) use spec::Opened;
