@@ -1,7 +1,6 @@
 //! Layered configuration: defaults, then a TOML file, then `CONNVAULT_*`
 //! environment variables, then flags (clap merges the last two).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -61,6 +60,10 @@ pub struct Config {
     pub metadata_cache_ttl_secs: u64,
     /// Default time a metadata discovery may take, in milliseconds.
     pub discover_timeout_ms: u32,
+    /// Start even though the store lost acknowledged writes (a flag only,
+    /// for one start: never read from the file).
+    #[serde(skip)]
+    pub accept_data_loss: bool,
     /// Connection limits and timeouts of the listener.
     pub listener: crate::listener::ListenerConfig,
     /// Server TLS; plaintext without it.
@@ -75,6 +78,9 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// How many refused requests the audit log records one by one.
     pub refused_audit: crate::audit::RefusalLimits,
+    /// The file these settings were read from, if any (never read by plugin runners).
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
     /// Where connection tests and metadata discovery may connect.
     pub egress: EgressConfig,
 }
@@ -107,30 +113,16 @@ pub enum EgressDefault {
     Deny,
 }
 
+mod plugins;
+
+pub use plugins::{IsolationSetting, PluginConfig, PluginOverride};
+
 /// The default of [`Config::max_request_bytes`]: 1 MiB, room for a
 /// connection with a CA bundle and every secret it needs.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
 /// The smallest [`Config::max_request_bytes`] accepted.
 const MIN_REQUEST_BYTES: usize = 4096;
-
-/// Plugin loading settings.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct PluginConfig {
-    /// Expected SHA-256 (hex) by plugin file name.
-    pub pins: BTreeMap<String, String>,
-    /// Refuse plugins without a pin. Defaults to on outside `--dev`.
-    pub require_pins: Option<bool>,
-    /// I/O worker threads (concurrent `test` and `discover` calls) per plugin.
-    pub workers_per_plugin: Option<usize>,
-    /// Worker threads per plugin for calls that do no I/O (`validate`, `render`).
-    pub pure_workers_per_plugin: Option<usize>,
-    /// I/O calls one tenant may run at once on one plugin (0: half its I/O workers).
-    pub io_calls_per_tenant: Option<usize>,
-    /// I/O calls one tenant may have waiting for one plugin's workers.
-    pub io_queue_per_tenant: Option<usize>,
-}
 
 impl Default for Config {
     fn default() -> Self {
@@ -154,6 +146,7 @@ impl Default for Config {
             audit_log: None,
             metadata_cache_ttl_secs: 300,
             discover_timeout_ms: 30_000,
+            accept_data_loss: false,
             egress: EgressConfig::default(),
             listener: crate::listener::ListenerConfig::default(),
             tls: crate::listener::TlsConfig::default(),
@@ -162,6 +155,7 @@ impl Default for Config {
             tenant_rate_burst: 2_000,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             refused_audit: crate::audit::RefusalLimits::default(),
+            config_file: None,
         }
     }
 }
@@ -230,6 +224,11 @@ pub struct ServeArgs {
     /// Delete audit events older than this many seconds [default: 0, keep all].
     #[arg(long, env = "CONNVAULT_AUDIT_RETENTION_SECS")]
     pub audit_retention_secs: Option<u64>,
+    /// Start even though the store lost acknowledged writes (its log was
+    /// damaged): serve what is left, log and audit the loss. For one start,
+    /// after deciding against restoring a backup (see docs/operations.md).
+    #[arg(long)]
+    pub accept_data_loss: bool,
     /// An egress allow rule (repeat, or comma-separate in the variable);
     /// replaces `egress.allow` of the file.
     #[arg(
@@ -300,6 +299,21 @@ pub struct ServeArgs {
     /// Test and discover calls one tenant may have waiting for a plugin's workers [default: 32].
     #[arg(long, env = "CONNVAULT_IO_QUEUE_PER_TENANT")]
     pub io_queue_per_tenant: Option<usize>,
+    /// Where plugins run unless the file overrides it for one: process or in-process [default: process].
+    #[arg(long, env = "CONNVAULT_PLUGIN_ISOLATION", value_enum)]
+    pub plugin_isolation: Option<IsolationSetting>,
+    /// Address space of each plugin runner in MiB, 0 for no limit [default: 1024].
+    #[arg(long, env = "CONNVAULT_RUNNER_MEMORY_MB")]
+    pub runner_memory_mb: Option<u64>,
+    /// Open files of each plugin runner, 0 for no limit [default: 256].
+    #[arg(long, env = "CONNVAULT_RUNNER_OPEN_FILES")]
+    pub runner_open_files: Option<u64>,
+    /// CPU seconds a plugin runner may use over its life, 0 for no limit [default: 0].
+    #[arg(long, env = "CONNVAULT_RUNNER_CPU_SECS")]
+    pub runner_cpu_secs: Option<u64>,
+    /// Milliseconds a plugin call may overrun its deadline before its runner is killed [default: 1000].
+    #[arg(long, env = "CONNVAULT_RUNNER_KILL_GRACE_MS")]
+    pub runner_kill_grace_ms: Option<u64>,
     /// The largest request message accepted, in bytes [default: 1048576].
     #[arg(long, env = "CONNVAULT_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -327,6 +341,7 @@ impl Config {
             Some(path) => Self::from_file(path)?,
             None => Config::default(),
         };
+        config.config_file = args.config.clone();
         if let Some(listen) = args.listen {
             config.listen = listen;
         }
@@ -358,6 +373,7 @@ impl Config {
         if let Some(secs) = args.audit_retention_secs {
             config.audit_retention_secs = secs;
         }
+        config.accept_data_loss = args.accept_data_loss;
         if !args.egress_allow.is_empty() {
             config.egress.allow = args.egress_allow.clone();
         }
@@ -383,6 +399,19 @@ impl Config {
             ),
             (args.io_calls_per_tenant, &mut plugins.io_calls_per_tenant),
             (args.io_queue_per_tenant, &mut plugins.io_queue_per_tenant),
+        ] {
+            if flag.is_some() {
+                *setting = flag;
+            }
+        }
+        if args.plugin_isolation.is_some() {
+            plugins.isolation = args.plugin_isolation;
+        }
+        for (flag, setting) in [
+            (args.runner_memory_mb, &mut plugins.runner_memory_mb),
+            (args.runner_open_files, &mut plugins.runner_open_files),
+            (args.runner_cpu_secs, &mut plugins.runner_cpu_secs),
+            (args.runner_kill_grace_ms, &mut plugins.runner_kill_grace_ms),
         ] {
             if flag.is_some() {
                 *setting = flag;
@@ -419,6 +448,9 @@ impl Config {
     /// Refuses settings that cannot work.
     fn validate(&self) -> Result<(), ConfigError> {
         if let Some(problem) = self.refused_audit.problem() {
+            return Err(ConfigError::Invalid(problem));
+        }
+        if let Some(problem) = self.plugins.problem() {
             return Err(ConfigError::Invalid(problem));
         }
         // Below this not even a typical connection fits; above 4 GiB the
@@ -489,31 +521,20 @@ impl Config {
     /// How plugins are called: the lanes' sizes and the per-tenant share of
     /// I/O workers, over the host's defaults. Pins are the caller's to add.
     pub fn host_options(&self) -> connvault_plugin_host::HostOptions {
-        let mut options = connvault_plugin_host::HostOptions {
-            require_pins: self.plugins.require_pins.unwrap_or(!self.dev),
-            ..connvault_plugin_host::HostOptions::default()
-        };
-        let plugins = &self.plugins;
-        for (setting, option) in [
-            (plugins.workers_per_plugin, &mut options.workers_per_plugin),
-            (
-                plugins.pure_workers_per_plugin,
-                &mut options.pure_workers_per_plugin,
-            ),
-            (
-                plugins.io_calls_per_tenant,
-                &mut options.io_calls_per_tenant,
-            ),
-            (
-                plugins.io_queue_per_tenant,
-                &mut options.io_queue_per_tenant,
-            ),
-        ] {
-            if let Some(value) = setting {
-                *option = value;
-            }
-        }
-        options
+        // What a plugin must never read; a runner refuses to start if one
+        // lies under a path runners may read.
+        let protected = [
+            Some(self.data_dir.clone()),
+            self.master_key_file.clone(),
+            self.config_file.clone(),
+            self.auth.hs256_secret_file.clone(),
+            self.auth.jwks_file.clone(),
+            self.audit_log.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        self.plugins.host_options(self.dev, protected)
     }
 
     /// The per-tenant request rate limit.

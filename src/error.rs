@@ -143,6 +143,12 @@ impl From<StoreError> for ServiceError {
             StoreError::Conflict => {
                 Self::Aborted("the resource changed concurrently; read it again and retry".into())
             }
+            // Damage the store itself noticed (a record or a page that does
+            // not decode): the caller learns that data is lost, the log why.
+            StoreError::Corrupt(detail) => {
+                tracing::error!(%detail, "the store cannot read a stored record");
+                Self::DataLoss("a stored record cannot be read back".into())
+            }
             other => Self::Store(Arc::new(other)),
         }
     }
@@ -314,6 +320,15 @@ mod tests {
         assert_eq!(named.to_string(), "tenants/a not found");
         let other = ServiceError::Aborted("raced".into()).naming_missing("tenants/a");
         assert!(matches!(other, ServiceError::Aborted(message) if message == "raced"));
+    }
+
+    #[test]
+    fn damage_the_store_noticed_is_data_loss() {
+        let status = Status::from(ServiceError::from(StoreError::Corrupt(
+            "connection record envelope".into(),
+        )));
+        assert_eq!(status.code(), Code::DataLoss);
+        assert!(!status.message().contains("envelope"), "{status:?}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod dev;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod keys_file;
 pub mod listener;
 pub mod master_key;
 pub mod middleware;
@@ -30,6 +31,11 @@ pub mod record_format;
 pub mod server;
 pub mod store_setup;
 pub mod text;
+pub mod verify;
+
+/// The hidden subcommand that makes `connvault` a plugin runner: the server
+/// starts its own executable with it for each plugin under process isolation.
+pub const RUNNER_SUBCOMMAND: &str = "plugin-runner";
 
 /// Generated protobuf and gRPC code (modules mirror the proto packages).
 pub mod pb {

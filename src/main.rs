@@ -26,6 +26,37 @@ enum Command {
     /// Mints an HS256 bearer token with the configured secret (CONNVAULT_JWT_HS256_SECRET
     /// or auth.hs256_secret_file), issuer and audience.
     Token(TokenArgs),
+    /// Serves one plugin for the server, confined (started by the server
+    /// itself, with its socket on fd 3 and the plugin on fd 4).
+    #[command(name = connvault::RUNNER_SUBCOMMAND, hide = true)]
+    PluginRunner,
+    /// Offline tools for a data directory's store.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Checks a data directory at rest: reads every record, opens every sealed
+    /// secret, checks every index and the change sequence against the progress
+    /// record; prints counts and each problem; exits non-zero on any.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// The data directory (of a stopped server).
+    #[arg(long, env = "CONNVAULT_DATA_DIR")]
+    data_dir: std::path::PathBuf,
+    /// Master key file (base64 of 32 bytes, mode 0600). Or set CONNVAULT_MASTER_KEY.
+    #[arg(long, env = "CONNVAULT_MASTER_KEY_FILE")]
+    master_key_file: Option<std::path::PathBuf>,
+    /// Use the development master key kept in the data directory.
+    #[arg(long)]
+    dev: bool,
+    /// Where to copy the store for the check [default: the system's temporary directory].
+    #[arg(long)]
+    scratch_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -84,10 +115,26 @@ fn secret_env(name: &str) -> Option<SecretString> {
         .map(SecretString::from)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {
+    // A runner must confine itself while it has a single thread (Landlock
+    // and seccomp bind the calling thread and those it starts later), so it
+    // runs before any async runtime exists.
+    if let Command::PluginRunner = cli.command {
+        std::process::exit(match connvault_plugin_host::runner::main() {
+            code if code == std::process::ExitCode::SUCCESS => 0,
+            _ => 1,
+        });
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(args) => {
             let config = Config::load(&args).context("loading configuration")?;
             init_logging(&config);
@@ -136,6 +183,35 @@ async fn main() -> anyhow::Result<()> {
             )?;
             println!("{token}");
         }
+        Command::PluginRunner => {}
+        Command::Store(StoreCommand::Verify(args)) => verify(args).await?,
+    }
+    Ok(())
+}
+
+/// `connvault store verify`: prints the report; an error if it found problems.
+async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let dev_key = args.data_dir.join(connvault::master_key::DEV_KEY_FILE);
+    // The check must not create a development key where none was.
+    if args.dev && !dev_key.exists() {
+        anyhow::bail!("--dev: no development master key at {}", dev_key.display());
+    }
+    let (master, _) = connvault::master_key::load_master_key(
+        secret_env("CONNVAULT_MASTER_KEY"),
+        args.master_key_file.as_deref(),
+        args.dev,
+        &args.data_dir,
+    )?;
+    let report = connvault::verify::verify(&args.data_dir, master, args.scratch_dir.as_deref())
+        .await
+        .context("connvault store verify")?;
+    print!("{report}");
+    if !report.problems.is_empty() {
+        anyhow::bail!(
+            "{} problem(s) found in {}",
+            report.problems.len(),
+            args.data_dir.display()
+        );
     }
     Ok(())
 }

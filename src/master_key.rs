@@ -1,17 +1,22 @@
-//! Loads the master key, and the keyring (data keys wrapped under it) kept
-//! in the store.
+//! Loads the master key, and the keyring (data keys wrapped under it).
 //!
-//! The store keeps a key check value and the wrapped data keys in its `meta`
-//! tree: a wrong master key is refused at start, before anything is served.
+//! The key check value and the wrapped data keys live in the key file
+//! (`keys.v1`, see [`crate::keys_file`]) and, as a copy, in the store's
+//! `meta` tree. The file is the authority: a wrong master key is refused at
+//! start, before anything is served, whatever state the store is in.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use connvault_crypto::{CryptoError, Keyring, MasterKey, WrappedKey};
-use connvault_store::{MetaStore, StoreError};
+use connvault_store::{Store, StoreError};
 use secrecy::{ExposeSecret, SecretString};
 
-const CHECK_VALUE_KEY: &str = "keyring/check_value";
-const WRAPPED_KEYS_KEY: &str = "keyring/wrapped_keys";
+use crate::keys_file::{self, KeyFile, KeyFileRead};
+
+/// Meta keys of the store's copy of the keyring.
+pub const CHECK_VALUE_KEY: &str = "keyring/check_value";
+/// See [`CHECK_VALUE_KEY`].
+pub const WRAPPED_KEYS_KEY: &str = "keyring/wrapped_keys";
 /// Name of the development master key file inside the data directory.
 pub const DEV_KEY_FILE: &str = "dev-master.key";
 
@@ -35,6 +40,44 @@ pub enum KeyError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The key file cannot be read or written.
+    #[error("key file {}: {source}", path.display())]
+    KeyFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The key file is damaged and the store holds no copy to check the
+    /// master key against.
+    #[error(
+        "the key file {} is damaged (its checksum does not match) and the store holds no copy of the keyring: restore the key file from a backup of this data directory",
+        path.display()
+    )]
+    KeyFileDamaged {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The key file holds a keyring the store lost or holds differently.
+    #[error(
+        "the store {what} the keyring the key file {} holds: the store lost or damaged data. Restore the data directory from a backup, or start once with --accept-data-loss to restore the store's copy from the key file (the master key was checked against the file)",
+        path.display()
+    )]
+    StoreKeyring {
+        /// The key file.
+        path: PathBuf,
+        /// "has lost" or "holds a different copy of".
+        what: &'static str,
+    },
+    /// The store holds data but neither it nor a key file holds a keyring.
+    #[error(
+        "the store holds tenants but neither it nor a key file ({}) holds the keyring they were sealed with: restore the data directory from a backup",
+        path.display()
+    )]
+    NoKeyring {
+        /// Where the key file was looked for.
+        path: PathBuf,
+    },
 }
 
 /// Where the master key came from, for the start-up log.
@@ -83,33 +126,144 @@ pub fn load_master_key(
     Err(KeyError::Missing)
 }
 
-/// Opens the keyring stored in `store`, creating it (check value and a first
-/// data key) on a new data directory. A wrong master key is refused.
-pub async fn open_keyring<S: MetaStore + ?Sized>(
-    store: &S,
-    master: MasterKey,
-) -> Result<Keyring, KeyError> {
-    let check = Keyring::check_value(&master);
-    match store.get_meta(CHECK_VALUE_KEY).await? {
-        Some(stored) => {
-            Keyring::verify_check_value(&master, &stored).map_err(|_| KeyError::WrongMasterKey)?
-        }
-        None => store.cas_meta(CHECK_VALUE_KEY, None, Some(&check)).await?,
-    }
-    let wrapped = match store.get_meta(WRAPPED_KEYS_KEY).await? {
-        Some(bytes) => WrappedKey::decode_list(&bytes)?,
-        None => Vec::new(),
-    };
-    let mut keyring = Keyring::new(master, wrapped).map_err(|error| match error {
+/// What opening the keyring found or did, for the start-up log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyringState {
+    /// The key file and the store's copy agree.
+    Intact,
+    /// A new data directory: a keyring was made, and stored in both places.
+    Created,
+    /// The key file was missing (a data directory of an older version) and
+    /// was written from the store's copy, checked against the master key.
+    FileCreated,
+    /// The key file was damaged and was rewritten from the store's copy,
+    /// checked against the master key.
+    FileRepaired,
+    /// The store had lost or changed its copy; restored from the key file
+    /// (only with `accept_data_loss`).
+    StoreRepaired,
+}
+
+fn wrong_key(error: CryptoError) -> KeyError {
+    match error {
         CryptoError::WrongMasterKey => KeyError::WrongMasterKey,
         other => KeyError::Crypto(other),
+    }
+}
+
+fn verify(master: &MasterKey, check_value: &[u8]) -> Result<(), KeyError> {
+    Keyring::verify_check_value(master, check_value).map_err(wrong_key)
+}
+
+/// Checks `master` against the key file of `data_dir`, if there is a sound
+/// one: a wrong key is refused before the store is even opened (and before
+/// sled's recovery touches its files).
+pub fn check_key_file(master: &MasterKey, data_dir: &Path) -> Result<(), KeyError> {
+    match keys_file::read(data_dir) {
+        Ok(KeyFileRead::Present(keys)) => verify(master, &keys.check_value),
+        // Absent or damaged: the keyring's open decides with the store's copy.
+        Ok(_) => Ok(()),
+        Err(source) => Err(KeyError::KeyFile {
+            path: keys_file::path(data_dir),
+            source,
+        }),
+    }
+}
+
+/// Opens the keyring of the data directory `data_dir` (key file) and
+/// `store` (its copy), creating it on a new data directory. A wrong master
+/// key is refused. A store that lost or changed its copy is refused unless
+/// `accept_data_loss`, which restores the copy from the key file.
+pub async fn open_keyring<S: Store + ?Sized>(
+    store: &S,
+    master: MasterKey,
+    data_dir: &Path,
+    accept_data_loss: bool,
+) -> Result<(Keyring, KeyringState), KeyError> {
+    let path = keys_file::path(data_dir);
+    let file = keys_file::read(data_dir).map_err(|source| KeyError::KeyFile {
+        path: path.clone(),
+        source,
     })?;
+    let stored = KeyFile {
+        check_value: store.get_meta(CHECK_VALUE_KEY).await?.unwrap_or_default(),
+        wrapped_keys: store.get_meta(WRAPPED_KEYS_KEY).await?.unwrap_or_default(),
+    };
+    let in_store = !stored.check_value.is_empty();
+    let (keys, mut state) = match file {
+        KeyFileRead::Present(keys) => {
+            verify(&master, &keys.check_value)?;
+            if keys == stored {
+                (keys, KeyringState::Intact)
+            } else {
+                let what = if in_store {
+                    "holds a different copy of"
+                } else {
+                    "has lost"
+                };
+                if !accept_data_loss {
+                    return Err(KeyError::StoreKeyring { path, what });
+                }
+                tracing::error!(key_file = %path.display(), "the store {what} the keyring; restoring its copy from the key file (--accept-data-loss)");
+                store.put_meta(CHECK_VALUE_KEY, &keys.check_value).await?;
+                store.put_meta(WRAPPED_KEYS_KEY, &keys.wrapped_keys).await?;
+                (keys, KeyringState::StoreRepaired)
+            }
+        }
+        file if in_store => {
+            verify(&master, &stored.check_value)?;
+            let state = if file == KeyFileRead::Damaged {
+                tracing::error!(key_file = %path.display(), "the key file is damaged; rewriting it from the store's copy of the keyring, which the master key matches");
+                KeyringState::FileRepaired
+            } else {
+                KeyringState::FileCreated
+            };
+            (stored, state)
+        }
+        KeyFileRead::Damaged => return Err(KeyError::KeyFileDamaged { path }),
+        _ => {
+            // A new data directory, unless the store already holds data
+            // sealed under a keyring nobody kept.
+            if !store.list_tenants(None, 1).await?.is_empty() {
+                return Err(KeyError::NoKeyring { path });
+            }
+            let check_value = Keyring::check_value(&master).to_vec();
+            store
+                .cas_meta(CHECK_VALUE_KEY, None, Some(&check_value))
+                .await?;
+            let keys = KeyFile {
+                check_value,
+                wrapped_keys: stored.wrapped_keys,
+            };
+            (keys, KeyringState::Created)
+        }
+    };
+    let wrapped = if keys.wrapped_keys.is_empty() {
+        Vec::new()
+    } else {
+        WrappedKey::decode_list(&keys.wrapped_keys)?
+    };
+    let mut keyring = Keyring::new(master, wrapped).map_err(wrong_key)?;
+    let mut keys = keys;
     if keyring.current_version().is_none() {
+        // The first data key (a crash last time may have stored the check
+        // value without it).
         keyring.add_data_key()?;
         let encoded = WrappedKey::encode_list(keyring.wrapped_keys());
+        let expected = (!keys.wrapped_keys.is_empty()).then_some(keys.wrapped_keys.as_slice());
         store
-            .cas_meta(WRAPPED_KEYS_KEY, None, Some(&encoded))
+            .cas_meta(WRAPPED_KEYS_KEY, expected, Some(&encoded))
             .await?;
+        keys.wrapped_keys = encoded;
+        if state == KeyringState::Intact {
+            state = KeyringState::Created;
+        }
     }
-    Ok(keyring)
+    // The store's copy is durable first, then the file: a crash between
+    // leaves a store whose copy recreates the file.
+    if state != KeyringState::Intact {
+        keys_file::write(data_dir, &keys).map_err(|source| KeyError::KeyFile { path, source })?;
+    }
+    Ok((keyring, state))
 }

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use connvault_plugin_host::{HostOptions, PluginHost};
-use connvault_store::StoreError;
 use secrecy::SecretString;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
@@ -21,6 +20,7 @@ use crate::master_key::{self, KeyError, KeySource};
 use crate::middleware::{AuthenticateLayer, FramingLayer, RequestIdLayer};
 use crate::pb::{self, v1};
 use crate::rate_limit::{self, RateLimiter};
+use crate::store_setup::OpenError;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -34,12 +34,10 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
-    /// Another process holds the data directory.
-    #[error("{0}: is another connvault running on this data directory?")]
-    Locked(StoreError),
-    /// The store could not be opened.
-    #[error("cannot open the store: {0}")]
-    Store(StoreError),
+    /// The store or its keyring could not be opened: locked, damaged, lost
+    /// writes, wrong master key (see docs/operations.md).
+    #[error(transparent)]
+    Open(#[from] OpenError),
     /// The master key is missing or wrong.
     #[error(transparent)]
     Key(#[from] KeyError),
@@ -133,14 +131,6 @@ pub async fn run(
     let tls = Tls::load(&config.tls)?;
     let open_files = listener::raise_open_file_limit();
     create_data_dir(&config.data_dir)?;
-    let store = crate::store_setup::open(&config)
-        .await
-        .map_err(|error| match error {
-            error @ StoreError::Locked { .. } => StartError::Locked(error),
-            other => StartError::Store(other),
-        })?;
-    let store_for_audit = Arc::clone(&store);
-
     let (master, source) = master_key::load_master_key(
         master_key_env,
         config.master_key_file.as_deref(),
@@ -159,7 +149,13 @@ pub async fn run(
         KeySource::Environment => tracing::info!("master key from CONNVAULT_MASTER_KEY"),
         KeySource::File => tracing::info!("master key from the key file"),
     }
-    let keyring = master_key::open_keyring(store.as_ref(), master).await?;
+    let crate::store_setup::Serving {
+        store,
+        keyring,
+        recovery,
+        keyring_state,
+    } = crate::store_setup::open_for_serving(&config, master).await?;
+    let store_for_audit = Arc::clone(&store);
 
     let plugin_dir = config.plugin_dir();
     let host_options = HostOptions {
@@ -246,6 +242,7 @@ pub async fn run(
             std::time::Duration::from_secs(config.audit_retention_secs),
         ));
     }
+    crate::store_setup::audit_accepted_loss(&audit, &recovery, keyring_state).await?;
     tokio::spawn(Arc::clone(&audit).summarize_refusals());
     let guard = Arc::new(
         Guard::new(Arc::clone(&audit)).with_rate_limiter(RateLimiter::new(

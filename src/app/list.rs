@@ -71,13 +71,20 @@ impl App {
                 other => other.into(),
             })?;
         Ok(v1::ListConnectionsResponse {
-            // A record that cannot be read is left out of lists (a get of it
-            // answers DATA_LOSS).
+            // A record that cannot be read fails the page with DATA_LOSS
+            // naming it: a page that silently left it out would look whole.
+            // (`BatchDeleteConnections` can still remove it.)
             connections: page
                 .records
                 .iter()
-                .filter_map(|record| connection_view(record).ok())
-                .collect(),
+                .map(|record| {
+                    connection_view(record).map_err(|_| {
+                        let name = connection_name(&record.tenant_id, &record.id);
+                        tracing::error!(connection = %name, "a listed connection cannot be read back");
+                        ServiceError::DataLoss(format!("{name} cannot be read back"))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
             next_page_token: page
                 .next
                 .map(|position| encode_page_token(&self.keyring, &fingerprint, &position))

@@ -37,6 +37,7 @@ use crate::config::Config;
 use crate::pb::v1;
 
 pub use audit_events::{AuditFilter, list_audit_events};
+pub(crate) use connections::secrets_aad;
 pub use egress::{EgressSettings, MAX_TENANT_RULES};
 
 /// Shared state of a running server.

@@ -118,10 +118,14 @@ impl RpcFixture {
                 .map_err(|error| error.to_string())?
                 .map_err(|error| error.to_string())?;
         let store: Arc<dyn connvault_store::Store> = Arc::new(store);
-        let keyring =
-            crate::master_key::open_keyring(store.as_ref(), MasterKey::from_bytes([7; 32]))
-                .await
-                .map_err(|error| error.to_string())?;
+        let (keyring, _) = crate::master_key::open_keyring(
+            store.as_ref(),
+            MasterKey::from_bytes([7; 32]),
+            data_dir,
+            false,
+        )
+        .await
+        .map_err(|error| error.to_string())?;
         let plugins = PluginHost::load_dir(plugin_dir, &HostOptions::default());
         if plugins.plugins().is_empty() {
             return Err(format!("no plugin loaded from {}", plugin_dir.display()));

@@ -167,3 +167,103 @@ async fn each_provider_creates_tests_discovers_and_resolves() {
         assert_eq!(resolved.secrets["password"], password, "{id}");
     }
 }
+
+/// SQL Server, MongoDB and Oracle: no such server runs here, so this proves
+/// what the server does with their plugins without one: they load, answer to
+/// their aliases, validate, report a test stage by stage (a closed port is
+/// UNREACHABLE at the connect stage) and render through ResolveConnection.
+#[tokio::test]
+async fn the_engines_without_a_local_server_are_served_tested_and_rendered() {
+    let server = Server::start_with_plugins(&[
+        (
+            "connvault-plugin-sqlserver",
+            "connvault_plugin_sqlserver",
+            "sqlserver",
+        ),
+        (
+            "connvault-plugin-mongodb",
+            "connvault_plugin_mongodb",
+            "mongodb",
+        ),
+        (
+            "connvault-plugin-oracle",
+            "connvault_plugin_oracle",
+            "oracle",
+        ),
+    ]);
+    server.create_tenant("acme").await;
+    let mut client = server.connections().await;
+    let closed = connvault_testkit::provider::closed_port().to_string();
+    let cases = [
+        (
+            "sqlserver",
+            "SQL_SERVER",
+            config(&[("host", "127.0.0.1"), ("port", &closed), ("user", "app")]),
+            "jdbc:sqlserver://127.0.0.1:",
+        ),
+        (
+            "mongodb",
+            "DOCUMENTDB",
+            config(&[("host", "127.0.0.1"), ("port", &closed), ("user", "app")]),
+            "mongodb://app:",
+        ),
+        (
+            "oracle",
+            "ORACLE",
+            config(&[
+                ("host", "127.0.0.1"),
+                ("port", &closed),
+                ("service_name", "sales"),
+                ("user", "app"),
+            ]),
+            "jdbc:oracle:thin:@//127.0.0.1:",
+        ),
+    ];
+    for (id, alias, settings, rendered_prefix) in cases {
+        let created = create(
+            &mut client,
+            "acme",
+            v1::Connection {
+                display_name: format!("{id} connection"),
+                data_source: alias.into(),
+                config: Some(settings),
+                secrets: secret("s3cret;pw"),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{id}: create failed: {error:?}"));
+        assert_eq!(created.data_source, id);
+
+        let tested = client
+            .test_connection(v1::TestConnectionRequest {
+                target: Some(v1::test_connection_request::Target::Name(
+                    created.name.clone(),
+                )),
+                parent: String::new(),
+                timeout_ms: 5_000,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!tested.success, "{id}: {tested:?}");
+        assert_eq!(
+            tested.error_category,
+            v1::ErrorCategory::Unreachable as i32,
+            "{id}: {tested:?}"
+        );
+        assert!(!format!("{tested:?}").contains("s3cret"), "{id}");
+
+        let resolved = client
+            .resolve_connection(v1::ResolveConnectionRequest {
+                name: created.name.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let rendered = resolved.rendered.unwrap_or_default();
+        let text = format!("{} {}", rendered.uri, rendered.jdbc_url);
+        assert!(text.contains(rendered_prefix), "{id}: {text}");
+        assert_eq!(resolved.secrets["password"], "s3cret;pw", "{id}");
+    }
+}

@@ -17,11 +17,14 @@ const BEGIN: &str = "<!-- data-sources:begin -->";
 const END: &str = "<!-- data-sources:end -->";
 
 /// (package, plugin file stem) of each first-party plugin.
-const PLUGINS: [(&str, &str); 4] = [
+const PLUGINS: [(&str, &str); 7] = [
     ("connvault-plugin-postgres", "postgres"),
     ("connvault-plugin-mysql", "mysql"),
     ("connvault-plugin-redis", "redis"),
     ("connvault-plugin-jdbc", "jdbc"),
+    ("connvault-plugin-sqlserver", "sqlserver"),
+    ("connvault-plugin-mongodb", "mongodb"),
+    ("connvault-plugin-oracle", "oracle"),
 ];
 
 /// Text for a markdown table cell: one line, pipes escaped (GitHub's tables

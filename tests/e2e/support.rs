@@ -85,6 +85,8 @@ pub struct Options {
     pub args: Vec<String>,
     /// `auth.jwks_file` (a file setting only).
     pub jwks_file: Option<PathBuf>,
+    /// More plugin files, each copied in under a plugin name.
+    pub plugins: Vec<(PathBuf, String)>,
     /// More TOML appended to the config file (`[egress]` settings...).
     pub toml: String,
     /// Start the server under this open-file limit (soft and hard).
@@ -109,11 +111,23 @@ impl Server {
     }
 
     pub fn start_with(options: Options) -> Server {
+        let mut server = Self::prepare(options);
+        server
+            .spawn()
+            .unwrap_or_else(|error| panic!("server did not start: {error}"));
+        server
+    }
+
+    /// A server with its directories made but no process yet (`spawn` starts it).
+    pub fn prepare(options: Options) -> Server {
         let plugins = PluginDir::new();
         plugins.add(&fixture_so(), "fixture");
+        for (file, name) in &options.plugins {
+            plugins.add(file, name);
+        }
         let data = tempfile::tempdir().unwrap();
         let log = data.path().join("server.log");
-        let mut server = Server {
+        Server {
             child: None,
             addr: String::new(),
             data,
@@ -121,11 +135,12 @@ impl Server {
             log,
             options,
             stdout: Default::default(),
-        };
-        server
-            .spawn()
-            .unwrap_or_else(|error| panic!("server did not start: {error}"));
-        server
+        }
+    }
+
+    /// Replaces the `serve` flags the next `spawn` adds.
+    pub fn set_args(&mut self, args: &[&str]) {
+        self.options.args = args.iter().map(|arg| (*arg).to_owned()).collect();
     }
 
     /// Starts a dev-mode server whose plugin directory also holds first-party

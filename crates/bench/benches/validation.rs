@@ -98,8 +98,14 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let master = connvault_crypto_master();
     let keyring = runtime
-        .block_on(connvault::master_key::open_keyring(store.as_ref(), master))
-        .unwrap();
+        .block_on(connvault::master_key::open_keyring(
+            store.as_ref(),
+            master,
+            data.path(),
+            false,
+        ))
+        .unwrap()
+        .0;
     let app = App::new(
         store,
         keyring,

@@ -128,7 +128,7 @@ async fn bulk_load(
             .context("opening the store for loading")?,
     );
     let (master, _) = master_key::load_master_key(None, None, true, data_dir)?;
-    let keyring = master_key::open_keyring(store.as_ref(), master).await?;
+    let (keyring, _) = master_key::open_keyring(store.as_ref(), master, data_dir, false).await?;
     let host_options = HostOptions {
         require_pins: false,
         ..HostOptions::default()

@@ -67,6 +67,10 @@ pub enum LoadError {
     /// `init` failed or did not return in time.
     #[error("init failed: {0}")]
     Init(String),
+    /// The plugin's runner process could not be started, or could not load
+    /// and confine the plugin (process isolation).
+    #[error("in its runner: {0}")]
+    Runner(String),
     /// `describe` failed or answered something invalid.
     #[error("describe failed: {0}")]
     Describe(String),

@@ -35,6 +35,7 @@ mod error;
 pub mod fuzzing;
 mod options;
 mod plugin;
+pub mod runner;
 mod schema;
 pub mod verify;
 
@@ -46,7 +47,8 @@ pub use connvault_plugin_abi::{Method, pb};
 use tokio::sync::Semaphore;
 
 pub use error::{CallError, LoadError};
-pub use options::HostOptions;
+pub use options::{HostOptions, Isolation, RunnerOptions};
+pub use plugin::process::self_runner_command;
 pub use plugin::{LaneStats, Plugin, PluginStats, ProviderClient};
 pub use schema::answer::{Mismatch, check_normalized_config, check_secret_names};
 
@@ -113,6 +115,7 @@ impl PluginHost {
                     plugin = plugin.name(),
                     version = plugin.version(),
                     sha256 = plugin.sha256(),
+                    isolation = ?plugin.isolation(),
                     data_sources = plugin.description().data_sources.len(),
                     "loaded plugin"
                 ),

@@ -38,6 +38,11 @@ pub enum StoreError {
         /// The data directory.
         path: PathBuf,
     },
+    /// The store holds less than it acknowledged as durable: its log was
+    /// damaged and cut short at recovery, or its progress record is missing
+    /// or damaged (see [`crate::sled::LostWrites`]).
+    #[error("{0}")]
+    Lost(Box<crate::sled::LostWrites>),
     /// Stored data does not decode.
     #[error("corrupt data in store: {0}")]
     Corrupt(String),

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fakes;
 pub mod harness;
 pub mod listeners;
 pub mod provider;

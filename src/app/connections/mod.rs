@@ -29,5 +29,6 @@ mod test_connection;
 mod update;
 
 pub(super) use conform::conform;
+pub(crate) use sealing::aad as secrets_aad;
 pub(super) use secrets::exposed;
 pub(super) use spec::Opened;

@@ -70,7 +70,12 @@ impl App {
             .get_connection(&tenant, &id)
             .await
             .map_err(ServiceError::from)
-            .map_err(|error| error.naming_missing(name))?;
+            .map_err(|error| match error {
+                ServiceError::DataLoss(_) => {
+                    ServiceError::DataLoss(format!("{name} cannot be read back"))
+                }
+                other => other.naming_missing(name),
+            })?;
         let mut stored = record_format::decode_connection(&record.value)
             .map_err(|_| ServiceError::DataLoss(format!("{name} cannot be read back")))?;
         stored.connection.name = connection_name(&tenant, &id);

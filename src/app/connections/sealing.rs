@@ -9,7 +9,7 @@ use crate::names::connection_name;
 
 /// Binds a ciphertext to its tenant and connection: moved to another record,
 /// it fails to open.
-fn aad<'a>(tenant: &'a str, id: &'a str) -> Aad<'a> {
+pub(crate) fn aad<'a>(tenant: &'a str, id: &'a str) -> Aad<'a> {
     Aad {
         tenant,
         record_id: id,

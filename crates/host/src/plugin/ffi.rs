@@ -6,11 +6,23 @@
 //! ABI contract for the rest.
 
 use std::ffi::c_void;
+use std::sync::OnceLock;
 
 use connvault_plugin_abi::{self as abi, HostTable, OutputSink};
 
 /// The most bytes of one log message kept; a longer one is cut, not refused.
 const MAX_LOG_MESSAGE: usize = 4096;
+
+/// Where plugin log lines go instead of this process's logger: a runner
+/// sends them to the host.
+type LogForward = Box<dyn Fn(u32, &[u8]) + Send + Sync>;
+
+static FORWARD: OnceLock<LogForward> = OnceLock::new();
+
+/// Sends every plugin log line to `forward` from now on (set once, in a runner).
+pub(crate) fn forward_logs(forward: LogForward) {
+    let _ = FORWARD.set(forward);
+}
 
 /// Host state the plugin's log callback reaches through `ctx`.
 struct LogContext {
@@ -27,6 +39,10 @@ unsafe extern "C" fn host_log(ctx: *mut c_void, level: u32, message: *const u8, 
     }
     // SAFETY: the plugin passes `len` readable bytes at `message` (ABI contract).
     let bytes = unsafe { std::slice::from_raw_parts(message, len.min(MAX_LOG_MESSAGE)) };
+    if let Some(forward) = FORWARD.get() {
+        forward(level, bytes);
+        return;
+    }
     let text = String::from_utf8_lossy(bytes);
     let plugin = context.plugin.as_str();
     match level {
@@ -88,11 +104,6 @@ impl SinkBuffer {
     /// The bytes written.
     pub(super) fn into_bytes(self) -> Vec<u8> {
         self.bytes
-    }
-
-    /// The bytes written, borrowed.
-    pub(super) fn bytes(&self) -> &[u8] {
-        &self.bytes
     }
 }
 

@@ -16,13 +16,13 @@ use crate::error::LoadError;
 use crate::verify::Verified;
 
 /// A library that loaded, passed its descriptor checks and was initialised.
-pub(super) struct Loaded {
+pub(crate) struct Loaded {
     /// Everything a raw call needs.
-    pub(super) parts: Parts,
+    pub(crate) parts: Parts,
     /// The plugin's version from its descriptor.
-    pub(super) version: String,
+    pub(crate) version: String,
     /// Whether the plugin may be called from several threads at once.
-    pub(super) thread_safe: bool,
+    pub(crate) thread_safe: bool,
 }
 
 /// Loads exactly `verified`'s bytes (named `file_name` for `dlopen`), checks
@@ -32,14 +32,19 @@ pub(super) fn open(
     file_name: &str,
     init_timeout: Duration,
 ) -> Result<Loaded, LoadError> {
-    // Load exactly the verified bytes: a memfd closes the gap between the
-    // check and dlopen. It stays open forever, as dlopen dedups by name.
+    open_memfd(seal(&verified.bytes, file_name)?, init_timeout)
+}
+
+/// Copies `bytes` into a memfd named `file_name` and seals it: what is
+/// loaded from it is exactly what was checked, even if the file on disk
+/// changes in between.
+pub(crate) fn seal(bytes: &[u8], file_name: &str) -> Result<memfd::Memfd, LoadError> {
     let memfd = memfd::MemfdOptions::default()
         .allow_sealing(true)
         .close_on_exec(true)
         .create(file_name)
         .map_err(|error| LoadError::Io(std::io::Error::other(error.to_string())))?;
-    std::io::Write::write_all(&mut memfd.as_file(), &verified.bytes)?;
+    std::io::Write::write_all(&mut memfd.as_file(), bytes)?;
     memfd
         .add_seals(&[
             memfd::FileSeal::SealShrink,
@@ -48,6 +53,13 @@ pub(super) fn open(
             memfd::FileSeal::SealSeal,
         ])
         .map_err(|error| LoadError::Io(std::io::Error::other(error.to_string())))?;
+    Ok(memfd)
+}
+
+/// Loads the library in the sealed `memfd`, checks the descriptor and runs
+/// `init` within `init_timeout`. The memfd stays open for the life of the
+/// process, as `dlopen` dedups by name.
+pub(crate) fn open_memfd(memfd: memfd::Memfd, init_timeout: Duration) -> Result<Loaded, LoadError> {
     let fd_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&memfd));
 
     // SAFETY: loading runs the library's initialisers: the bytes passed the

@@ -1,15 +1,19 @@
 //! One loaded plugin: its description, and the calls the server makes to it.
 //!
 //! The work is split by job: [`load`] turns a verified file into a loaded,
-//! initialised library; [`raw`] makes one call across the C ABI; [`ffi`] holds
-//! the host callbacks the plugin calls into; [`scheduler`] runs calls on the
+//! initialised library; [`raw`] makes one call across the C ABI and
+//! [`outcome`] says what its return code means; [`ffi`] holds the host
+//! callbacks the plugin calls into; [`scheduler`] runs calls on the
 //! plugin's worker threads, in a lane for pure calls and one for I/O calls,
-//! under permits and deadlines, through the [`transport`] seam; [`fair`]
+//! under permits and deadlines, through the [`transport`] seam, to the
+//! library in this process or to runner processes ([`process`]); [`fair`]
 //! shares the I/O workers among tenants.
 
 mod fair;
 mod ffi;
 mod load;
+mod outcome;
+pub mod process;
 mod raw;
 mod scheduler;
 mod stats;
@@ -25,13 +29,16 @@ use tokio::sync::Semaphore;
 
 pub use stats::{LaneStats, PluginStats};
 
-pub(crate) use raw::application_error;
+pub(crate) use ffi::forward_logs;
+pub(crate) use load::open_memfd;
+pub(crate) use outcome::application_error;
+pub(crate) use raw::InProcess;
 
 use crate::error::{CallError, LoadError};
-use crate::options::HostOptions;
+use crate::options::{HostOptions, Isolation};
 use crate::verify;
-use raw::InProcess;
 use scheduler::{LaneSizes, Scheduler};
+use transport::{AnyTransport, Transport};
 
 /// A loaded plugin. Never unloaded: Rust TLS destructors in an unloaded
 /// library crash at thread exit, so the library and its memfd live forever.
@@ -43,7 +50,8 @@ pub struct Plugin {
     /// Set once at load, after `describe` answered and passed its checks.
     describe: OnceLock<pb::DescribeResponse>,
     stats: Arc<PluginStats>,
-    scheduler: Scheduler<InProcess>,
+    isolation: Isolation,
+    scheduler: Scheduler<AnyTransport>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -65,11 +73,42 @@ impl Plugin {
         global: Arc<Semaphore>,
     ) -> Result<Arc<Plugin>, LoadError> {
         let verified = verify::verify(path, pin, options.require_pins)?;
-        let loaded = load::open(&verified, &load::file_name(path), options.load_timeout)?;
-        let name = loaded.parts.name.clone();
+        let file_name = load::file_name(path);
+        let isolation = options.isolation_for(&file_name);
+        let stats = Arc::new(PluginStats::default());
+        let (name, version, thread_safe, transport) = match isolation {
+            Isolation::InProcess => {
+                let loaded = load::open(&verified, &file_name, options.load_timeout)?;
+                let name = loaded.parts.name.clone();
+                let transport = InProcess::new(loaded.parts, Arc::clone(&stats));
+                (
+                    name,
+                    loaded.version,
+                    loaded.thread_safe,
+                    AnyTransport::InProcess(transport),
+                )
+            }
+            Isolation::Process => {
+                let loaded = process::Runners::start(
+                    process::Plugin {
+                        file_name: &file_name,
+                        memfd: load::seal(&verified.bytes, &file_name)?,
+                        sha256: &verified.sha256,
+                    },
+                    options,
+                    Arc::clone(&stats),
+                )?;
+                (
+                    loaded.name,
+                    loaded.version,
+                    loaded.thread_safe,
+                    AnyTransport::Process(loaded.runners),
+                )
+            }
+        };
         // A plugin that is not thread-safe gets one thread per lane, and
         // its calls never overlap (see `LaneSizes::serial`).
-        let (pure_workers, io_workers) = if loaded.thread_safe {
+        let (pure_workers, io_workers) = if thread_safe {
             (
                 options.pure_workers_per_plugin.max(1),
                 options.workers_per_plugin.max(1),
@@ -82,10 +121,10 @@ impl Plugin {
             io_workers,
             io_per_tenant: options.io_calls_per_tenant_for(io_workers),
             io_queue: options.io_queue_per_tenant,
-            serial: !loaded.thread_safe,
+            // Runners of the two lanes hold an instance each: only calls
+            // into one instance must not overlap.
+            serial: !thread_safe && transport.lanes_share_instance(),
         };
-        let stats = Arc::new(PluginStats::default());
-        let transport = InProcess::new(loaded.parts, Arc::clone(&stats));
         let scheduler = Scheduler::start(
             &name,
             transport,
@@ -97,11 +136,12 @@ impl Plugin {
         .map_err(LoadError::Io)?;
         let plugin = Arc::new(Plugin {
             name: name.clone(),
-            version: loaded.version,
+            version,
             path: path.to_owned(),
             sha256: verified.sha256,
             describe: OnceLock::new(),
             stats,
+            isolation,
             scheduler,
         });
         let request = pb::DescribeRequest {
@@ -154,12 +194,18 @@ impl Plugin {
         &self.stats
     }
 
+    /// Where the plugin runs: in this process, or in runner processes.
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
+    }
+
     /// Whether calls were abandoned that still hold workers.
     pub fn degraded(&self) -> bool {
         self.scheduler.degraded()
     }
 
-    /// Calls the plugin on the current thread, with no deadline: the raw ABI round trip.
+    /// Calls the plugin on the current thread, with no deadline: the raw ABI
+    /// round trip (through its runner, under process isolation).
     ///
     /// The server uses [`Plugin::call`]; this is for load-time calls and benchmarks.
     pub fn call_blocking(
@@ -170,7 +216,7 @@ impl Plugin {
     ) -> Result<Vec<u8>, CallError> {
         self.scheduler
             .transport()
-            .invoke(method as u32, method.name(), request, limit)
+            .call(method as u32, method.name(), request, limit, far_future())
     }
 
     /// Calls a raw method id on the current thread (for ids this host does not know).
@@ -183,7 +229,7 @@ impl Plugin {
         let name = Method::from_raw(method_id).map_or("an unknown method", Method::name);
         self.scheduler
             .transport()
-            .invoke(method_id, name, request, limit)
+            .call(method_id, name, request, limit, far_future())
     }
 
     /// The most I/O calls (test, discover) one tenant has running on this plugin at once.
@@ -222,6 +268,11 @@ impl Plugin {
             method: method.name(),
         })
     }
+}
+
+/// An end no call reaches: for the calls made with no deadline.
+fn far_future() -> std::time::Instant {
+    std::time::Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }
 
 /// The calls the server makes to a provider, each bounded by a deadline.

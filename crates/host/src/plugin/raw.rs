@@ -1,25 +1,19 @@
 //! One call across the C ABI into a library loaded in this process: the
-//! request and output buffers, and what each return code means.
+//! request and output buffers (`outcome.rs` says what each return code means).
 
 use std::ffi::c_void;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::Instant;
 
-use connvault_plugin_abi::{CallFn, DestroyFn, Method, ReturnCode, pb};
-use prost::Message;
+use connvault_plugin_abi::{CallFn, DestroyFn};
 
 use super::ffi::SinkBuffer;
+use super::outcome::RawAnswer;
 use super::stats::PluginStats;
 use super::transport::Transport;
 use crate::error::CallError;
-
-/// The longest application-error message kept from a plugin.
-const MAX_ERROR_MESSAGE: usize = 1024;
-
-/// The longest field name kept from a plugin's application error.
-const MAX_ERROR_FIELD: usize = 256;
 
 /// A plugin instance pointer; the plugin promises (`FLAG_THREAD_SAFE`) or the
 /// host ensures (one call at a time) that calls through it are sound from any thread.
@@ -46,9 +40,9 @@ pub(crate) struct InProcess {
 }
 
 /// What loading (`load.rs`) hands over to make an [`InProcess`].
-pub(super) struct Parts {
+pub(crate) struct Parts {
     /// The plugin's name from its descriptor.
-    pub(super) name: String,
+    pub(crate) name: String,
     /// The descriptor's `call`.
     pub(super) call_fn: CallFn,
     /// What `init` returned.
@@ -63,7 +57,7 @@ pub(super) struct Parts {
 
 impl InProcess {
     /// Takes ownership of a loaded library; calls count into `stats`.
-    pub(super) fn new(parts: Parts, stats: Arc<PluginStats>) -> Self {
+    pub(crate) fn new(parts: Parts, stats: Arc<PluginStats>) -> Self {
         Self {
             name: parts.name,
             call_fn: parts.call_fn,
@@ -83,6 +77,13 @@ impl InProcess {
         request: &[u8],
         limit: usize,
     ) -> Result<Vec<u8>, CallError> {
+        let raw = self.raw_call(method_id, request, limit);
+        super::outcome::outcome(&self.name, method_name, raw, limit, &self.stats)
+    }
+
+    /// Calls method `method_id` on the current thread: the return code and
+    /// what the plugin wrote, at most `limit` bytes of it.
+    pub(crate) fn raw_call(&self, method_id: u32, request: &[u8], limit: usize) -> RawAnswer {
         let mut buffer = SinkBuffer::new(limit);
         let sink = buffer.sink();
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
@@ -98,52 +99,10 @@ impl InProcess {
                 &sink,
             )
         };
-        let plugin = || self.name.clone();
-        if buffer.overflowed() {
-            return Err(CallError::OutputTooLarge {
-                plugin: plugin(),
-                method: method_name,
-                limit,
-            });
-        }
-        match ReturnCode::from_raw(code) {
-            Some(ReturnCode::Ok) => Ok(buffer.into_bytes()),
-            Some(ReturnCode::AppError) => match application_error(buffer.bytes()) {
-                Some(error) => Err(CallError::Application {
-                    plugin: plugin(),
-                    error,
-                }),
-                None => Err(CallError::MalformedResponse {
-                    plugin: plugin(),
-                    method: method_name,
-                }),
-            },
-            Some(ReturnCode::Unimplemented) => Err(CallError::Unimplemented {
-                plugin: plugin(),
-                method: method_name,
-            }),
-            Some(ReturnCode::BadRequest) => Err(CallError::BadRequest {
-                plugin: plugin(),
-                method: method_name,
-            }),
-            Some(ReturnCode::Panic) => {
-                self.stats.panics.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(plugin = %self.name, method = method_name, "plugin panicked; the panic was caught at the boundary");
-                Err(CallError::Panicked {
-                    plugin: plugin(),
-                    method: method_name,
-                })
-            }
-            Some(ReturnCode::OutputLimit) => Err(CallError::OutputTooLarge {
-                plugin: plugin(),
-                method: method_name,
-                limit,
-            }),
-            Some(ReturnCode::Internal) | None => Err(CallError::Internal {
-                plugin: plugin(),
-                method: method_name,
-                code,
-            }),
+        RawAnswer {
+            code,
+            overflowed: buffer.overflowed(),
+            bytes: buffer.into_bytes(),
         }
     }
 }
@@ -151,48 +110,18 @@ impl InProcess {
 impl Transport for InProcess {
     fn call(
         &self,
-        method: Method,
+        method_id: u32,
+        method_name: &'static str,
         request: &[u8],
         limit: usize,
         // A call into a library on this thread cannot be interrupted: the
         // scheduler abandons it at the deadline instead.
-        _deadline: Duration,
+        _end: Instant,
     ) -> Result<Vec<u8>, CallError> {
-        self.invoke(method as u32, method.name(), request, limit)
+        self.invoke(method_id, method_name, request, limit)
     }
-}
 
-/// The application error a plugin wrote with `AppError`, its message and
-/// field cut to what the host keeps; `None` if the bytes are not an `Error`.
-pub(crate) fn application_error(bytes: &[u8]) -> Option<pb::Error> {
-    let mut error = pb::Error::decode(bytes).ok()?;
-    truncate_on_char(&mut error.message, MAX_ERROR_MESSAGE);
-    truncate_on_char(&mut error.field, MAX_ERROR_FIELD);
-    Some(error)
-}
-
-/// Cuts `text` to at most `max` bytes without splitting a character.
-fn truncate_on_char(text: &mut String, max: usize) {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::truncate_on_char;
-
-    #[test]
-    fn truncation_never_splits_a_character() {
-        let mut text = "aé".to_owned();
-        truncate_on_char(&mut text, 2);
-        assert_eq!(text, "a");
-        let mut short = "abc".to_owned();
-        truncate_on_char(&mut short, 8);
-        assert_eq!(short, "abc");
+    fn lanes_share_instance(&self) -> bool {
+        true
     }
 }

@@ -203,8 +203,15 @@ impl<T: Transport> Scheduler<T> {
         let (sender, receiver) = mpsc::channel();
         let job: Job = {
             let shared = Arc::clone(&self.shared);
+            let end = std::time::Instant::now() + wait;
             Box::new(move || {
-                let _ = sender.send(shared.transport.call(method, &request, limit, wait));
+                let _ = sender.send(shared.transport.call(
+                    method as u32,
+                    method.name(),
+                    &request,
+                    limit,
+                    end,
+                ));
             })
         };
         self.pure_pool
@@ -292,8 +299,15 @@ impl<T: Transport> Scheduler<T> {
                     .as_ref()
                     .map(|serial| serial.lock().unwrap_or_else(PoisonError::into_inner));
                 // A call its caller gave up on before it started is not made.
-                let result = (state.load(Ordering::Acquire) != ABANDONED)
-                    .then(|| shared.transport.call(method, &request, limit, deadline));
+                let result = (state.load(Ordering::Acquire) != ABANDONED).then(|| {
+                    shared.transport.call(
+                        method as u32,
+                        method.name(),
+                        &request,
+                        limit,
+                        end.into_std(),
+                    )
+                });
                 drop(turn);
                 if state
                     .compare_exchange(RUNNING, FINISHED, Ordering::AcqRel, Ordering::Acquire)

@@ -14,6 +14,9 @@ pub struct PluginStats {
     pub abandoned: AtomicU64,
     /// Calls that panicked inside the plugin.
     pub panics: AtomicU64,
+    /// Times a runner of the plugin was started again after it ended
+    /// (process isolation only).
+    pub runner_restarts: AtomicU64,
     /// The lane of the calls that do no I/O (describe, validate, render).
     pub pure: LaneStats,
     /// The lane of the calls that reach the data source (test, discover).

@@ -78,12 +78,7 @@ impl SledStore {
     }
 
     pub(crate) fn last_change_seq_now(&self) -> Result<u64> {
-        match self.inner.changes.last()? {
-            Some((key, _)) => <[u8; 8]>::try_from(key.as_ref())
-                .map(u64::from_be_bytes)
-                .map_err(|_| StoreError::Corrupt("change log key".into())),
-            None => Ok(0),
-        }
+        super::progress::last_change_seq(&self.inner.changes)
     }
 
     pub(crate) fn changes_now(

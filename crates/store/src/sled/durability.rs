@@ -9,6 +9,13 @@
 //! it becomes the flusher, otherwise it waits. A flush covers exactly the
 //! writers that registered before it *started*, so writers arriving while one
 //! flush runs are all acknowledged by the next one.
+//!
+//! Each flush also leaves the store's high-water mark (`progress.rs`): in
+//! sled before the flush, in the progress file after the `fsync`; a write is
+//! acknowledged only once a mark covering it is on disk. The store's flusher
+//! thread runs the two stages as a pipeline ([`Durability::begin`] then,
+//! on another thread, [`Durability::finish`]): the mark of one group commit
+//! is written while sled flushes the next.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -17,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
+use super::progress::{Mark, Progress};
 use crate::{Result, StoreError};
 
 /// Files whose `fsync` completes sled's flush.
@@ -29,16 +37,21 @@ struct SyncFiles {
     /// Blob files already synced; sled writes values too large for its log as
     /// separate files under `blobs/` without syncing them.
     synced_blobs: Mutex<HashSet<OsString>>,
+    /// The high-water mark each flush leaves in sled and in the progress file.
+    mark: Mark,
 }
 
 #[derive(Default)]
 struct State {
     /// Number of flushes started; the running or last flush has this number.
     started: u64,
-    /// Number of the last finished flush.
+    /// The highest flush whose sled part is done (its mark may be pending).
+    synced: u64,
+    /// The highest finished flush (sled and mark, or failed).
     completed: u64,
-    /// Number of the last flush that succeeded.
+    /// The highest flush that succeeded, mark included.
     last_ok: u64,
+    /// Whether a flush's sled part is running (one at a time).
     flushing: bool,
     /// Set by the first failed flush. After a failed `fsync` the kernel may
     /// have dropped dirty pages and a retry can falsely succeed (PostgreSQL's
@@ -60,9 +73,10 @@ fn sync_dir(path: &Path) -> std::io::Result<()> {
 }
 
 impl Durability {
-    /// `durable == false` makes [`Durability::wait`] a no-op (benchmarks only).
-    pub(crate) fn new(dir: &Path, durable: bool) -> Result<Self> {
-        let files = if durable {
+    /// `mark == None` (a store that is not durable) makes
+    /// [`Durability::wait`] a no-op (benchmarks only).
+    pub(crate) fn new(dir: &Path, mark: Option<Mark>) -> Result<Self> {
+        let files = if let Some(mark) = mark {
             let log = File::open(dir.join("db"))?;
             // Make the files sled created at open, and their names, durable.
             log.sync_all()?;
@@ -78,6 +92,7 @@ impl Durability {
                 dir: dir.to_path_buf(),
                 log,
                 synced_blobs: Mutex::new(HashSet::new()),
+                mark,
             })
         } else {
             None
@@ -115,7 +130,7 @@ impl Durability {
     }
 
     /// [`Durability::wait`] on behalf of `writes` writes completed before the
-    /// call (the store's flusher thread acknowledges a batch at once).
+    /// call.
     pub(crate) fn wait_many(&self, db: &sled::Db, writes: u64) -> Result<()> {
         let Some(files) = &self.files else {
             return Ok(());
@@ -137,35 +152,119 @@ impl Durability {
                 }
                 continue; // `failed` is set: report it above.
             }
-            if state.flushing {
+            if state.flushing || state.synced >= target {
+                // A flush covering us (or one we must not overlap) is
+                // running, or its mark is being written.
                 state = self
                     .flushed
                     .wait(state)
                     .unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
-            // Become the flusher.
-            state.flushing = true;
-            state.started += 1;
-            let number = state.started;
-            drop(state);
-            let mut finish = FinishFlush {
+            // Become the flusher, and write the mark too.
+            let (number, mut stage) = self.start(state);
+            stage.result = self.flush_sled(db, files, number);
+            let mut finish = Finish {
                 durability: self,
                 number,
-                result: Err("flush panicked".to_owned()),
+                result: Err("the flush panicked".to_owned()),
             };
-            finish.result = self.flush(db, files).map_err(|e| e.to_string());
+            finish.result = match stage.finish() {
+                Ok(progress) => files.mark.record(progress).map_err(|e| e.to_string()),
+                Err(error) => Err(error),
+            };
             drop(finish);
             state = self.lock();
         }
     }
 
-    fn flush(&self, db: &sled::Db, files: &SyncFiles) -> Result<()> {
-        db.flush()?;
-        files.log.sync_all()?;
-        self.sync_new_blobs(files)?;
-        self.flushes.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+    /// Starts flush `number`: marks the sled part running.
+    fn start<'a>(&'a self, mut state: MutexGuard<'a, State>) -> (u64, Stage<'a>) {
+        state.flushing = true;
+        state.started += 1;
+        let number = state.started;
+        drop(state);
+        let stage = Stage {
+            durability: self,
+            number,
+            result: Err("the flush panicked".to_owned()),
+            done: false,
+        };
+        (number, stage)
+    }
+
+    /// The first stage of a pipelined group commit (the store's flusher
+    /// thread): waits for the running flush's sled part, then flushes sled
+    /// and `fsync`s, covering every write completed before the call. The
+    /// next `begin` may run while [`Durability::finish`] writes this one's mark.
+    pub(crate) fn begin(&self, db: &sled::Db) -> Ticket {
+        let Some(files) = &self.files else {
+            return Ticket::NotDurable;
+        };
+        let mut state = self.lock();
+        while state.flushing && state.failed.is_none() {
+            state = self
+                .flushed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if let Some(failed) = &state.failed {
+            return Ticket::Failed(failed.clone());
+        }
+        let (number, mut stage) = self.start(state);
+        stage.result = self.flush_sled(db, files, number);
+        match stage.finish() {
+            Ok(progress) => Ticket::Synced { number, progress },
+            Err(error) => Ticket::Failed(error),
+        }
+    }
+
+    /// The second stage: writes the mark of a [`Durability::begin`], then
+    /// publishes the flush; `Ok` once the `writes` it covers are durable.
+    pub(crate) fn finish(&self, ticket: Ticket, writes: u64) -> Result<()> {
+        let (Some(files), Ticket::Synced { number, progress }) = (&self.files, &ticket) else {
+            return match ticket {
+                Ticket::Failed(error) => Err(StoreError::Durability(error)),
+                _ => Ok(()),
+            };
+        };
+        let mut finish = Finish {
+            durability: self,
+            number: *number,
+            result: Err("writing the progress record panicked".to_owned()),
+        };
+        finish.result = files.mark.record(*progress).map_err(|e| e.to_string());
+        let result = finish.result.clone();
+        drop(finish);
+        match result {
+            Ok(()) => {
+                self.durable_writes.fetch_add(writes, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(_) => {
+                let failed = self.lock().failed.clone().unwrap_or_default();
+                Err(StoreError::Durability(failed))
+            }
+        }
+    }
+
+    /// sled's part of flush `number`: the mark staged in sled after every
+    /// write the flush covers, sled's flush, the `fsync`s.
+    fn flush_sled(
+        &self,
+        db: &sled::Db,
+        files: &SyncFiles,
+        number: u64,
+    ) -> std::result::Result<Progress, String> {
+        let flush = || -> Result<Progress> {
+            let progress = files.mark.stage(number)?;
+            db.flush()?;
+            files.log.sync_all()?;
+            self.sync_new_blobs(files)?;
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+            Ok(progress)
+        };
+        flush().map_err(|e| e.to_string())
     }
 
     fn sync_new_blobs(&self, files: &SyncFiles) -> Result<()> {
@@ -198,21 +297,74 @@ impl Durability {
     }
 }
 
-/// Publishes a flush's outcome and wakes the waiters, also if the flush
-/// panicked (sled can panic), so no writer waits forever.
-struct FinishFlush<'a> {
+/// A pipelined flush whose sled part is done: the mark is still to write.
+pub(crate) enum Ticket {
+    /// The store is not durable: nothing to wait for.
+    NotDurable,
+    /// The flush (or an earlier one) failed.
+    Failed(String),
+    /// sled's part of flush `number` is on disk.
+    Synced {
+        /// The flush.
+        number: u64,
+        /// The mark to record.
+        progress: Progress,
+    },
+}
+
+/// Ends the sled part of a flush: lets the next flush start, and publishes a
+/// failure at once (also if sled panicked), so no writer waits forever.
+struct Stage<'a> {
+    durability: &'a Durability,
+    number: u64,
+    result: std::result::Result<Progress, String>,
+    done: bool,
+}
+
+impl Stage<'_> {
+    fn finish(mut self) -> std::result::Result<Progress, String> {
+        self.done = true;
+        self.result.clone()
+    }
+}
+
+impl Drop for Stage<'_> {
+    fn drop(&mut self) {
+        let mut state = self.durability.lock();
+        state.flushing = false;
+        let result = if self.done {
+            self.result.clone()
+        } else {
+            Err("the flush panicked".to_owned())
+        };
+        match result {
+            Ok(_) => state.synced = state.synced.max(self.number),
+            Err(e) => {
+                state.completed = state.completed.max(self.number);
+                if state.failed.is_none() {
+                    state.failed = Some(format!("flush to disk failed: {e}"));
+                }
+            }
+        }
+        drop(state);
+        self.durability.flushed.notify_all();
+    }
+}
+
+/// Publishes a flush's outcome once its mark is written (or failed) and
+/// wakes the waiters, also if writing the mark panicked.
+struct Finish<'a> {
     durability: &'a Durability,
     number: u64,
     result: std::result::Result<(), String>,
 }
 
-impl Drop for FinishFlush<'_> {
+impl Drop for Finish<'_> {
     fn drop(&mut self) {
         let mut state = self.durability.lock();
-        state.flushing = false;
-        state.completed = self.number;
+        state.completed = state.completed.max(self.number);
         match &self.result {
-            Ok(()) => state.last_ok = self.number,
+            Ok(()) => state.last_ok = state.last_ok.max(self.number),
             Err(e) => {
                 if state.failed.is_none() {
                     state.failed = Some(format!("flush to disk failed: {e}"));

@@ -14,6 +14,7 @@ mod audit;
 mod audit_entry;
 mod backend;
 mod change_entry;
+mod check;
 mod connections;
 mod durability;
 #[doc(hidden)]
@@ -21,11 +22,14 @@ pub mod fuzzing;
 mod layout;
 mod list;
 mod meta_cache;
+mod progress;
 mod tenants;
 mod upgrade;
 mod write;
 mod writer;
 
+#[cfg(test)]
+mod damage_tests;
 #[cfg(test)]
 mod tests;
 
@@ -41,6 +45,8 @@ use self::write::{Done, Trees, Write};
 use self::writer::Writer;
 use crate::{Result, StoreError};
 
+pub use check::{CheckCounts, StoreCheck, Visit};
+pub use progress::{LostWrites, PROGRESS_FILE, Progress, Recovery};
 pub use upgrade::LegacyConnection;
 
 /// How to open a [`SledStore`].
@@ -55,6 +61,11 @@ pub struct SledOptions {
     /// What the cache holds is what the store keeps in memory beyond the
     /// data being written.
     pub cache_bytes: Option<u64>,
+    /// Open a store that lost acknowledged writes (its progress record says
+    /// more was durable than sled recovered) instead of failing with
+    /// [`StoreError::Lost`]: the record is reset to what sled holds and
+    /// [`SledStore::recovery`] says what was lost. Default `false`.
+    pub accept_loss: bool,
 }
 
 impl SledOptions {
@@ -69,6 +80,12 @@ impl SledOptions {
         self.cache_bytes = Some(bytes);
         self
     }
+
+    /// Sets [`SledOptions::accept_loss`].
+    pub fn with_accept_loss(mut self, accept: bool) -> Self {
+        self.accept_loss = accept;
+        self
+    }
 }
 
 impl Default for SledOptions {
@@ -76,6 +93,7 @@ impl Default for SledOptions {
         Self {
             durable: true,
             cache_bytes: None,
+            accept_loss: false,
         }
     }
 }
@@ -116,18 +134,25 @@ fn tx_error(e: TransactionError<StoreError>) -> StoreError {
 }
 
 fn open_error(path: &Path, e: sled::Error) -> StoreError {
-    if let sled::Error::Io(io) = &e {
-        // sled 0.34 reports a held `flock` as an `Other` error whose message
-        // says "could not acquire lock"; the kernel's errno is EWOULDBLOCK.
-        if io.kind() == std::io::ErrorKind::WouldBlock
-            || io.to_string().contains("could not acquire lock")
+    match &e {
+        sled::Error::Io(io)
+            // sled 0.34 reports a held `flock` as an `Other` error whose
+            // message says "could not acquire lock"; the errno is EWOULDBLOCK.
+            if io.kind() == std::io::ErrorKind::WouldBlock
+                || io.to_string().contains("could not acquire lock") =>
         {
-            return StoreError::Locked {
+            StoreError::Locked {
                 path: path.to_path_buf(),
-            };
+            }
         }
+        sled::Error::Io(_) => e.into(),
+        // A damaged `conf` reads as "unsupported", a damaged snapshot or log
+        // as corruption: either way sled cannot recover these files.
+        _ => StoreError::Corrupt(format!(
+            "sled cannot recover its files in {}: {e}",
+            path.display()
+        )),
     }
-    e.into()
 }
 
 /// Range bounds covering every key that starts with `prefix` (a tenant
@@ -180,6 +205,8 @@ struct Inner {
     cache: Tree,
     changes: Tree,
     durability: Arc<Durability>,
+    /// What the open found about the store's progress.
+    recovery: Recovery,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -194,7 +221,9 @@ impl SledStore {
     /// Opens (creating if needed) the store in directory `path`.
     ///
     /// sled holds an exclusive lock on the directory: if another process has
-    /// it open this fails at once with [`StoreError::Locked`].
+    /// it open this fails at once with [`StoreError::Locked`]. A store that
+    /// recovered to less than its progress record says was durable fails
+    /// with [`StoreError::Lost`] unless [`SledOptions::accept_loss`].
     pub fn open(path: impl AsRef<Path>, options: SledOptions) -> Result<SledStore> {
         let path = path.as_ref().to_path_buf();
         std::fs::create_dir_all(&path)?;
@@ -202,15 +231,38 @@ impl SledStore {
         if let Some(bytes) = options.cache_bytes {
             config = config.cache_capacity(bytes);
         }
-        let db = config.open().map_err(|e| open_error(&path, e))?;
-        let durability = Arc::new(Durability::new(&path, options.durable)?);
+        // sled's recovery can panic on damaged files: that is a refusal too.
+        let db = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
+            .map_err(|_| {
+                StoreError::Corrupt(format!(
+                    "sled panicked while recovering its files in {}",
+                    path.display()
+                ))
+            })?
+            .map_err(|e| open_error(&path, e))?;
+        let meta = db.open_tree("meta")?;
+        let changes = db.open_tree("changes")?;
+        // Before anything is written: a store that lost acknowledged writes
+        // is refused while the evidence is intact.
+        let (recovery, last_commit) = progress::check(&path, &meta, &changes, options.accept_loss)?;
+        let mark = if options.durable {
+            Some(progress::Mark::open(
+                &path,
+                last_commit,
+                meta.clone(),
+                changes.clone(),
+            )?)
+        } else {
+            None
+        };
+        let durability = Arc::new(Durability::new(&path, mark)?);
         let trees = Trees {
             tenants: db.open_tree("tenants")?,
             connections: db.open_tree("connections")?,
             names: db.open_tree("names")?,
             audit: db.open_tree("audit")?,
             cache: db.open_tree("cache")?,
-            changes: db.open_tree("changes")?,
+            changes,
         };
         let writer = Writer::start(db.clone(), trees.clone(), Arc::clone(&durability))?;
         Ok(SledStore {
@@ -220,15 +272,22 @@ impl SledStore {
                 tenants: trees.tenants,
                 connections: trees.connections,
                 names: trees.names,
-                meta: db.open_tree("meta")?,
+                meta,
                 audit: trees.audit,
                 cache: trees.cache,
                 changes: trees.changes,
                 db,
                 durability,
+                recovery,
                 path,
             }),
         })
+    }
+
+    /// What opening the store found about its progress: intact, created
+    /// now, or (with [`SledOptions::accept_loss`]) what was lost.
+    pub fn recovery(&self) -> &Recovery {
+        &self.inner.recovery
     }
 
     /// The data directory.
