@@ -7,8 +7,20 @@ use std::path::Path;
 use super::{PROGRESS_FILE, Recovery, SledOptions, SledStore, Visit, layout};
 use crate::{ConnectionIndex, ConnectionRecord, StoreError, TenantRecord};
 
+/// Opens `dir`, waiting out a lock still held just after a store on it was
+/// dropped: sled's background I/O threads can keep its file lock for a
+/// moment after the last handle goes (seen under load), which a server
+/// restart never meets but these reopen-at-once tests do.
 fn open(dir: &Path, options: SledOptions) -> crate::Result<SledStore> {
-    SledStore::open(dir, options)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match SledStore::open(dir, options.clone()) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn record(i: usize) -> ConnectionRecord {
