@@ -6,6 +6,8 @@ use connvault::config::{Config, LogFormat, ServeArgs};
 use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
 
+mod cli_backup;
+
 // sled copies tree nodes on every write and the server allocates per request
 // from many threads; glibc's allocator spent a quarter of a create's CPU time.
 #[global_allocator]
@@ -33,6 +35,10 @@ enum Command {
     /// Offline tools for a data directory's store.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Streams a consistent backup of a running server (AdminService.Backup) into a file.
+    Backup(cli_backup::BackupArgs),
+    /// Builds a new data directory from a backup file.
+    Restore(cli_backup::RestoreArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,6 +191,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::PluginRunner => {}
         Command::Store(StoreCommand::Verify(args)) => verify(args).await?,
+        Command::Backup(args) => cli_backup::backup(args).await?,
+        Command::Restore(args) => cli_backup::restore(args).await?,
     }
     Ok(())
 }
