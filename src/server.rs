@@ -387,6 +387,7 @@ pub async fn run(
                 )
                 .add_service(
                     v1::admin_service_server::AdminServiceServer::new(AdminApi::new(
+                        Arc::clone(&app),
                         sled,
                         config.data_dir.clone(),
                         Arc::clone(&guard),

@@ -9,6 +9,7 @@
 //! so it is useless without it. [`take`] spools a snapshot on the server;
 //! [`restore`] builds a fresh data directory from a file.
 
+pub mod envelope;
 pub mod format;
 pub mod restore;
 pub mod take;

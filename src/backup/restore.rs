@@ -105,7 +105,6 @@ fn build<R: Read>(mut reader: BackupReader<R>, data_dir: &Path) -> Result<Restor
     });
     let restored =
         connvault_store::sled::restore(&store_dir(data_dir), header.next_id, &mut entries);
-    drop(entries);
     if let Some(error) = failure {
         return Err(error);
     }

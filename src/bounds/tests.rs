@@ -347,6 +347,8 @@ fn check_encoded(name: &str, bytes: &[u8]) -> Option<Result<(), ServiceError>> {
         GetDataSourceRequest,
         ListAuditEventsRequest,
         BackupRequest,
+        ExportTenantRequest,
+        ImportTenantRequest,
     )
 }
 

@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod backup;
 mod bounds;
 mod connections;
 mod crash_consistency;
