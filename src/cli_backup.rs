@@ -10,15 +10,75 @@ use connvault::pb::v1;
 use connvault::pb::v1::admin_service_client::AdminServiceClient;
 use secrecy::{ExposeSecret as _, SecretString};
 
-/// `connvault backup`.
+/// The server a client verb calls, and its credentials.
 #[derive(Debug, clap::Args)]
-pub struct BackupArgs {
+pub struct Remote {
     /// The server (`http://host:port`; plaintext, loopback or behind a TLS-terminating proxy).
     #[arg(long, env = "CONNVAULT_ADDR", default_value = "http://127.0.0.1:50051")]
     addr: String,
-    /// A file holding an admin bearer token for every tenant (`*`). Or set CONNVAULT_TOKEN.
+    /// A file holding an admin bearer token. Or set CONNVAULT_TOKEN.
     #[arg(long, env = "CONNVAULT_TOKEN_FILE")]
     token_file: Option<PathBuf>,
+}
+
+/// An `AdminService` client sending the bearer token.
+pub type Admin = AdminServiceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>,
+>;
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+impl Remote {
+    fn token(&self) -> anyhow::Result<SecretString> {
+        if let Some(path) = &self.token_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the token file {}", path.display()))?;
+            return Ok(SecretString::from(text.trim().to_owned()));
+        }
+        match std::env::var("CONNVAULT_TOKEN") {
+            Ok(token) if !token.is_empty() => Ok(SecretString::from(token)),
+            _ => anyhow::bail!("no token: give --token-file or set CONNVAULT_TOKEN"),
+        }
+    }
+
+    /// Connects to the server.
+    pub async fn admin(&self) -> anyhow::Result<Admin> {
+        let mut bearer: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
+            format!("Bearer {}", self.token()?.expose_secret())
+                .parse()
+                .context("the token is not a valid header value")?;
+        bearer.set_sensitive(true);
+        let channel = tonic::transport::Endpoint::from_shared(self.addr.clone())
+            .with_context(|| format!("--addr {}", self.addr))?
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {}", self.addr))?;
+        Ok(
+            AdminServiceClient::with_interceptor(channel, Bearer(bearer))
+                .max_decoding_message_size(4 << 20),
+        )
+    }
+}
+
+/// `connvault backup`.
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    remote: Remote,
     /// Where to write the backup (must not exist; written as FILE.partial, checked, then renamed).
     #[arg(long)]
     out: PathBuf,
@@ -35,41 +95,12 @@ pub struct RestoreArgs {
     data_dir: PathBuf,
 }
 
-fn token(args: &BackupArgs) -> anyhow::Result<SecretString> {
-    if let Some(path) = &args.token_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the token file {}", path.display()))?;
-        return Ok(SecretString::from(text.trim().to_owned()));
-    }
-    match std::env::var("CONNVAULT_TOKEN") {
-        Ok(token) if !token.is_empty() => Ok(SecretString::from(token)),
-        _ => anyhow::bail!("no token: give --token-file or set CONNVAULT_TOKEN"),
-    }
-}
-
 /// Streams a backup of the server at `--addr` into `--out`.
 pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
-    let token = token(&args)?;
     if args.out.exists() {
         anyhow::bail!("{} exists: choose a new file", args.out.display());
     }
-    let bearer: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
-        format!("Bearer {}", token.expose_secret())
-            .parse()
-            .context("the token is not a valid header value")?;
-    let channel = tonic::transport::Endpoint::from_shared(args.addr.clone())
-        .with_context(|| format!("--addr {}", args.addr))?
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {}", args.addr))?;
-    let mut client =
-        AdminServiceClient::with_interceptor(channel, move |mut request: tonic::Request<()>| {
-            request
-                .metadata_mut()
-                .insert("authorization", bearer.clone());
-            Ok(request)
-        })
-        .max_decoding_message_size(4 << 20);
+    let mut client = args.remote.admin().await?;
     let partial = partial_path(&args.out);
     let result = receive(&mut client, &partial).await;
     let (bytes, entries) = match result {
@@ -89,13 +120,15 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn partial_path(out: &Path) -> PathBuf {
+/// `FILE.partial`, where a download goes until it is complete.
+pub fn partial_path(out: &Path) -> PathBuf {
     let mut name = out.as_os_str().to_owned();
     name.push(".partial");
     PathBuf::from(name)
 }
 
-fn sync_parent(path: &Path) -> anyhow::Result<()> {
+/// Makes `path`'s name durable.
+pub fn sync_parent(path: &Path) -> anyhow::Result<()> {
     let parent = path
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
@@ -106,16 +139,7 @@ fn sync_parent(path: &Path) -> anyhow::Result<()> {
 
 /// Writes the stream into `partial`, then reads the file back through
 /// every checksum; returns its length and its number of entries.
-async fn receive<T>(
-    client: &mut AdminServiceClient<T>,
-    partial: &Path,
-) -> anyhow::Result<(u64, u64)>
-where
-    T: tonic::client::GrpcService<tonic::body::Body>,
-    T::Error: Into<tonic::codegen::StdError>,
-    T::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
-    <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
-{
+async fn receive(client: &mut Admin, partial: &Path) -> anyhow::Result<(u64, u64)> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut stream = client
         .backup(v1::BackupRequest {})

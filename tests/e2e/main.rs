@@ -26,3 +26,4 @@ mod refusals;
 mod secrets;
 mod tenants;
 mod tls;
+mod transfer;
