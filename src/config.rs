@@ -83,6 +83,9 @@ pub struct Config {
     pub config_file: Option<PathBuf>,
     /// Where connection tests and metadata discovery may connect.
     pub egress: EgressConfig,
+    /// Record Prometheus metrics (`false` removes every recording from the
+    /// request path; measured in docs/performance.md).
+    pub metrics: bool,
 }
 
 mod plugins;
@@ -128,6 +131,7 @@ impl Default for Config {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             refused_audit: crate::audit::RefusalLimits::default(),
             config_file: None,
+            metrics: true,
         }
     }
 }

@@ -20,9 +20,11 @@ pub mod dev;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod health;
 pub mod keys_file;
 pub mod listener;
 pub mod master_key;
+pub mod metrics;
 pub mod middleware;
 pub mod names;
 pub mod plugin_messages;

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use connvault_plugin_host::{HostOptions, PluginHost};
+use connvault_store::sled::WriteObserver;
 use secrecy::SecretString;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
@@ -15,8 +16,10 @@ use crate::app::{App, EgressSettings, Limits};
 use crate::audit::AuditLog;
 use crate::auth::{self, AuthError, Verifier};
 use crate::config::Config;
+use crate::health::Health;
 use crate::listener::{self, Tls, TlsError};
 use crate::master_key::{self, KeyError, KeySource};
+use crate::metrics::{Metrics, MetricsLayer, StoreObserver};
 use crate::middleware::{AuthenticateLayer, FramingLayer, RequestIdLayer};
 use crate::pb::{self, v1};
 use crate::rate_limit::{self, RateLimiter};
@@ -129,6 +132,9 @@ pub async fn run(
         });
     }
     let tls = Tls::load(&config.tls)?;
+    let metrics = config.metrics.then(|| Arc::new(Metrics::new()));
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    let health = Health::starting(health_reporter).await;
     let open_files = listener::raise_open_file_limit();
     create_data_dir(&config.data_dir)?;
     let (master, source) = master_key::load_master_key(
@@ -154,7 +160,14 @@ pub async fn run(
         keyring,
         recovery,
         keyring_state,
-    } = crate::store_setup::open_for_serving(&config, master).await?;
+    } = crate::store_setup::open_observed(
+        &config,
+        master,
+        metrics
+            .as_ref()
+            .map(|metrics| Arc::new(StoreObserver(Arc::clone(metrics))) as Arc<dyn WriteObserver>),
+    )
+    .await?;
     let store_for_audit = Arc::clone(&store);
 
     let plugin_dir = config.plugin_dir();
@@ -177,6 +190,14 @@ pub async fn run(
         .map(|refusal| format!("{} ({})", refusal.path.display(), refusal.error))
         .collect();
     tracing::info!(dir = %plugin_dir.display(), loaded = ?loaded, refused = ?refused, "plugins");
+    let plugins = Arc::new(plugins);
+    if let Some(metrics) = &metrics {
+        metrics.watch_plugins(Arc::clone(&plugins));
+        tokio::spawn(crate::metrics::refresh_resource_counts(
+            Arc::clone(metrics),
+            Arc::clone(&store),
+        ));
+    }
 
     let hs256 = match (secrets.jwt_hs256, &config.auth.hs256_secret_file) {
         (Some(secret), _) => Some(secret),
@@ -215,13 +236,9 @@ pub async fn run(
     let egress =
         EgressSettings::from_config(&config.egress, config.dev).map_err(StartError::Egress)?;
     let app = Arc::new(
-        App::new(
-            store,
-            keyring,
-            Arc::new(plugins),
-            Limits::from_config(&config),
-        )
-        .with_egress(egress),
+        App::new(store, keyring, plugins, Limits::from_config(&config))
+            .with_egress(egress)
+            .with_metrics(metrics.clone()),
     );
 
     let audit = Arc::new(
@@ -234,8 +251,11 @@ pub async fn run(
         .map_err(|source| StartError::AuditLog {
             path: config.audit_log.clone().unwrap_or_default(),
             source,
-        })?,
+        })?
+        .with_metrics(metrics.clone()),
     );
+    health.store_open().await;
+    health.plugins_loaded().await;
     if config.audit_retention_secs > 0 {
         tokio::spawn(prune_audit_log(
             Arc::clone(&audit),
@@ -269,27 +289,18 @@ pub async fn run(
         }
     }
 
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<v1::connection_service_server::ConnectionServiceServer<ConnectionApi>>()
-        .await;
-    health_reporter
-        .set_serving::<v1::tenant_service_server::TenantServiceServer<TenantApi>>()
-        .await;
-    health_reporter
-        .set_serving::<v1::data_source_service_server::DataSourceServiceServer<DataSourceApi>>()
-        .await;
-    health_reporter
-        .set_serving::<v1::audit_service_server::AuditServiceServer<AuditApi>>()
-        .await;
+    // `google.rpc` (error details) is described too, so grpcurl prints a
+    // BadRequest's field violations as JSON rather than base64.
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|error| StartError::Reflection(error.to_string()))?;
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .map_err(|error| StartError::Reflection(error.to_string()))?;
 
@@ -322,6 +333,7 @@ pub async fn run(
     // except the per-tenant rate limit, which needs the tenant the decoded
     // request names and the guard's admission into it (`api::guard`).
     let edge = ServiceBuilder::new()
+        .layer(MetricsLayer::new(metrics.clone()))
         .layer(RequestIdLayer)
         .layer(AuthenticateLayer::new(verifier))
         .layer(FramingLayer::new(config.max_request_bytes));
@@ -389,6 +401,7 @@ pub async fn run(
         result = &mut serving => return finished(result),
         () = shutdown => {}
     }
+    health.draining().await;
     let _ = drain.send(());
     // hyper's graceful shutdown can wait forever on an idle HTTP/2 client
     // (hyperium/hyper#4170): in-flight requests get a bounded grace period.

@@ -71,6 +71,8 @@ pub struct AuditLog {
     keyring: Arc<Keyring>,
     file: Option<Mutex<std::fs::File>>,
     refusals: RefusalBudget,
+    /// Counts the events that could not be written (`None`: metrics off).
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl AuditLog {
@@ -100,7 +102,21 @@ impl AuditLog {
             keyring,
             file,
             refusals: RefusalBudget::new(limits, Instant::now()),
+            metrics: None,
         })
+    }
+
+    /// Counts write failures into `metrics`.
+    pub fn with_metrics(mut self, metrics: Option<Arc<crate::metrics::Metrics>>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Counts one event that could not be written.
+    fn failed(&self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.audit_write_failures.inc();
+        }
     }
 
     /// The server's keyring (page tokens of audit listings are sealed under it).
@@ -183,7 +199,10 @@ impl AuditLog {
             .store
             .append_audit(&tenant, &event.encode_to_vec(), durable)
             .await
-            .map_err(|error| ServiceError::Internal(format!("audit write failed: {error}")))?;
+            .map_err(|error| {
+                self.failed();
+                ServiceError::Internal(format!("audit write failed: {error}"))
+            })?;
         event.sequence = sequence;
         self.write_line(&event)
     }
@@ -247,12 +266,14 @@ impl AuditLog {
     fn write_line(&self, event: &v1::AuditEvent) -> Result<(), ServiceError> {
         if let Some(file) = &self.file {
             let line = json_line(event);
-            let mut file = file
-                .lock()
-                .map_err(|_| ServiceError::Internal("audit file lock poisoned".into()))?;
+            let mut file = file.lock().map_err(|_| {
+                self.failed();
+                ServiceError::Internal("audit file lock poisoned".into())
+            })?;
             file.write_all(line.as_bytes())
                 .and_then(|()| file.flush())
                 .map_err(|error| {
+                    self.failed();
                     ServiceError::Internal(format!("audit file write failed: {error}"))
                 })?;
         }

@@ -49,6 +49,38 @@ pub use check::{CheckCounts, StoreCheck, Visit};
 pub use progress::{LostWrites, PROGRESS_FILE, Progress, Recovery};
 pub use upgrade::LegacyConnection;
 
+/// Told about the writer's work as it happens, for metrics: the store stays
+/// free of any metrics library, the server decides what to record.
+pub trait WriteObserver: Send + Sync + 'static {
+    /// One store transaction applied `writes` writes together.
+    fn batch_applied(&self, writes: usize);
+    /// One durable flush (sled flush, fsync, progress mark) made `writes`
+    /// writes durable in `took`.
+    fn durable_flush(&self, writes: usize, took: std::time::Duration);
+}
+
+/// An optional [`WriteObserver`]; options compare equal whatever it holds.
+#[derive(Clone, Default)]
+pub struct Observer(pub Option<Arc<dyn WriteObserver>>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Observer(set)"
+        } else {
+            "Observer(none)"
+        })
+    }
+}
+
+impl PartialEq for Observer {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Observer {}
+
 /// How to open a [`SledStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -66,6 +98,8 @@ pub struct SledOptions {
     /// [`StoreError::Lost`]: the record is reset to what sled holds and
     /// [`SledStore::recovery`] says what was lost. Default `false`.
     pub accept_loss: bool,
+    /// Told about each write batch and durable flush (`None` by default).
+    pub observer: Observer,
 }
 
 impl SledOptions {
@@ -78,6 +112,12 @@ impl SledOptions {
     /// Sets [`SledOptions::cache_bytes`].
     pub fn with_cache_bytes(mut self, bytes: u64) -> Self {
         self.cache_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets [`SledOptions::observer`].
+    pub fn with_observer(mut self, observer: Arc<dyn WriteObserver>) -> Self {
+        self.observer = Observer(Some(observer));
         self
     }
 
@@ -94,6 +134,7 @@ impl Default for SledOptions {
             durable: true,
             cache_bytes: None,
             accept_loss: false,
+            observer: Observer::default(),
         }
     }
 }
@@ -264,7 +305,12 @@ impl SledStore {
             cache: db.open_tree("cache")?,
             changes,
         };
-        let writer = Writer::start(db.clone(), trees.clone(), Arc::clone(&durability))?;
+        let writer = Writer::start(
+            db.clone(),
+            trees.clone(),
+            Arc::clone(&durability),
+            options.observer.0.clone(),
+        )?;
         Ok(SledStore {
             inner: Arc::new(Inner {
                 writer,
