@@ -13,6 +13,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod bounds;
+pub mod cli;
 pub mod clock;
 pub mod codec;
 pub mod config;

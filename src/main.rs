@@ -1,7 +1,7 @@
 //! The `connvault` binary.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use connvault::config::{Config, LogFormat, ServeArgs};
 use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
@@ -33,6 +33,15 @@ enum Command {
     /// Offline tools for a data directory's store.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// The API's client verbs (tenants, connections, data-sources, audit).
+    #[command(flatten)]
+    Client(connvault::cli::ClientCommand),
+    /// Prints a shell completion script (`source <(connvault completions bash)`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,11 +135,22 @@ fn main() -> anyhow::Result<()> {
             _ => 1,
         });
     }
-    tokio::runtime::Builder::new_multi_thread()
+    if let Command::Completions { shell } = cli.command {
+        connvault::cli::completions(shell, &mut Cli::command());
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?
-        .block_on(run(cli.command))
+        .context("starting the async runtime")?;
+    if let Command::Client(command) = cli.command {
+        let code = runtime.block_on(connvault::cli::run(command));
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        drop(runtime);
+        std::process::exit(code);
+    }
+    runtime.block_on(run(cli.command))
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -183,7 +203,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             )?;
             println!("{token}");
         }
-        Command::PluginRunner => {}
+        Command::PluginRunner | Command::Client(_) | Command::Completions { .. } => {}
         Command::Store(StoreCommand::Verify(args)) => verify(args).await?,
     }
     Ok(())
