@@ -384,6 +384,7 @@ impl ConnectionsCommand {
                 let json = to_json(&result, "connvault.v1.TestConnectionResponse")?;
                 if output == Output::Table {
                     print_list(output, &json, "stages", STAGE_COLUMNS)?;
+                    let json = &json.value;
                     println!(
                         "{}",
                         if result.success {
@@ -431,7 +432,10 @@ impl ConnectionsCommand {
                 if output != Output::Table {
                     return output::print_data(output, &json);
                 }
-                print!("{}", output::table(&catalog_rows(&json), TABLE_COLUMNS));
+                print!(
+                    "{}",
+                    output::table(&catalog_rows(&json.value), TABLE_COLUMNS)
+                );
                 Ok(())
             }
             ConnectionsCommand::Resolve { name } => {

@@ -75,10 +75,11 @@ impl From<tonic::Status> for CliError {
             && let Some(bad) = details.bad_request()
         {
             for violation in &bad.field_violations {
-                text.push_str(&format!(
-                    "\n  {}: {}",
-                    violation.field, violation.description
-                ));
+                let line = format!("{}: {}", violation.field, violation.description);
+                // The server's message usually says it already.
+                if !status.message().contains(&line) {
+                    text.push_str(&format!("\n  {line}"));
+                }
             }
         }
         match status.code() {

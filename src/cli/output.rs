@@ -29,17 +29,35 @@ pub(crate) fn pool() -> Result<&'static DescriptorPool, CliError> {
         .ok_or_else(|| CliError::Internal("the API descriptors do not decode".into()))
 }
 
-/// `message` as proto3 JSON; `full_name` is its proto type, e.g. `connvault.v1.Tenant`.
-pub(crate) fn to_json(message: &impl Message, full_name: &str) -> Result<Value, CliError> {
+/// An answer in proto3 JSON: `value` to read fields from, and the message
+/// itself, which prints its fields in the proto's order (a JSON map would sort them).
+pub(crate) struct Doc {
+    message: DynamicMessage,
+    /// The same as a JSON value.
+    pub value: Value,
+}
+
+impl serde::Serialize for Doc {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.message.serialize_with_options(serializer, &options())
+    }
+}
+
+fn options() -> SerializeOptions {
+    SerializeOptions::new().skip_default_fields(true)
+}
+
+/// `message` in proto3 JSON; `full_name` is its proto type, e.g. `connvault.v1.Tenant`.
+pub(crate) fn to_json(message: &impl Message, full_name: &str) -> Result<Doc, CliError> {
     let descriptor = pool()?
         .get_message_by_name(full_name)
         .ok_or_else(|| CliError::Internal(format!("no descriptor for {full_name}")))?;
-    let dynamic = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
+    let message = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
         .map_err(|error| CliError::Internal(format!("re-decoding {full_name}: {error}")))?;
-    let options = SerializeOptions::new().skip_default_fields(true);
-    dynamic
-        .serialize_with_options(serde_json::value::Serializer, &options)
-        .map_err(|error| CliError::Internal(format!("{full_name} as JSON: {error}")))
+    let value = message
+        .serialize_with_options(serde_json::value::Serializer, &options())
+        .map_err(|error| CliError::Internal(format!("{full_name} as JSON: {error}")))?;
+    Ok(Doc { message, value })
 }
 
 /// A message of type `M` from proto3 JSON (`full_name` is its proto type).
@@ -60,23 +78,24 @@ pub(crate) fn from_json<M: Message + Default>(
 pub(crate) type Columns = &'static [(&'static str, &'static str)];
 
 /// Prints one resource.
-pub(crate) fn print_one(output: Output, value: &Value) -> Result<(), CliError> {
+pub(crate) fn print_one(output: Output, doc: &Doc) -> Result<(), CliError> {
     match output {
         Output::Table => {
-            print!("{}", fields_text(value));
+            print!("{}", fields_text(&doc.value));
             Ok(())
         }
-        _ => print_data(output, value),
+        _ => print_data(output, doc),
     }
 }
 
 /// Prints a list: `items` in a table, or the whole answer as data.
 pub(crate) fn print_list(
     output: Output,
-    answer: &Value,
+    doc: &Doc,
     items: &str,
     columns: Columns,
 ) -> Result<(), CliError> {
+    let answer = &doc.value;
     match output {
         Output::Table => {
             let rows = answer
@@ -90,12 +109,12 @@ pub(crate) fn print_list(
             }
             Ok(())
         }
-        _ => print_data(output, answer),
+        _ => print_data(output, doc),
     }
 }
 
 /// Prints `value` as JSON or YAML.
-pub(crate) fn print_data(output: Output, value: &Value) -> Result<(), CliError> {
+pub(crate) fn print_data(output: Output, value: &impl serde::Serialize) -> Result<(), CliError> {
     let text = match output {
         Output::Yaml => serde_yaml_ng::to_string(value)
             .map_err(|error| CliError::Internal(format!("YAML: {error}")))?,

@@ -185,15 +185,16 @@ impl DataSourcesCommand {
                     .get_data_source(v1::GetDataSourceRequest { name })
                     .await?
                     .into_inner();
-                let json = to_json(&source, "connvault.v1.DataSource")?;
+                let doc = to_json(&source, "connvault.v1.DataSource")?;
                 if output != Output::Table {
-                    return output::print_data(output, &json);
+                    return output::print_data(output, &doc);
                 }
-                let mut summary = json.clone();
-                if let Some(object) = summary.as_object_mut() {
-                    object.remove("fields");
-                }
-                print_one(output, &summary)?;
+                let summary = v1::DataSource {
+                    fields: Vec::new(),
+                    ..source
+                };
+                print_one(output, &to_json(&summary, "connvault.v1.DataSource")?)?;
+                let json = doc.value;
                 println!();
                 print!(
                     "{}",
@@ -335,10 +336,10 @@ async fn follow(
 }
 
 fn print_event(event: &v1::AuditEvent, output: Output, header: &mut bool) -> Result<(), CliError> {
-    let json = to_json(event, "connvault.v1.AuditEvent")?;
+    let doc = to_json(event, "connvault.v1.AuditEvent")?;
     match output {
         Output::Table => {
-            let text = output::table(std::slice::from_ref(&json), AUDIT_COLUMNS);
+            let text = output::table(std::slice::from_ref(&doc.value), AUDIT_COLUMNS);
             let mut lines = text.lines();
             let heading = lines.next().unwrap_or_default();
             if std::mem::take(header) {
@@ -348,10 +349,14 @@ fn print_event(event: &v1::AuditEvent, output: Output, header: &mut bool) -> Res
                 println!("{line}");
             }
         }
-        Output::Json => println!("{json}"),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string(&doc)
+                .map_err(|error| CliError::Internal(format!("JSON: {error}")))?
+        ),
         Output::Yaml => {
             println!("---");
-            output::print_data(Output::Yaml, &json)?;
+            output::print_data(Output::Yaml, &doc)?;
         }
     }
     Ok(())

@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod bounds;
+mod cli;
 mod connections;
 mod crash_consistency;
 mod damage;
