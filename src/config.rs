@@ -86,6 +86,10 @@ pub struct Config {
     /// Record Prometheus metrics (`false` removes every recording from the
     /// request path; measured in docs/performance.md).
     pub metrics: bool,
+    /// The HTTP listener's address (the hosted forms), or `off`.
+    pub http_listen: crate::http::HttpListen,
+    /// Bounds of the HTTP listener.
+    pub http: crate::http::HttpConfig,
 }
 
 mod plugins;
@@ -132,6 +136,8 @@ impl Default for Config {
             refused_audit: crate::audit::RefusalLimits::default(),
             config_file: None,
             metrics: true,
+            http_listen: crate::http::HttpListen::default(),
+            http: crate::http::HttpConfig::default(),
         }
     }
 }
@@ -171,6 +177,9 @@ impl Config {
     /// Refuses settings that cannot work.
     fn validate(&self) -> Result<(), ConfigError> {
         if let Some(problem) = self.refused_audit.problem() {
+            return Err(ConfigError::Invalid(problem));
+        }
+        if let Some(problem) = self.http.problem() {
             return Err(ConfigError::Invalid(problem));
         }
         if let Some(problem) = self.plugins.problem() {

@@ -22,6 +22,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod health;
+pub mod http;
 pub mod keys_file;
 pub mod listener;
 pub mod master_key;
@@ -31,6 +32,7 @@ pub mod names;
 pub mod plugin_messages;
 pub mod rate_limit;
 pub mod record_format;
+pub mod reflection;
 pub mod server;
 pub mod store_setup;
 pub mod text;

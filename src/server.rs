@@ -21,7 +21,7 @@ use crate::listener::{self, Tls, TlsError};
 use crate::master_key::{self, KeyError, KeySource};
 use crate::metrics::{Metrics, MetricsLayer, StoreObserver};
 use crate::middleware::{AuthenticateLayer, FramingLayer, RequestIdLayer};
-use crate::pb::{self, v1};
+use crate::pb::v1;
 use crate::rate_limit::{self, RateLimiter};
 use crate::store_setup::OpenError;
 
@@ -135,6 +135,16 @@ pub async fn run(
     let metrics = config.metrics.then(|| Arc::new(Metrics::new()));
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     let health = Health::starting(health_reporter).await;
+    let http_addr = config.http_listen.addr();
+    if let Some(addr) = http_addr
+        && listener::plaintext_refused(addr, &config.tls, config.dev, config.insecure_plaintext)
+    {
+        return Err(StartError::Plaintext { addr });
+    }
+    let http_tls = match http_addr {
+        Some(_) => Tls::load_http(&config.tls)?,
+        None => None,
+    };
     let open_files = listener::raise_open_file_limit();
     create_data_dir(&config.data_dir)?;
     let (master, source) = master_key::load_master_key(
@@ -257,7 +267,7 @@ pub async fn run(
     health.store_open().await;
     health.plugins_loaded().await;
     if config.audit_retention_secs > 0 {
-        tokio::spawn(prune_audit_log(
+        tokio::spawn(crate::audit::prune_expired(
             Arc::clone(&audit),
             std::time::Duration::from_secs(config.audit_retention_secs),
         ));
@@ -289,20 +299,10 @@ pub async fn run(
         }
     }
 
-    // `google.rpc` (error details) is described too, so grpcurl prints a
-    // BadRequest's field violations as JSON rather than base64.
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|error| StartError::Reflection(error.to_string()))?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .map_err(|error| StartError::Reflection(error.to_string()))?;
+    let reflection_v1 =
+        crate::reflection::v1().map_err(|error| StartError::Reflection(error.to_string()))?;
+    let reflection_v1alpha =
+        crate::reflection::v1alpha().map_err(|error| StartError::Reflection(error.to_string()))?;
 
     let listener = listener::bind(config.listen).map_err(|source| StartError::Bind {
         addr: config.listen,
@@ -312,8 +312,24 @@ pub async fn run(
         addr: config.listen,
         source,
     })?;
+    let http_listener = match http_addr {
+        Some(http_addr) => {
+            let bound = listener::bind(http_addr).map_err(|source| StartError::Bind {
+                addr: http_addr,
+                source,
+            })?;
+            let local = bound.local_addr().map_err(|source| StartError::Bind {
+                addr: http_addr,
+                source,
+            })?;
+            Some((bound, local))
+        }
+        None => None,
+    };
     // Tests must not reach the server itself (only a server allow rule opens it).
-    app.set_listeners(&[addr]);
+    let mut own = vec![addr];
+    own.extend(http_listener.as_ref().map(|(_, local)| *local));
+    app.set_listeners(&own);
     match &tls {
         Some(tls) => tracing::info!(%addr, mutual = tls.mutual(), "listening with TLS"),
         None if addr.ip().to_canonical().is_loopback() => {
@@ -325,6 +341,21 @@ pub async fn run(
         ),
     }
     let incoming = listener::start(listener, &config.listener, tls, open_files);
+    let http = http_listener.map(|(bound, local)| {
+        let scheme = if http_tls.is_some() { "https" } else { "http" };
+        tracing::info!(addr = %local, scheme, "HTTP listener");
+        let context = crate::http::HttpContext {
+            app: Arc::clone(&app),
+            audit: Arc::clone(&audit),
+            guard: Arc::clone(&guard),
+            metrics: metrics.clone(),
+            health: health.clone(),
+        };
+        let router = crate::http::router(&context, &config.http);
+        // Printed before the gRPC line, which scripts and tests wait for.
+        println!("connvault http listening on {scheme}://{local}");
+        crate::http::start(bound, &config.http, http_tls, router, open_files)
+    });
     // A plain line on stdout for scripts and tests that start on port 0.
     println!("connvault listening on {addr}");
 
@@ -406,6 +437,9 @@ pub async fn run(
     // hyper's graceful shutdown can wait forever on an idle HTTP/2 client
     // (hyperium/hyper#4170): in-flight requests get a bounded grace period.
     let grace = std::time::Duration::from_millis(config.shutdown_grace_ms);
+    if let Some(http) = http {
+        http.stop(grace).await;
+    }
     match tokio::time::timeout(grace, &mut serving).await {
         Ok(result) => finished(result)?,
         Err(_) => {
@@ -430,32 +464,6 @@ fn finished(
     match result {
         Ok(outcome) => Ok(outcome?),
         Err(error) => Err(StartError::Task(error.to_string())),
-    }
-}
-
-/// Deletes audit events older than `retention`, checking every tenth of it
-/// (at least every second, at most every minute) so the log, and the memory
-/// the store keeps for it, stop growing once events expire as fast as they come.
-async fn prune_audit_log(audit: Arc<AuditLog>, retention: std::time::Duration) {
-    let every = (retention / 10).clamp(
-        std::time::Duration::from_secs(1),
-        std::time::Duration::from_secs(60),
-    );
-    let mut ticker = tokio::time::interval(every);
-    loop {
-        ticker.tick().await;
-        let Some(cutoff) = std::time::SystemTime::now().checked_sub(retention) else {
-            continue;
-        };
-        match audit.prune_older_than(cutoff).await {
-            Ok(0) => {}
-            Ok(pruned) => tracing::info!(
-                pruned,
-                retention_secs = retention.as_secs(),
-                "deleted expired audit events"
-            ),
-            Err(error) => tracing::error!(%error, "deleting expired audit events failed"),
-        }
     }
 }
 

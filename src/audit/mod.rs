@@ -362,3 +362,29 @@ fn json_line(event: &v1::AuditEvent) -> String {
     });
     format!("{value}\n")
 }
+
+/// Deletes audit events older than `retention`, checking every tenth of it
+/// (at least every second, at most every minute) so the log, and the memory
+/// the store keeps for it, stop growing once events expire as fast as they come.
+pub async fn prune_expired(audit: Arc<AuditLog>, retention: std::time::Duration) {
+    let every = (retention / 10).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+    );
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        let Some(cutoff) = std::time::SystemTime::now().checked_sub(retention) else {
+            continue;
+        };
+        match audit.prune_older_than(cutoff).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(
+                pruned,
+                retention_secs = retention.as_secs(),
+                "deleted expired audit events"
+            ),
+            Err(error) => tracing::error!(%error, "deleting expired audit events failed"),
+        }
+    }
+}
