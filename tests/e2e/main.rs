@@ -17,6 +17,7 @@ mod http_listener;
 mod isolation;
 mod leaks;
 mod listener;
+mod metrics;
 mod plugin_answers;
 mod providers;
 mod python;
