@@ -18,6 +18,7 @@ mod isolation;
 mod leaks;
 mod listener;
 mod metrics;
+mod node;
 mod plugin_answers;
 mod providers;
 mod python;
