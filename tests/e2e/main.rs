@@ -23,6 +23,7 @@ mod plugin_answers;
 mod providers;
 mod python;
 mod readme;
+mod readme_walkthrough;
 mod redirect;
 mod reflection;
 mod refusals;
