@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the provider tests need to start throwaway servers:
 # PostgreSQL (initdb, postgres, pg_ctl, psql), MariaDB (mariadb-install-db,
-# mariadbd, mariadb), Redis (redis-server, redis-cli) and a C compiler.
+# mariadbd, mariadb), Redis (redis-server, redis-cli) and a C compiler; and
+# what other tests run: promtool (Debian's prometheus) and Node.js with npm.
 # Idempotent: on a machine that has them all it changes nothing.
 set -euo pipefail
 
@@ -18,9 +19,13 @@ have mariadb-install-db && have mariadbd && have mariadb || missing+=(mariadb-se
 have redis-server && have redis-cli || missing+=(redis-server redis-tools)
 have cc || missing+=(gcc libc6-dev)
 have setpriv || missing+=(util-linux)
+# promtool checks the /metrics text (tests/e2e/metrics.rs); Node.js and npm
+# run examples/node (tests/e2e/node.rs).
+have promtool || missing+=(prometheus)
+have node && have npm || missing+=(nodejs npm)
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "test-deps: PostgreSQL, MariaDB, Redis and cc are installed; nothing to do"
+  echo "test-deps: PostgreSQL, MariaDB, Redis, cc, promtool and Node.js are installed; nothing to do"
   exit 0
 fi
 
@@ -32,7 +37,7 @@ echo "test-deps: installing ${missing[*]}"
 "${sudo[@]}" apt-get update -qq
 DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
 # The packages start system-wide services; the tests start their own servers.
-for service in postgresql mariadb redis-server; do
+for service in postgresql mariadb redis-server prometheus prometheus-node-exporter; do
   "${sudo[@]}" service "$service" stop >/dev/null 2>&1 || true
 done
 echo "test-deps: installed ${missing[*]}"

@@ -83,6 +83,9 @@ pub struct Config {
     pub config_file: Option<PathBuf>,
     /// Where connection tests and metadata discovery may connect.
     pub egress: EgressConfig,
+    /// Record Prometheus metrics (`false` removes every recording from the
+    /// request path; measured in docs/performance.md).
+    pub metrics: bool,
     /// The HTTP listener's address (the hosted forms), or `off`.
     pub http_listen: crate::http::HttpListen,
     /// Bounds of the HTTP listener.
@@ -132,6 +135,7 @@ impl Default for Config {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             refused_audit: crate::audit::RefusalLimits::default(),
             config_file: None,
+            metrics: true,
             http_listen: crate::http::HttpListen::default(),
             http: crate::http::HttpConfig::default(),
         }

@@ -1,7 +1,7 @@
 //! The `connvault` binary.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use connvault::config::{Config, LogFormat, ServeArgs};
 use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
@@ -44,6 +44,15 @@ enum Command {
     ExportTenant(cli_transfer::ExportArgs),
     /// Imports a tenant export, re-sealed under the server's keys (AdminService.ImportTenant).
     ImportTenant(cli_transfer::ImportArgs),
+    /// The API's client verbs (tenants, connections, data-sources, audit).
+    #[command(flatten)]
+    Client(connvault::cli::ClientCommand),
+    /// Prints a shell completion script (`source <(connvault completions bash)`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,11 +146,22 @@ fn main() -> anyhow::Result<()> {
             _ => 1,
         });
     }
-    tokio::runtime::Builder::new_multi_thread()
+    if let Command::Completions { shell } = cli.command {
+        connvault::cli::completions(shell, &mut Cli::command());
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?
-        .block_on(run(cli.command))
+        .context("starting the async runtime")?;
+    if let Command::Client(command) = cli.command {
+        let code = runtime.block_on(connvault::cli::run(command));
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        drop(runtime);
+        std::process::exit(code);
+    }
+    runtime.block_on(run(cli.command))
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -194,7 +214,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             )?;
             println!("{token}");
         }
-        Command::PluginRunner => {}
+        Command::PluginRunner | Command::Client(_) | Command::Completions { .. } => {}
         Command::Store(StoreCommand::Verify(args)) => verify(args).await?,
         Command::Backup(args) => cli_backup::backup(args).await?,
         Command::Restore(args) => cli_backup::restore(args).await?,

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use connvault_plugin_host::{HostOptions, PluginHost};
+use connvault_store::sled::WriteObserver;
 use secrecy::SecretString;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
@@ -15,10 +16,12 @@ use crate::app::{App, EgressSettings, Limits};
 use crate::audit::AuditLog;
 use crate::auth::{self, AuthError, Verifier};
 use crate::config::Config;
+use crate::health::Health;
 use crate::listener::{self, Tls, TlsError};
 use crate::master_key::{self, KeyError, KeySource};
+use crate::metrics::{Metrics, MetricsLayer, StoreObserver};
 use crate::middleware::{AuthenticateLayer, FramingLayer, RequestIdLayer};
-use crate::pb::{self, v1};
+use crate::pb::v1;
 use crate::rate_limit::{self, RateLimiter};
 use crate::store_setup::OpenError;
 
@@ -129,6 +132,9 @@ pub async fn run(
         });
     }
     let tls = Tls::load(&config.tls)?;
+    let metrics = config.metrics.then(|| Arc::new(Metrics::new()));
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    let health = Health::starting(health_reporter).await;
     let http_addr = config.http_listen.addr();
     if let Some(addr) = http_addr
         && listener::plaintext_refused(addr, &config.tls, config.dev, config.insecure_plaintext)
@@ -165,7 +171,14 @@ pub async fn run(
         keyring,
         recovery,
         keyring_state,
-    } = crate::store_setup::open_for_serving(&config, master).await?;
+    } = crate::store_setup::open_observed(
+        &config,
+        master,
+        metrics
+            .as_ref()
+            .map(|metrics| Arc::new(StoreObserver(Arc::clone(metrics))) as Arc<dyn WriteObserver>),
+    )
+    .await?;
     let store_for_audit = Arc::clone(&store);
 
     let plugin_dir = config.plugin_dir();
@@ -188,6 +201,14 @@ pub async fn run(
         .map(|refusal| format!("{} ({})", refusal.path.display(), refusal.error))
         .collect();
     tracing::info!(dir = %plugin_dir.display(), loaded = ?loaded, refused = ?refused, "plugins");
+    let plugins = Arc::new(plugins);
+    if let Some(metrics) = &metrics {
+        metrics.watch_plugins(Arc::clone(&plugins));
+        tokio::spawn(crate::metrics::refresh_resource_counts(
+            Arc::clone(metrics),
+            Arc::clone(&store),
+        ));
+    }
 
     let hs256 = match (secrets.jwt_hs256, &config.auth.hs256_secret_file) {
         (Some(secret), _) => Some(secret),
@@ -226,13 +247,9 @@ pub async fn run(
     let egress =
         EgressSettings::from_config(&config.egress, config.dev).map_err(StartError::Egress)?;
     let app = Arc::new(
-        App::new(
-            store,
-            keyring,
-            Arc::new(plugins),
-            Limits::from_config(&config),
-        )
-        .with_egress(egress),
+        App::new(store, keyring, plugins, Limits::from_config(&config))
+            .with_egress(egress)
+            .with_metrics(metrics.clone()),
     );
 
     let audit = Arc::new(
@@ -245,10 +262,13 @@ pub async fn run(
         .map_err(|source| StartError::AuditLog {
             path: config.audit_log.clone().unwrap_or_default(),
             source,
-        })?,
+        })?
+        .with_metrics(metrics.clone()),
     );
+    health.store_open().await;
+    health.plugins_loaded().await;
     if config.audit_retention_secs > 0 {
-        tokio::spawn(prune_audit_log(
+        tokio::spawn(crate::audit::prune_expired(
             Arc::clone(&audit),
             std::time::Duration::from_secs(config.audit_retention_secs),
         ));
@@ -280,32 +300,10 @@ pub async fn run(
         }
     }
 
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<v1::connection_service_server::ConnectionServiceServer<ConnectionApi>>()
-        .await;
-    health_reporter
-        .set_serving::<v1::tenant_service_server::TenantServiceServer<TenantApi>>()
-        .await;
-    health_reporter
-        .set_serving::<v1::data_source_service_server::DataSourceServiceServer<DataSourceApi>>()
-        .await;
-    health_reporter
-        .set_serving::<v1::audit_service_server::AuditServiceServer<AuditApi>>()
-        .await;
-    health_reporter
-        .set_serving::<v1::admin_service_server::AdminServiceServer<AdminApi>>()
-        .await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|error| StartError::Reflection(error.to_string()))?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .map_err(|error| StartError::Reflection(error.to_string()))?;
+    let reflection_v1 =
+        crate::reflection::v1().map_err(|error| StartError::Reflection(error.to_string()))?;
+    let reflection_v1alpha =
+        crate::reflection::v1alpha().map_err(|error| StartError::Reflection(error.to_string()))?;
 
     let listener = listener::bind(config.listen).map_err(|source| StartError::Bind {
         addr: config.listen,
@@ -351,6 +349,8 @@ pub async fn run(
             app: Arc::clone(&app),
             audit: Arc::clone(&audit),
             guard: Arc::clone(&guard),
+            metrics: metrics.clone(),
+            health: health.clone(),
         };
         let router = crate::http::router(&context, &config.http);
         // Printed before the gRPC line, which scripts and tests wait for.
@@ -365,6 +365,7 @@ pub async fn run(
     // except the per-tenant rate limit, which needs the tenant the decoded
     // request names and the guard's admission into it (`api::guard`).
     let edge = ServiceBuilder::new()
+        .layer(MetricsLayer::new(metrics.clone()))
         .layer(RequestIdLayer)
         .layer(AuthenticateLayer::new(verifier))
         .layer(FramingLayer::new(config.max_request_bytes));
@@ -441,6 +442,7 @@ pub async fn run(
         result = &mut serving => return finished(result),
         () = shutdown => {}
     }
+    health.draining().await;
     let _ = drain.send(());
     // hyper's graceful shutdown can wait forever on an idle HTTP/2 client
     // (hyperium/hyper#4170): in-flight requests get a bounded grace period.
@@ -472,32 +474,6 @@ fn finished(
     match result {
         Ok(outcome) => Ok(outcome?),
         Err(error) => Err(StartError::Task(error.to_string())),
-    }
-}
-
-/// Deletes audit events older than `retention`, checking every tenth of it
-/// (at least every second, at most every minute) so the log, and the memory
-/// the store keeps for it, stop growing once events expire as fast as they come.
-async fn prune_audit_log(audit: Arc<AuditLog>, retention: std::time::Duration) {
-    let every = (retention / 10).clamp(
-        std::time::Duration::from_secs(1),
-        std::time::Duration::from_secs(60),
-    );
-    let mut ticker = tokio::time::interval(every);
-    loop {
-        ticker.tick().await;
-        let Some(cutoff) = std::time::SystemTime::now().checked_sub(retention) else {
-            continue;
-        };
-        match audit.prune_older_than(cutoff).await {
-            Ok(0) => {}
-            Ok(pruned) => tracing::info!(
-                pruned,
-                retention_secs = retention.as_secs(),
-                "deleted expired audit events"
-            ),
-            Err(error) => tracing::error!(%error, "deleting expired audit events failed"),
-        }
     }
 }
 

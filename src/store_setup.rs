@@ -74,12 +74,24 @@ pub struct Serving {
 /// Opens the store of `config`'s data directory and its keyring, as the
 /// server does at start.
 pub async fn open_for_serving(config: &Config, master: MasterKey) -> Result<Serving, OpenError> {
+    open_observed(config, master, None).await
+}
+
+/// [`open_for_serving`], telling `observer` about the store writer's batches and flushes.
+pub async fn open_observed(
+    config: &Config,
+    master: MasterKey,
+    observer: Option<Arc<dyn connvault_store::sled::WriteObserver>>,
+) -> Result<Serving, OpenError> {
     master_key::check_key_file(&master, &config.data_dir)?;
     let path = config.data_dir.join("store");
-    let options = SledOptions::default()
+    let mut options = SledOptions::default()
         .with_durable(config.durable)
         .with_cache_bytes(config.store_cache_mb.saturating_mul(1024 * 1024))
         .with_accept_loss(config.accept_data_loss);
+    if let Some(observer) = observer {
+        options = options.with_observer(observer);
+    }
     let store = tokio::task::spawn_blocking(move || open_sled(&path, options))
         .await
         .map_err(|error| {

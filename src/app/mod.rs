@@ -50,6 +50,8 @@ pub struct App {
     metadata: Arc<discover::MetadataState>,
     /// Where tests and discovery may connect.
     egress: egress::EgressState,
+    /// Where plugin calls and cache lookups are recorded (`None`: metrics off).
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// Time limits for plugin calls.
@@ -95,7 +97,19 @@ impl App {
             limits,
             metadata: Arc::default(),
             egress: egress::EgressState::default(),
+            metrics: None,
         }
+    }
+
+    /// Records plugin calls and discovery cache lookups into `metrics`.
+    pub fn with_metrics(mut self, metrics: Option<Arc<crate::metrics::Metrics>>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The metrics plugin calls are recorded into, if metrics are on.
+    pub(crate) fn metrics(&self) -> Option<&crate::metrics::Metrics> {
+        self.metrics.as_deref()
     }
 
     /// The keyring secrets are sealed with (the audit log derives its HMAC key from it).

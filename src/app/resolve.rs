@@ -30,7 +30,14 @@ impl App {
             connection: Some(spec),
             include_secrets: true,
         };
-        let rendered = match plugin.render(&request, RENDER_TIMEOUT).await {
+        let rendered = match crate::metrics::observe_plugin_call(
+            self.metrics(),
+            plugin.name(),
+            "render",
+            plugin.render(&request, RENDER_TIMEOUT),
+        )
+        .await
+        {
             Ok(rendered) => Some(v1::RenderedConnection {
                 uri: rendered.uri,
                 jdbc_url: rendered.jdbc_url,

@@ -71,6 +71,8 @@ pub struct AuditLog {
     keyring: Arc<Keyring>,
     file: Option<Mutex<std::fs::File>>,
     refusals: RefusalBudget,
+    /// Counts the events that could not be written (`None`: metrics off).
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl AuditLog {
@@ -100,7 +102,21 @@ impl AuditLog {
             keyring,
             file,
             refusals: RefusalBudget::new(limits, Instant::now()),
+            metrics: None,
         })
+    }
+
+    /// Counts write failures into `metrics`.
+    pub fn with_metrics(mut self, metrics: Option<Arc<crate::metrics::Metrics>>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Counts one event that could not be written.
+    fn failed(&self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.audit_write_failures.inc();
+        }
     }
 
     /// The server's keyring (page tokens of audit listings are sealed under it).
@@ -183,7 +199,10 @@ impl AuditLog {
             .store
             .append_audit(&tenant, &event.encode_to_vec(), durable)
             .await
-            .map_err(|error| ServiceError::Internal(format!("audit write failed: {error}")))?;
+            .map_err(|error| {
+                self.failed();
+                ServiceError::Internal(format!("audit write failed: {error}"))
+            })?;
         event.sequence = sequence;
         self.write_line(&event)
     }
@@ -247,12 +266,14 @@ impl AuditLog {
     fn write_line(&self, event: &v1::AuditEvent) -> Result<(), ServiceError> {
         if let Some(file) = &self.file {
             let line = json_line(event);
-            let mut file = file
-                .lock()
-                .map_err(|_| ServiceError::Internal("audit file lock poisoned".into()))?;
+            let mut file = file.lock().map_err(|_| {
+                self.failed();
+                ServiceError::Internal("audit file lock poisoned".into())
+            })?;
             file.write_all(line.as_bytes())
                 .and_then(|()| file.flush())
                 .map_err(|error| {
+                    self.failed();
                     ServiceError::Internal(format!("audit file write failed: {error}"))
                 })?;
         }
@@ -340,4 +361,30 @@ fn json_line(event: &v1::AuditEvent) -> String {
         "secret_hmacs": hmacs,
     });
     format!("{value}\n")
+}
+
+/// Deletes audit events older than `retention`, checking every tenth of it
+/// (at least every second, at most every minute) so the log, and the memory
+/// the store keeps for it, stop growing once events expire as fast as they come.
+pub async fn prune_expired(audit: Arc<AuditLog>, retention: std::time::Duration) {
+    let every = (retention / 10).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+    );
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        let Some(cutoff) = std::time::SystemTime::now().checked_sub(retention) else {
+            continue;
+        };
+        match audit.prune_older_than(cutoff).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(
+                pruned,
+                retention_secs = retention.as_secs(),
+                "deleted expired audit events"
+            ),
+            Err(error) => tracing::error!(%error, "deleting expired audit events failed"),
+        }
+    }
 }

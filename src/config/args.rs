@@ -155,6 +155,9 @@ pub struct ServeArgs {
     /// Seconds between summaries of the refused requests not recorded one by one [default: 10].
     #[arg(long, env = "CONNVAULT_REFUSED_AUDIT_SUMMARY_SECS")]
     pub refused_audit_summary_secs: Option<u64>,
+    /// Record no Prometheus metrics (file: `metrics = false`).
+    #[arg(long, env = "CONNVAULT_NO_METRICS")]
+    pub no_metrics: bool,
 }
 
 impl Config {
@@ -266,6 +269,7 @@ impl Config {
         if let Some(secs) = args.refused_audit_summary_secs {
             refused.summary_secs = secs;
         }
+        config.metrics &= !args.no_metrics;
         config.apply_listener_flags(args);
         config.validate()?;
         Ok(config)

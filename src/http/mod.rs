@@ -12,6 +12,7 @@
 //! Adding routes: write a function returning an `axum::Router` in the
 //! area's own module and merge it in [`router`]; nothing here changes.
 
+mod ops;
 mod routes;
 mod serve;
 

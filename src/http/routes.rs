@@ -30,6 +30,10 @@ pub struct HttpContext {
     pub audit: Arc<AuditLog>,
     /// Admission, rate limits and auditing of API callers.
     pub guard: Arc<Guard>,
+    /// The metrics `/metrics` encodes (`None`: metrics are off).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// What `/readyz` reports.
+    pub health: crate::health::Health,
 }
 
 /// The bounds applied to every request, whatever its route.
@@ -42,8 +46,10 @@ struct Bounds {
 /// Every route the listener serves, under the request bounds of `config`.
 pub fn router(context: &HttpContext, config: &HttpConfig) -> Router {
     // Each area merges its own router here, one line each.
-    let _ = context;
-    let routes = Router::new();
+    let routes = Router::new().merge(super::ops::routes(
+        context.metrics.clone(),
+        context.health.clone(),
+    ));
     let bounds = Bounds {
         max_body_bytes: config.max_body_bytes,
         request_timeout: config.request_timeout(),

@@ -85,3 +85,37 @@ async fn health_reports_serving() {
         tonic_health::pb::health_check_response::ServingStatus::Serving
     );
 }
+
+/// Reflection describes `google.rpc` too: real grpcurl prints a BadRequest's
+/// field violations as JSON, not as base64 bytes it cannot decode.
+#[test]
+fn grpcurl_prints_bad_request_violations_as_json() {
+    let server = Server::start();
+    let target = server.addr.trim_start_matches("http://").to_owned();
+    let output = std::process::Command::new(crate::tls::grpcurl())
+        .args(["-plaintext", "-connect-timeout", "10", "-H"])
+        .arg(format!(
+            "authorization: Bearer {}",
+            crate::support::operator_token()
+        ))
+        .args([
+            "-d",
+            r#"{"tenantId": "no spaces allowed", "tenant": {}}"#,
+            &target,
+            "connvault.v1.TenantService/CreateTenant",
+        ])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("Code: InvalidArgument"), "{text}");
+    assert!(
+        text.contains(r#""@type":"type.googleapis.com/google.rpc.BadRequest""#)
+            && text.contains(r#""fieldViolations":[{"field":"tenant_id""#),
+        "grpcurl did not decode the details:\n{text}"
+    );
+}

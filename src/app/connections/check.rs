@@ -89,7 +89,13 @@ impl App {
             secrets_elided: false,
             secret_fields_present: Vec::new(),
         };
-        let answer = plugin.validate(&request, self.limits.validate).await?;
+        let answer = crate::metrics::observe_plugin_call(
+            self.metrics(),
+            plugin.name(),
+            "validate",
+            plugin.validate(&request, self.limits.validate),
+        )
+        .await?;
         // Only the config is kept from the request: its secrets go with the rest.
         let sent = request
             .connection

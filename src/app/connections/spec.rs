@@ -96,7 +96,13 @@ impl App {
             secrets_elided: false,
             secret_fields_present: Vec::new(),
         };
-        let answer = plugin.validate(&request, self.limits.validate).await;
+        let answer = crate::metrics::observe_plugin_call(
+            self.metrics(),
+            plugin.name(),
+            "validate",
+            plugin.validate(&request, self.limits.validate),
+        )
+        .await;
         let spec = request.connection.take().unwrap_or_default();
         let answer = answer?;
         if !answer.violations.is_empty() {

@@ -51,7 +51,16 @@ impl App {
                 let granted = self
                     .grant_egress(&tenant, plugin.name(), &source.id, targets, timeout)
                     .await?;
-                let result = run_test(&plugin, &tenant, spec, granted, timeout, started).await?;
+                let result = run_test(
+                    self.metrics(),
+                    &plugin,
+                    &tenant,
+                    spec,
+                    granted,
+                    timeout,
+                    started,
+                )
+                .await?;
                 self.record_test(&name, &result).await;
                 Ok(result)
             }
@@ -82,7 +91,16 @@ impl App {
                     connection.tls.as_ref(),
                 );
                 drop(secrets);
-                run_test(&checked.plugin, &tenant, spec, granted, timeout, started).await
+                run_test(
+                    self.metrics(),
+                    &checked.plugin,
+                    &tenant,
+                    spec,
+                    granted,
+                    timeout,
+                    started,
+                )
+                .await
             }
             None => Err(ServiceError::invalid(
                 "target",
@@ -126,6 +144,7 @@ impl App {
 /// that did not resolve is answered without calling the plugin. The request
 /// (which holds the secrets) is dropped as soon as the call returns.
 async fn run_test(
+    metrics: Option<&crate::metrics::Metrics>,
     plugin: &Arc<Plugin>,
     tenant: &str,
     spec: plugin::ConnectionSpec,
@@ -152,9 +171,13 @@ async fn run_test(
         egress: Some(egress),
     };
     // The host's deadline leaves the plugin its full time plus a margin to answer.
-    let answer = plugin
-        .test(tenant, &test, left + Duration::from_secs(1))
-        .await;
+    let answer = crate::metrics::observe_plugin_call(
+        metrics,
+        plugin.name(),
+        "test",
+        plugin.test(tenant, &test, left + Duration::from_secs(1)),
+    )
+    .await;
     drop(test);
     Ok(test_response(answer?))
 }

@@ -63,7 +63,13 @@ impl App {
         // Entries exist only for existing connections (a delete sweeps them and
         // a write needs the connection), so a hit needs no other read.
         if !request.refresh {
-            if let Some(hit) = self.cached(&tenant, &id, &cache_key).await? {
+            let hit = self.cached(&tenant, &id, &cache_key).await?;
+            if let Some(metrics) = self.metrics()
+                && !self.limits.metadata_ttl.is_zero()
+            {
+                metrics.cache_lookup(hit.is_some());
+            }
+            if let Some(hit) = hit {
                 return Ok(hit);
             }
         }
@@ -166,9 +172,13 @@ impl App {
         let request = params.plugin_request(spec, timeout, egress);
         self.metadata.plugin_calls.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
-        let answer = plugin
-            .discover(&key.tenant, &request, timeout + HOST_MARGIN)
-            .await;
+        let answer = crate::metrics::observe_plugin_call(
+            self.metrics(),
+            plugin.name(),
+            "discover",
+            plugin.discover(&key.tenant, &request, timeout + HOST_MARGIN),
+        )
+        .await;
         drop(request);
         let response = params.catalog(answer?);
         tracing::debug!(tenant = %key.tenant, connection = %key.id, elapsed = ?started.elapsed(), schemas = response.schemas.len(), truncated = response.truncated, "metadata discovered");

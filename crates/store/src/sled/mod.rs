@@ -51,6 +51,38 @@ pub use progress::{LostWrites, PROGRESS_FILE, Progress, Recovery};
 pub use snapshot::{RESTORE_SKIPPED_META, RestoreEntry, SnapshotSink, SnapshotStart, restore};
 pub use upgrade::LegacyConnection;
 
+/// Told about the writer's work as it happens, for metrics: the store stays
+/// free of any metrics library, the server decides what to record.
+pub trait WriteObserver: Send + Sync + 'static {
+    /// One store transaction applied `writes` writes together.
+    fn batch_applied(&self, writes: usize);
+    /// One durable flush (sled flush, fsync, progress mark) made `writes`
+    /// writes durable in `took`.
+    fn durable_flush(&self, writes: usize, took: std::time::Duration);
+}
+
+/// An optional [`WriteObserver`]; options compare equal whatever it holds.
+#[derive(Clone, Default)]
+pub struct Observer(pub Option<Arc<dyn WriteObserver>>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Observer(set)"
+        } else {
+            "Observer(none)"
+        })
+    }
+}
+
+impl PartialEq for Observer {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Observer {}
+
 /// How to open a [`SledStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -68,6 +100,8 @@ pub struct SledOptions {
     /// [`StoreError::Lost`]: the record is reset to what sled holds and
     /// [`SledStore::recovery`] says what was lost. Default `false`.
     pub accept_loss: bool,
+    /// Told about each write batch and durable flush (`None` by default).
+    pub observer: Observer,
 }
 
 impl SledOptions {
@@ -80,6 +114,12 @@ impl SledOptions {
     /// Sets [`SledOptions::cache_bytes`].
     pub fn with_cache_bytes(mut self, bytes: u64) -> Self {
         self.cache_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets [`SledOptions::observer`].
+    pub fn with_observer(mut self, observer: Arc<dyn WriteObserver>) -> Self {
+        self.observer = Observer(Some(observer));
         self
     }
 
@@ -96,6 +136,7 @@ impl Default for SledOptions {
             durable: true,
             cache_bytes: None,
             accept_loss: false,
+            observer: Observer::default(),
         }
     }
 }
@@ -287,6 +328,7 @@ impl SledStore {
             trees.clone(),
             Arc::clone(&durability),
             Arc::clone(&gate),
+            options.observer.0.clone(),
         )?;
         Ok(SledStore {
             inner: Arc::new(Inner {

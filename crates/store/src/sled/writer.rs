@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread::JoinHandle;
 
+use super::WriteObserver;
 use super::apply::{apply, sweep_caches};
 use super::durability::{Durability, Ticket};
 use super::write::{Done, Trees, Write};
@@ -63,6 +64,9 @@ impl Reply {
 /// Applied writes waiting to be durable, with their answers.
 type Waiting = Vec<(Reply, Result<Done>)>;
 
+/// A flush under way: its ticket, its writes, and when it started.
+type Flushed = (Ticket, Waiting, std::time::Instant);
+
 struct Job {
     write: Write,
     durable: bool,
@@ -89,10 +93,12 @@ impl Writer {
         trees: Trees,
         durability: Arc<Durability>,
         gate: Gate,
+        observer: Option<Arc<dyn WriteObserver>>,
     ) -> Result<Self> {
         let (queue, jobs) = mpsc::channel::<Job>();
         let (to_flusher, flushes) = mpsc::channel::<Waiting>();
-        let (to_marker, marks) = mpsc::channel::<(Ticket, Waiting)>();
+        let (to_marker, marks) = mpsc::channel::<Flushed>();
+        let marker_observer = observer.clone();
         let flusher_db = db.clone();
         let flusher_durability = Arc::clone(&durability);
         let flusher = std::thread::Builder::new()
@@ -100,12 +106,22 @@ impl Writer {
             .spawn(move || flush_loop(&flusher_db, &flusher_durability, &flushes, &to_marker))?;
         let marker = std::thread::Builder::new()
             .name("store-marker".into())
-            .spawn(move || mark_loop(&durability, &marks))?;
+            .spawn(move || mark_loop(&durability, &marks, marker_observer.as_deref()))?;
         let batches = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&batches);
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || write_loop(&db, &trees, &gate, &jobs, &to_flusher, &counter))?;
+            .spawn(move || {
+                write_loop(
+                    &db,
+                    &trees,
+                    &gate,
+                    &jobs,
+                    &to_flusher,
+                    &counter,
+                    observer.as_deref(),
+                )
+            })?;
         Ok(Self {
             queue: Some(queue),
             batches,
@@ -167,6 +183,7 @@ fn write_loop(
     jobs: &Receiver<Job>,
     to_flusher: &Sender<Waiting>,
     batches: &AtomicU64,
+    observer: Option<&dyn WriteObserver>,
 ) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -193,6 +210,9 @@ fn write_loop(
         let results = catch_unwind(AssertUnwindSafe(|| apply(db, trees, &writes)))
             .unwrap_or_else(|_| Err(StoreError::Backend("the store panicked in a write".into())));
         batches.fetch_add(1, Ordering::Relaxed);
+        if let Some(observer) = observer {
+            observer.batch_applied(writes.len());
+        }
         let results: Vec<Result<Done>> = match results {
             Ok(results) => sweep_caches(trees, &writes, results),
             Err(error) => {
@@ -231,15 +251,16 @@ fn flush_loop(
     db: &sled::Db,
     durability: &Durability,
     flushes: &Receiver<Waiting>,
-    to_marker: &Sender<(Ticket, Waiting)>,
+    to_marker: &Sender<Flushed>,
 ) {
     while let Ok(mut waiting) = flushes.recv() {
         while let Ok(more) = flushes.try_recv() {
             waiting.extend(more);
         }
+        let started = std::time::Instant::now();
         let ticket = catch_unwind(AssertUnwindSafe(|| durability.begin(db)))
             .unwrap_or_else(|_| Ticket::Failed("flush panicked".into()));
-        if let Err(mpsc::SendError((_, unsent))) = to_marker.send((ticket, waiting)) {
+        if let Err(mpsc::SendError((_, unsent, _))) = to_marker.send((ticket, waiting, started)) {
             for (reply, _) in unsent {
                 reply.send(Err(writer_gone()));
             }
@@ -248,9 +269,17 @@ fn flush_loop(
 }
 
 /// The second stage: the mark of each flushed batch, then the answers.
-fn mark_loop(durability: &Durability, marks: &Receiver<(Ticket, Waiting)>) {
-    while let Ok((ticket, waiting)) = marks.recv() {
+fn mark_loop(
+    durability: &Durability,
+    marks: &Receiver<Flushed>,
+    observer: Option<&dyn WriteObserver>,
+) {
+    while let Ok((ticket, waiting, started)) = marks.recv() {
+        let writes = waiting.len();
         answer(durability, ticket, waiting);
+        if let Some(observer) = observer {
+            observer.durable_flush(writes, started.elapsed());
+        }
     }
 }
 
