@@ -22,6 +22,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod keys_file;
 pub mod listener;
+pub mod live_keys;
 pub mod master_key;
 pub mod middleware;
 pub mod names;

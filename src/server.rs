@@ -218,16 +218,21 @@ pub async fn run(
         App::new(
             store,
             keyring,
+            &config.data_dir,
             Arc::new(plugins),
             Limits::from_config(&config),
         )
         .with_egress(egress),
     );
+    app.keys()
+        .destroy_orphan_keys()
+        .await
+        .map_err(crate::store_setup::OpenError::Key)?;
 
     let audit = Arc::new(
         AuditLog::open(
             Arc::clone(&store_for_audit),
-            Arc::clone(app.keyring()),
+            app.keyring(),
             config.audit_log.as_deref(),
             config.refused_audit,
         )

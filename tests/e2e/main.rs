@@ -13,6 +13,7 @@ mod durability;
 mod egress;
 mod fairness;
 mod isolation;
+mod keys;
 mod leaks;
 mod listener;
 mod plugin_answers;

@@ -142,6 +142,7 @@ async fn bulk_load(
     let app = Arc::new(App::new(
         Arc::clone(&store),
         keyring,
+        data_dir,
         Arc::new(plugins),
         Limits::from_config(&Config::default()),
     ));

@@ -23,6 +23,7 @@ const MAX_KEY_FILE_LEN: u64 = 1024;
 /// The master key never seals records itself: it wraps the data keys held by a
 /// [`Keyring`](crate::Keyring), so changing it re-wraps a few keys and touches
 /// no record.
+#[derive(Clone)]
 pub struct MasterKey(Zeroizing<[u8; KEY_LEN]>);
 
 impl MasterKey {
