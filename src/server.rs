@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
 
-use crate::api::{AuditApi, ConnectionApi, DataSourceApi, Guard, TenantApi};
+use crate::api::{AuditApi, ConnectionApi, DataSourceApi, Guard, KeyApi, TenantApi};
 use crate::app::{App, EgressSettings, Limits};
 use crate::audit::AuditLog;
 use crate::auth::{self, AuthError, Verifier};
@@ -228,6 +228,7 @@ pub async fn run(
         .destroy_orphan_keys()
         .await
         .map_err(crate::store_setup::OpenError::Key)?;
+    app.keys().resume_rotation();
 
     let audit = Arc::new(
         AuditLog::open(
@@ -286,6 +287,9 @@ pub async fn run(
         .await;
     health_reporter
         .set_serving::<v1::audit_service_server::AuditServiceServer<AuditApi>>()
+        .await;
+    health_reporter
+        .set_serving::<v1::key_service_server::KeyServiceServer<KeyApi>>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -382,6 +386,13 @@ pub async fn run(
                 .add_service(
                     v1::audit_service_server::AuditServiceServer::new(AuditApi::new(
                         Arc::clone(&audit),
+                        Arc::clone(&guard),
+                    ))
+                    .max_decoding_message_size(max),
+                )
+                .add_service(
+                    v1::key_service_server::KeyServiceServer::new(KeyApi::new(
+                        Arc::clone(&app),
                         Arc::clone(&guard),
                     ))
                     .max_decoding_message_size(max),

@@ -19,6 +19,7 @@ mod discover;
 mod egress;
 #[doc(hidden)]
 pub(crate) mod fuzzing;
+mod keys;
 mod list;
 mod pagination;
 mod resolve;

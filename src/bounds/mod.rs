@@ -141,6 +141,13 @@ impl Check {
         }
     }
 
+    /// Raw bytes `value` are at most `max` bytes.
+    pub fn blob(&mut self, field: &str, value: &[u8], max: usize) {
+        if value.len() > max {
+            self.fail(field, too_long(value.len(), max, "bytes"));
+        }
+    }
+
     /// `value` is at most `max` characters.
     pub fn chars(&mut self, field: &str, value: &str, max: usize) {
         // A character is 1-4 bytes: only a string in between needs counting.

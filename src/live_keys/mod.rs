@@ -14,6 +14,10 @@ use std::sync::{Arc, PoisonError, RwLock};
 use connvault_crypto::{Keyring, MasterKey};
 use connvault_store::{Store, StoreError};
 
+mod rotation;
+
+pub use rotation::{Census, RotateError, RotationProgress, sealed_version};
+
 use crate::keys_file::KeyFile;
 use crate::master_key::{self, KeyError};
 
@@ -27,6 +31,7 @@ pub struct LiveKeys {
     seal_gate: tokio::sync::RwLock<()>,
     store: Arc<dyn Store>,
     data_dir: PathBuf,
+    rotation: std::sync::Mutex<RotationProgress>,
 }
 
 impl std::fmt::Debug for LiveKeys {
@@ -54,6 +59,7 @@ impl LiveKeys {
             seal_gate: tokio::sync::RwLock::new(()),
             store,
             data_dir: data_dir.to_owned(),
+            rotation: std::sync::Mutex::default(),
         }
     }
 

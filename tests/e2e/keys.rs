@@ -40,6 +40,22 @@ pub async fn offline_keyring(data: &Path, key: &str) -> Keyring {
         .0
 }
 
+/// Creates tenant `id` in the stopped server's store as an older version
+/// did: without a data key of its own (its secrets go under the global key).
+pub async fn create_legacy_tenant(data: &Path, id: &str) {
+    use connvault_store::TenantStore as _;
+    let store = open_store(data);
+    let tenant = v1::Tenant {
+        display_name: format!("Legacy {id}"),
+        ..Default::default()
+    };
+    let record = connvault_store::TenantRecord {
+        tenant_id: id.to_owned(),
+        value: connvault::record_format::encode_tenant(&tenant),
+    };
+    store.create_tenant(&record).await.unwrap();
+}
+
 /// The sealed secrets of connection `name`, read from the stopped server's store.
 async fn sealed_of(data: &Path, name: &str) -> Vec<u8> {
     let (tenant, id) = split(name);

@@ -140,6 +140,12 @@ impl MasterKey {
         SecretString::from(STANDARD.encode(self.0.as_ref()))
     }
 
+    /// The raw key, for a caller that must hand it on (the key CLI sending
+    /// it to a server on loopback). Keep the copy short-lived and zeroized.
+    pub fn expose_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+
     pub(crate) fn bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
     }
