@@ -20,6 +20,7 @@ pub mod dev;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod http;
 pub mod key_cli;
 pub mod keys_file;
 pub mod listener;

@@ -22,7 +22,9 @@ mod discover;
 mod echo;
 mod flush;
 mod load;
+mod peers;
 mod rotate;
+mod rounds;
 mod scale;
 mod spawn;
 
