@@ -390,3 +390,7 @@ pub async fn persist_keyring<S: Store + ?Sized>(
     }
     Ok(new)
 }
+
+#[cfg(test)]
+#[path = "master_key_tests.rs"]
+mod tests;
