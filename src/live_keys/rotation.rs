@@ -52,9 +52,9 @@ pub struct Census {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RotateError {
-    /// One is running.
+    /// One is running, or stalled on records it cannot open.
     #[error(
-        "a data-key rotation is already running (versions {0:?}); wait for it to finish (GetKeyStatus)"
+        "the last data-key rotation has not finished (versions {0:?} are still held): wait for it, or see GetKeyStatus for records it cannot re-seal"
     )]
     Running(Vec<u32>),
     /// The keyring could not be changed.
