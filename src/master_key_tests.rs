@@ -11,7 +11,11 @@ fn master() -> MasterKey {
 }
 
 fn store(dir: &Path) -> SledStore {
-    SledStore::open(dir.join("store"), SledOptions::default().with_durable(false)).unwrap()
+    SledStore::open(
+        dir.join("store"),
+        SledOptions::default().with_durable(false),
+    )
+    .unwrap()
 }
 
 async fn open(store: &SledStore, dir: &Path) -> Result<(Keyring, KeyringState), KeyError> {
@@ -112,13 +116,26 @@ async fn tenant_keys_live_in_the_key_file_alone() {
     std::fs::write(&path, &damaged).unwrap();
     assert!(matches!(
         open(&store, dir.path()).await,
-        Err(KeyError::TenantKeysLost { what: "damaged", .. })
+        Err(KeyError::TenantKeysLost {
+            what: "damaged",
+            ..
+        })
     ));
     std::fs::remove_file(&path).unwrap();
     let error = open(&store, dir.path()).await.unwrap_err();
     assert!(
-        matches!(error, KeyError::TenantKeysLost { what: "missing", .. }),
+        matches!(
+            error,
+            KeyError::TenantKeysLost {
+                what: "missing",
+                ..
+            }
+        ),
         "{error}"
     );
-    assert!(error.to_string().contains("restore the key file from a backup"));
+    assert!(
+        error
+            .to_string()
+            .contains("restore the key file from a backup")
+    );
 }
