@@ -53,6 +53,52 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Data keys and the master key: rotate, status, rewrap.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Makes a new data-key version current on a running server; every
+    /// record is re-sealed under it in the background (see `keys status`).
+    Rotate(ServerArgs),
+    /// The data-key versions of a running server, the records under each,
+    /// and the rotation in progress.
+    Status(ServerArgs),
+    /// Replaces the master key by wrapping the data keys anew (no record is
+    /// rewritten): offline with --data-dir (a stopped server), or online
+    /// with --server (a running server on loopback).
+    Rewrap(RewrapArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServerArgs {
+    /// The server (plain HTTP: loopback or a trusted network).
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    server: String,
+    /// An admin token of every tenant (`connvault token --tenant '*' --role admin`).
+    #[arg(long, env = "CONNVAULT_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct RewrapArgs {
+    /// The data directory of a stopped server (offline).
+    #[arg(long, conflicts_with = "server", required_unless_present = "server")]
+    data_dir: Option<std::path::PathBuf>,
+    /// A running server on loopback (online).
+    #[arg(long)]
+    server: Option<String>,
+    /// With --server: an admin token of every tenant.
+    #[arg(long, env = "CONNVAULT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The master key in use now (base64 of 32 bytes, mode 0600).
+    #[arg(long)]
+    old_key_file: std::path::PathBuf,
+    /// The master key to use from now on (base64 of 32 bytes, mode 0600).
+    #[arg(long)]
+    new_key_file: std::path::PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -220,6 +266,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Restore(args) => cli_backup::restore(args).await?,
         Command::ExportTenant(args) => cli_transfer::export(args).await?,
         Command::ImportTenant(args) => cli_transfer::import(args).await?,
+        Command::Keys(command) => keys(command).await?,
     }
     Ok(())
 }
@@ -247,6 +294,45 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
             report.problems.len(),
             args.data_dir.display()
         );
+    }
+    Ok(())
+}
+
+/// `connvault keys …`.
+async fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    use connvault::key_cli;
+    match command {
+        KeysCommand::Rotate(args) => {
+            let status = key_cli::rotate(&args.server, &args.token).await?;
+            print!(
+                "new data-key version made current; re-sealing in the background\n{}",
+                key_cli::describe(&status)
+            );
+        }
+        KeysCommand::Status(args) => {
+            print!(
+                "{}",
+                key_cli::describe(&key_cli::status(&args.server, &args.token).await?)
+            );
+        }
+        KeysCommand::Rewrap(args) => {
+            let old = connvault_crypto::MasterKey::load_file(&args.old_key_file)?;
+            let new = connvault_crypto::MasterKey::load_file(&args.new_key_file)?;
+            let count = match (&args.data_dir, &args.server) {
+                (Some(data_dir), _) => key_cli::rewrap_offline(data_dir, old, new).await?,
+                (None, Some(server)) => {
+                    let token = args
+                        .token
+                        .as_deref()
+                        .context("--server needs --token or CONNVAULT_TOKEN")?;
+                    key_cli::rewrap_online(server, token, &old, &new).await? as usize
+                }
+                (None, None) => anyhow::bail!("give --data-dir or --server"),
+            };
+            println!(
+                "{count} data key(s) wrapped under the new master key; the old one is refused from now on"
+            );
+        }
     }
     Ok(())
 }

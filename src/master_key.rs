@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use connvault_crypto::{CryptoError, Keyring, MasterKey, WrappedKey};
+use connvault_crypto::{CryptoError, Keyring, MasterKey, TenantKey, WrappedKey};
 use connvault_store::{Store, StoreError};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -17,6 +17,10 @@ use crate::keys_file::{self, KeyFile, KeyFileRead};
 pub const CHECK_VALUE_KEY: &str = "keyring/check_value";
 /// See [`CHECK_VALUE_KEY`].
 pub const WRAPPED_KEYS_KEY: &str = "keyring/wrapped_keys";
+/// Meta key of a keyring change in progress (the store's part of it): set
+/// before the key file is replaced, cleared once the store's copy follows,
+/// so a crash between the two is finished or undone at the next start.
+pub const PENDING_KEY: &str = "keyring/pending";
 /// Name of the development master key file inside the data directory.
 pub const DEV_KEY_FILE: &str = "dev-master.key";
 
@@ -67,6 +71,18 @@ pub enum KeyError {
         /// The key file.
         path: PathBuf,
         /// "has lost" or "holds a different copy of".
+        what: &'static str,
+    },
+    /// The key file, the only holder of the per-tenant keys, is damaged or
+    /// missing.
+    #[error(
+        "the key file {} is {what}, and it alone holds the per-tenant data keys (the store keeps no copy of them): restore the key file from a backup of this data directory",
+        path.display()
+    )]
+    TenantKeysLost {
+        /// The file.
+        path: PathBuf,
+        /// "damaged" or "missing".
         what: &'static str,
     },
     /// The store holds data but neither it nor a key file holds a keyring.
@@ -186,15 +202,19 @@ pub async fn open_keyring<S: Store + ?Sized>(
         path: path.clone(),
         source,
     })?;
-    let stored = KeyFile {
+    let mut stored = KeyFile {
         check_value: store.get_meta(CHECK_VALUE_KEY).await?.unwrap_or_default(),
         wrapped_keys: store.get_meta(WRAPPED_KEYS_KEY).await?.unwrap_or_default(),
+        tenant_keys: Vec::new(),
     };
+    if let Some(pending) = store.get_meta(PENDING_KEY).await? {
+        finish_pending(store, &file, &pending, &mut stored).await?;
+    }
     let in_store = !stored.check_value.is_empty();
     let (keys, mut state) = match file {
         KeyFileRead::Present(keys) => {
             verify(&master, &keys.check_value)?;
-            if keys == stored {
+            if keys.same_store_part(&stored) {
                 (keys, KeyringState::Intact)
             } else {
                 let what = if in_store {
@@ -213,6 +233,14 @@ pub async fn open_keyring<S: Store + ?Sized>(
         }
         file if in_store => {
             verify(&master, &stored.check_value)?;
+            if WrappedKey::list_is_marked(&stored.wrapped_keys) {
+                let what = if file == KeyFileRead::Damaged {
+                    "damaged"
+                } else {
+                    "missing"
+                };
+                return Err(KeyError::TenantKeysLost { path, what });
+            }
             let state = if file == KeyFileRead::Damaged {
                 tracing::error!(key_file = %path.display(), "the key file is damaged; rewriting it from the store's copy of the keyring, which the master key matches");
                 KeyringState::FileRepaired
@@ -235,6 +263,7 @@ pub async fn open_keyring<S: Store + ?Sized>(
             let keys = KeyFile {
                 check_value,
                 wrapped_keys: stored.wrapped_keys,
+                tenant_keys: Vec::new(),
             };
             (keys, KeyringState::Created)
         }
@@ -244,7 +273,10 @@ pub async fn open_keyring<S: Store + ?Sized>(
     } else {
         WrappedKey::decode_list(&keys.wrapped_keys)?
     };
-    let mut keyring = Keyring::new(master, wrapped).map_err(wrong_key)?;
+    let tenant_keys = TenantKey::decode_list(&keys.tenant_keys)?;
+    let mut keyring = Keyring::new(master, wrapped)
+        .and_then(|keyring| keyring.with_tenant_keys(tenant_keys))
+        .map_err(wrong_key)?;
     let mut keys = keys;
     if keyring.current_version().is_none() {
         // The first data key (a crash last time may have stored the check
@@ -267,3 +299,98 @@ pub async fn open_keyring<S: Store + ?Sized>(
     }
     Ok((keyring, state))
 }
+
+/// Finishes a keyring change a crash interrupted: if the key file holds it,
+/// the store's copy follows; if not, it never took effect and is dropped.
+async fn finish_pending<S: Store + ?Sized>(
+    store: &S,
+    file: &KeyFileRead,
+    pending: &[u8],
+    stored: &mut KeyFile,
+) -> Result<(), KeyError> {
+    match (file, decode_store_part(pending)) {
+        (KeyFileRead::Present(keys), Some(next)) if keys.same_store_part(&next) => {
+            store.put_meta(CHECK_VALUE_KEY, &next.check_value).await?;
+            store.put_meta(WRAPPED_KEYS_KEY, &next.wrapped_keys).await?;
+            tracing::info!("finished a keyring change interrupted last time (the key file had it)");
+            *stored = next;
+        }
+        _ => tracing::info!(
+            "dropped a keyring change interrupted last time (the key file never had it)"
+        ),
+    }
+    store.cas_meta(PENDING_KEY, Some(pending), None).await?;
+    Ok(())
+}
+
+fn encode_store_part(keys: &KeyFile) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + keys.check_value.len() + keys.wrapped_keys.len());
+    let len = u32::try_from(keys.check_value.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&keys.check_value);
+    out.extend_from_slice(&keys.wrapped_keys);
+    out
+}
+
+fn decode_store_part(bytes: &[u8]) -> Option<KeyFile> {
+    let (len, rest) = bytes.split_at_checked(4)?;
+    let len = usize::try_from(u32::from_be_bytes(len.try_into().ok()?)).ok()?;
+    let (check_value, wrapped_keys) = rest.split_at_checked(len)?;
+    Some(KeyFile {
+        check_value: check_value.to_vec(),
+        wrapped_keys: wrapped_keys.to_vec(),
+        tenant_keys: Vec::new(),
+    })
+}
+
+/// What the key file holds for `keyring`: its check value, its global keys
+/// (marked when tenant keys exist) and its tenant keys.
+pub fn key_file_of(keyring: &Keyring) -> KeyFile {
+    let tenant_keys = keyring.tenant_keys();
+    KeyFile {
+        check_value: keyring.master_check_value().to_vec(),
+        wrapped_keys: WrappedKey::encode_list_marked(
+            keyring.wrapped_keys(),
+            !tenant_keys.is_empty(),
+        ),
+        tenant_keys: if tenant_keys.is_empty() {
+            Vec::new()
+        } else {
+            TenantKey::encode_list(&tenant_keys)
+        },
+    }
+}
+
+/// Persists `keyring`, which replaces the persisted `old`: the key file,
+/// and the store's copy when its part changed. Crash-safe: a change of the
+/// store's part is first recorded as pending in the store, then the key
+/// file is replaced atomically, then the copy follows and the pending record
+/// goes; [`open_keyring`] finishes or drops a change a crash interrupted.
+/// Returns what is now persisted.
+pub async fn persist_keyring<S: Store + ?Sized>(
+    store: &S,
+    data_dir: &Path,
+    old: &KeyFile,
+    keyring: &Keyring,
+) -> Result<KeyFile, KeyError> {
+    let new = key_file_of(keyring);
+    let store_changes = !new.same_store_part(old);
+    let pending = encode_store_part(&new);
+    if store_changes {
+        store.put_meta(PENDING_KEY, &pending).await?;
+    }
+    keys_file::write(data_dir, &new).map_err(|source| KeyError::KeyFile {
+        path: keys_file::path(data_dir),
+        source,
+    })?;
+    if store_changes {
+        store.put_meta(CHECK_VALUE_KEY, &new.check_value).await?;
+        store.put_meta(WRAPPED_KEYS_KEY, &new.wrapped_keys).await?;
+        store.cas_meta(PENDING_KEY, Some(&pending), None).await?;
+    }
+    Ok(new)
+}
+
+#[cfg(test)]
+#[path = "master_key_tests.rs"]
+mod tests;

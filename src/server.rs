@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
 
-use crate::api::{AdminApi, AuditApi, ConnectionApi, DataSourceApi, Guard, TenantApi};
+use crate::api::{AdminApi, AuditApi, ConnectionApi, DataSourceApi, Guard, KeyApi, TenantApi};
 use crate::app::{App, EgressSettings, Limits};
 use crate::audit::AuditLog;
 use crate::auth::{self, AuthError, Verifier};
@@ -247,15 +247,26 @@ pub async fn run(
     let egress =
         EgressSettings::from_config(&config.egress, config.dev).map_err(StartError::Egress)?;
     let app = Arc::new(
-        App::new(store, keyring, plugins, Limits::from_config(&config))
-            .with_egress(egress)
-            .with_metrics(metrics.clone()),
+        App::new(
+            store,
+            keyring,
+            &config.data_dir,
+            plugins,
+            Limits::from_config(&config),
+        )
+        .with_egress(egress)
+        .with_metrics(metrics.clone()),
     );
+    app.keys()
+        .destroy_orphan_keys()
+        .await
+        .map_err(crate::store_setup::OpenError::Key)?;
+    app.keys().resume_rotation();
 
     let audit = Arc::new(
         AuditLog::open(
             Arc::clone(&store_for_audit),
-            Arc::clone(app.keyring()),
+            app.keyring(),
             config.audit_log.as_deref(),
             config.refused_audit,
         )
@@ -430,6 +441,13 @@ pub async fn run(
                         Arc::clone(&app),
                         sled,
                         config.data_dir.clone(),
+                        Arc::clone(&guard),
+                    ))
+                    .max_decoding_message_size(max),
+                )
+                .add_service(
+                    v1::key_service_server::KeyServiceServer::new(KeyApi::new(
+                        Arc::clone(&app),
                         Arc::clone(&guard),
                     ))
                     .max_decoding_message_size(max),

@@ -69,6 +69,8 @@ plain_answers!(
     v1::TestConnectionResponse,
     v1::DiscoverMetadataResponse,
     v1::ClearMetadataCacheResponse,
+    v1::KeyStatus,
+    v1::RewrapMasterKeyResponse,
 );
 
 /// A created or updated connection and the sequence of its success event.

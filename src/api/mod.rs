@@ -7,6 +7,7 @@ mod audited;
 mod connection_api;
 mod data_source_api;
 pub mod guard;
+mod key_api;
 mod tenant_api;
 
 pub use admin_api::AdminApi;
@@ -15,4 +16,5 @@ pub use audited::{Answer, Record};
 pub use connection_api::ConnectionApi;
 pub use data_source_api::DataSourceApi;
 pub use guard::Guard;
+pub use key_api::KeyApi;
 pub use tenant_api::TenantApi;

@@ -14,7 +14,7 @@ impl App {
         page_token: &str,
     ) -> Result<v1::ListDataSourcesResponse, ServiceError> {
         let size = page_size(page_size_requested)?;
-        let start = match decode_page_token(&self.keyring, page_token, "dataSources")? {
+        let start = match decode_page_token(&self.keyring(), page_token, "dataSources")? {
             Some(offset) => offset
                 .parse::<usize>()
                 .map_err(|_| ServiceError::invalid("page_token", "is not valid"))?,
@@ -29,7 +29,7 @@ impl App {
             .collect();
         let end = (start + size).min(all.len());
         let next_page_token = if end < all.len() {
-            encode_page_token(&self.keyring, "dataSources", &end.to_string())?
+            encode_page_token(&self.keyring(), "dataSources", &end.to_string())?
         } else {
             String::new()
         };

@@ -49,7 +49,7 @@ impl App {
             "{tenant}|{:?}|{:?}|{:?}|{order:?}",
             filter.data_source, filter.product, filter.labels
         );
-        let after = decode_page_token(&self.keyring, &request.page_token, &fingerprint)?;
+        let after = decode_page_token(&self.keyring(), &request.page_token, &fingerprint)?;
         // Listing a tenant that does not exist is NOT_FOUND, not an empty page.
         self.require_tenant(&tenant, &request.parent).await?;
         let page = self
@@ -87,7 +87,7 @@ impl App {
                 .collect::<Result<_, _>>()?,
             next_page_token: page
                 .next
-                .map(|position| encode_page_token(&self.keyring, &fingerprint, &position))
+                .map(|position| encode_page_token(&self.keyring(), &fingerprint, &position))
                 .transpose()?
                 .unwrap_or_default(),
         })

@@ -19,12 +19,14 @@ mod discover;
 mod egress;
 #[doc(hidden)]
 pub(crate) mod fuzzing;
+mod keys;
 mod list;
 mod pagination;
 mod resolve;
 mod tenant_update;
 mod tenants;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +36,7 @@ use connvault_store::Store;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
+use crate::live_keys::LiveKeys;
 use crate::pb::v1;
 
 pub use audit_events::{AuditFilter, list_audit_events};
@@ -43,7 +46,7 @@ pub use egress::{EgressSettings, MAX_TENANT_RULES};
 /// Shared state of a running server.
 pub struct App {
     store: Arc<dyn Store>,
-    keyring: Arc<Keyring>,
+    keys: Arc<LiveKeys>,
     plugins: Arc<PluginHost>,
     limits: Limits,
     /// Metadata discovery: in-flight reads and cache invalidation.
@@ -83,16 +86,18 @@ impl Limits {
 }
 
 impl App {
-    /// Builds the service state.
+    /// Builds the service state: `keyring` is the one the key file and the
+    /// store's copy in `data_dir` hold (changes to it persist there).
     pub fn new(
         store: Arc<dyn Store>,
         keyring: Keyring,
+        data_dir: &Path,
         plugins: Arc<PluginHost>,
         limits: Limits,
     ) -> Self {
         Self {
+            keys: Arc::new(LiveKeys::new(Arc::clone(&store), keyring, data_dir)),
             store,
-            keyring: Arc::new(keyring),
             plugins,
             limits,
             metadata: Arc::default(),
@@ -112,9 +117,15 @@ impl App {
         self.metrics.as_deref()
     }
 
-    /// The keyring secrets are sealed with (the audit log derives its HMAC key from it).
-    pub fn keyring(&self) -> &Arc<Keyring> {
-        &self.keyring
+    /// The keyring secrets are sealed with, as it is now (the audit log
+    /// derives its HMAC key from it).
+    pub fn keyring(&self) -> Arc<Keyring> {
+        self.keys.keyring()
+    }
+
+    /// The live keyring: its changes (tenant keys, rotation, rewrap).
+    pub fn keys(&self) -> &Arc<LiveKeys> {
+        &self.keys
     }
 
     /// The loaded plugins.

@@ -105,6 +105,26 @@ impl App {
             tenant_id: tenant_id.clone(),
             value: record_format::encode_tenant(&stored),
         };
+        // The tenant's own data key is durable before the tenant exists (a
+        // crash between leaves a key the next start destroys).
+        let mut change = self.keys.change().await;
+        // A tenant that exists keeps its keys: one of an older version has
+        // none, and its records stay under the global key until a rotation.
+        match self.store.get_tenant(&tenant_id).await {
+            Err(StoreError::TenantNotFound) => {}
+            Ok(_) => {
+                return Err(ServiceError::AlreadyExists(format!(
+                    "tenants/{tenant_id} already exists"
+                )));
+            }
+            Err(error) => return Err(error.into()),
+        }
+        if let Err(error) = change.add_tenant_key(&tenant_id).await {
+            tracing::error!(tenant = %tenant_id, %error, "could not make the tenant's data key");
+            return Err(ServiceError::Internal(
+                "the tenant's data key could not be made".into(),
+            ));
+        }
         self.store
             .create_tenant(&record)
             .await
@@ -132,7 +152,7 @@ impl App {
         page_token: &str,
     ) -> Result<v1::ListTenantsResponse, ServiceError> {
         let size = page_size(page_size_requested)?;
-        let after = decode_page_token(&self.keyring, page_token, "tenants")?;
+        let after = decode_page_token(&self.keyring(), page_token, "tenants")?;
         let records = self.store.list_tenants(after.as_deref(), size + 1).await?;
         let more = records.len() > size;
         let tenants = records
@@ -141,7 +161,7 @@ impl App {
             .map(decode)
             .collect::<Result<Vec<_>, _>>()?;
         let next_page_token = match (more, records.get(size.saturating_sub(1))) {
-            (true, Some(last)) => encode_page_token(&self.keyring, "tenants", &last.tenant_id)?,
+            (true, Some(last)) => encode_page_token(&self.keyring(), "tenants", &last.tenant_id)?,
             _ => String::new(),
         };
         Ok(v1::ListTenantsResponse {
@@ -165,7 +185,7 @@ impl App {
             "tenants|among|{}",
             ids.iter().map(String::as_str).collect::<Vec<_>>().join(",")
         );
-        let after = decode_page_token(&self.keyring, page_token, &query)?;
+        let after = decode_page_token(&self.keyring(), page_token, &query)?;
         let mut tenants = Vec::new();
         let mut next_page_token = String::new();
         let mut last: Option<&str> = None;
@@ -180,7 +200,7 @@ impl App {
             };
             if tenants.len() == size {
                 if let Some(last) = last {
-                    next_page_token = encode_page_token(&self.keyring, &query, last)?;
+                    next_page_token = encode_page_token(&self.keyring(), &query, last)?;
                 }
                 break;
             }
@@ -219,6 +239,7 @@ impl App {
     /// Deletes a tenant; with `force`, all its connections in the same durable step.
     pub async fn delete_tenant(&self, name: &str, force: bool) -> Result<(), ServiceError> {
         let tenant_id = parse_tenant(name, "name")?;
+        let mut change = self.keys.change().await;
         let removed = self
             .store
             .delete_tenant(&tenant_id, force)
@@ -232,6 +253,16 @@ impl App {
                 }
                 _ => error.naming_missing(name),
             })?;
+        // Crypto-shred: whatever of the tenant's ciphertext is left in the
+        // store's files cannot be opened once its key is gone. A failure
+        // here leaves the key to the next start, which destroys it.
+        match change.destroy_tenant_keys(&tenant_id).await {
+            Ok(true) => tracing::info!(tenant = %tenant_id, "destroyed the tenant's data key"),
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(tenant = %tenant_id, %error, "could not destroy the tenant's data key now; the next start destroys it")
+            }
+        }
         tracing::info!(tenant = %tenant_id, connections_removed = removed, "tenant deleted");
         Ok(())
     }

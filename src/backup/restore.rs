@@ -77,6 +77,7 @@ fn build<R: Read>(mut reader: BackupReader<R>, data_dir: &Path) -> Result<Restor
         &KeyFile {
             check_value: header.key_check_value.clone(),
             wrapped_keys: header.wrapped_keys.clone(),
+            tenant_keys: header.tenant_keys.clone(),
         },
     )?;
     // The chunks, entry by entry; the first error stops the import.

@@ -65,6 +65,7 @@ impl SnapshotSink for Sink<'_> {
             last_change_seq: start.last_change_seq,
             key_check_value: keys.check_value,
             wrapped_keys: keys.wrapped_keys,
+            tenant_keys: keys.tenant_keys,
         };
         let out = self
             .out

@@ -140,17 +140,13 @@ impl RpcFixture {
         let app = Arc::new(App::new(
             Arc::clone(&store),
             keyring,
+            data_dir,
             Arc::new(plugins),
             limits,
         ));
         let audit = Arc::new(
-            AuditLog::open(
-                store,
-                Arc::clone(app.keyring()),
-                None,
-                RefusalLimits::default(),
-            )
-            .map_err(|e| e.to_string())?,
+            AuditLog::open(store, app.keyring(), None, RefusalLimits::default())
+                .map_err(|e| e.to_string())?,
         );
         let guard = Arc::new(Guard::new(Arc::clone(&audit)));
         let fixture = Self {

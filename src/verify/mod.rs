@@ -13,7 +13,7 @@ mod records;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use connvault_crypto::{Keyring, MasterKey, WrappedKey};
+use connvault_crypto::{Keyring, MasterKey, TenantKey, WrappedKey};
 use connvault_store::sled::{CheckCounts, Recovery, SledOptions, SledStore};
 use connvault_store::{MetaStore, TenantStore};
 
@@ -225,13 +225,14 @@ async fn open_keyring(
     let stored = KeyFile {
         check_value: meta(CHECK_VALUE_KEY).await,
         wrapped_keys: meta(WRAPPED_KEYS_KEY).await,
+        tenant_keys: Vec::new(),
     };
     let in_store = !stored.check_value.is_empty();
     let keys = match key_file {
         KeyFileRead::Present(keys) => {
             Keyring::verify_check_value(&master, &keys.check_value)
                 .map_err(|_| KeyError::WrongMasterKey)?;
-            report.key_file = if *keys == stored {
+            report.key_file = if keys.same_store_part(&stored) {
                 "sound, matches the store's copy of the keyring".into()
             } else if in_store {
                 report
@@ -270,7 +271,21 @@ async fn open_keyring(
             }
             Keyring::verify_check_value(&master, &stored.check_value)
                 .map_err(|_| KeyError::WrongMasterKey)?;
+            if WrappedKey::list_is_marked(&stored.wrapped_keys) {
+                report.problems.push(
+                    "the per-tenant data keys were in the key file alone: the secrets of tenants with keys of their own cannot be opened".into(),
+                );
+            }
             stored
+        }
+    };
+    let tenant_keys = match TenantKey::decode_list(&keys.tenant_keys) {
+        Ok(keys) => keys,
+        Err(error) => {
+            report
+                .problems
+                .push(format!("the tenant data keys: {error}"));
+            return Ok(None);
         }
     };
     let wrapped = match WrappedKey::decode_list(&keys.wrapped_keys) {
@@ -282,7 +297,7 @@ async fn open_keyring(
             return Ok(None);
         }
     };
-    match Keyring::new(master, wrapped) {
+    match Keyring::new(master, wrapped).and_then(|keyring| keyring.with_tenant_keys(tenant_keys)) {
         Ok(keyring) => Ok(Some(keyring)),
         Err(connvault_crypto::CryptoError::WrongMasterKey) => Err(KeyError::WrongMasterKey.into()),
         Err(error) => {

@@ -267,6 +267,7 @@ async fn start(data_dir: &Path, key: &str, plugins: &Arc<PluginHost>) -> Result<
     Ok(App::new(
         serving.store,
         serving.keyring,
+        data_dir,
         Arc::clone(plugins),
         Limits::from_config(&config),
     ))

@@ -182,7 +182,11 @@ async fn a_data_dir_of_an_older_version_gets_its_key_file_and_progress_record() 
         master_key: Some(KEY.into()),
         ..Options::default()
     });
-    server.create_tenant("acme").await;
+    // A tenant of an older version: no data key of its own, its secrets
+    // sealed under the global key (which the store keeps a copy of).
+    server.stop();
+    crate::keys::create_legacy_tenant(&server.data_dir(), "acme").await;
+    server.spawn().unwrap();
     let mut client = server.connections().await;
     let created = create(&mut client, "acme", connection("kept", "pw"))
         .await

@@ -109,6 +109,7 @@ fn bench(c: &mut Criterion) {
     let app = App::new(
         store,
         keyring,
+        data.path(),
         Arc::new(host),
         Limits::from_config(&Config::default()),
     );

@@ -23,6 +23,7 @@ mod echo;
 mod flush;
 mod load;
 mod peers;
+mod rotate;
 mod rounds;
 mod scale;
 mod spawn;
@@ -53,6 +54,8 @@ enum Command {
     Scale(ScaleArgs),
     /// Measures the cost of a durable write and the group-commit batch size.
     Flush(FlushArgs),
+    /// Loads N connections, then times a data-key rotation re-sealing them all.
+    Rotate(RotateArgs),
     /// Measures cold and cached DiscoverMetadata against a throwaway PostgreSQL.
     Discover(discover::DiscoverArgs),
 }
@@ -84,6 +87,24 @@ struct ScaleArgs {
     /// Keep the loaded data directory here (default: a temp dir, removed after).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Also write the figures as JSON to this file (`-`: stdout).
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct RotateArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Connections to load.
+    #[arg(long, default_value_t = 100_000)]
+    count: usize,
+    /// Tenants they are spread over.
+    #[arg(long, default_value_t = 100)]
+    tenants: usize,
+    /// Concurrent loaders.
+    #[arg(long, default_value_t = 64)]
+    loaders: usize,
     /// Also write the figures as JSON to this file (`-`: stdout).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -155,6 +176,23 @@ async fn cmd_scale(args: ScaleArgs) -> anyhow::Result<()> {
     write_json(args.json.as_ref(), &report)
 }
 
+async fn cmd_rotate(args: RotateArgs) -> anyhow::Result<()> {
+    let spawn = args.server.spawn_options()?;
+    let report = rotate::run(
+        &scale::ScaleSpec {
+            count: args.count,
+            tenants: args.tenants.max(1),
+            loaders: args.loaders,
+            samples: 1,
+            data_dir: None,
+        },
+        &spawn,
+    )
+    .await?;
+    rotate::print(&report);
+    write_json(args.json.as_ref(), &report)
+}
+
 fn cmd_flush(args: FlushArgs) -> anyhow::Result<()> {
     let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     let report = flush::measure(&dir, args.writes, args.writers)?;
@@ -170,5 +208,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Scale(args) => cmd_scale(args).await,
         Command::Flush(args) => tokio::task::spawn_blocking(move || cmd_flush(args)).await?,
         Command::Discover(args) => discover::run(args).await,
+        Command::Rotate(args) => cmd_rotate(args).await,
     }
 }

@@ -112,7 +112,7 @@ const LOADED_KEY: &str = "bench/loaded";
 
 /// Loads `count` connections into `data_dir` with the server's own code.
 /// Returns a sample of connection names.
-async fn bulk_load(
+pub(crate) async fn bulk_load(
     data_dir: &Path,
     plugin_dir: &Path,
     spec: &ScaleSpec,
@@ -142,6 +142,7 @@ async fn bulk_load(
     let app = Arc::new(App::new(
         Arc::clone(&store),
         keyring,
+        data_dir,
         Arc::new(plugins),
         Limits::from_config(&Config::default()),
     ));

@@ -16,6 +16,9 @@ use crate::sealed::{NONCE_LEN, TAG_LEN};
 use crate::{Aad, CryptoError, MasterKey, Result, Sealed, SecretMap};
 
 mod derived;
+mod tenant;
+
+pub use tenant::TenantKey;
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 type DataKey = Zeroizing<[u8; KEY_LEN]>;
@@ -30,6 +33,10 @@ const AUDIT_LABEL: &[u8] = b"connvault-audit-hmac-v1";
 pub const CHECK_VALUE_LEN: usize = 16;
 /// Format byte of [`WrappedKey::to_bytes`] and [`WrappedKey::encode_list`].
 const WRAPPED_V1: u8 = 1;
+/// Format byte of a list whose keyring also has per-tenant keys kept
+/// elsewhere ([`WrappedKey::encode_list_marked`]): an older version, which
+/// knows only format 1, refuses it instead of losing those keys.
+const WRAPPED_LIST_V2: u8 = 2;
 /// Bound on a wrapped key's ciphertext (a real one is 48 bytes).
 const MAX_WRAPPED_LEN: usize = 1024;
 
@@ -114,9 +121,24 @@ impl WrappedKey {
         out
     }
 
-    /// Decodes [`WrappedKey::encode_list`] output.
+    /// [`WrappedKey::encode_list`], marked (format 2) when `tenant_keys_elsewhere`:
+    /// the keyring also has per-tenant keys, which only the key file holds.
+    pub fn encode_list_marked(keys: &[WrappedKey], tenant_keys_elsewhere: bool) -> Vec<u8> {
+        let mut out = Self::encode_list(keys);
+        if tenant_keys_elsewhere {
+            out[0] = WRAPPED_LIST_V2;
+        }
+        out
+    }
+
+    /// Whether an encoded list is marked as having per-tenant keys elsewhere.
+    pub fn list_is_marked(bytes: &[u8]) -> bool {
+        bytes.first() == Some(&WRAPPED_LIST_V2)
+    }
+
+    /// Decodes [`WrappedKey::encode_list`] or [`WrappedKey::encode_list_marked`] output.
     pub fn decode_list(bytes: &[u8]) -> Result<Vec<WrappedKey>> {
-        if bytes.len() < 5 || bytes[0] != WRAPPED_V1 {
+        if bytes.len() < 5 || (bytes[0] != WRAPPED_V1 && bytes[0] != WRAPPED_LIST_V2) {
             return Err(CryptoError::MalformedWrappedKey);
         }
         let count = u32::from_be_bytes(to_array(&bytes[1..5]));
@@ -168,15 +190,18 @@ fn dek_aad(version: u32) -> Vec<u8> {
 }
 
 fn wrap(master: &MasterKey, version: u32, key: &DataKey) -> Result<WrappedKey> {
+    wrap_with(master, version, &dek_aad(version), key)
+}
+
+fn wrap_with(master: &MasterKey, version: u32, aad: &[u8], key: &DataKey) -> Result<WrappedKey> {
     let mut nonce = [0u8; NONCE_LEN];
     rand::rng().fill_bytes(&mut nonce);
-    let aad = dek_aad(version);
     let ciphertext = cipher(master.bytes())
         .encrypt(
             Nonce::from_slice(&nonce),
             Payload {
                 msg: key.as_slice(),
-                aad: &aad,
+                aad,
             },
         )
         .map_err(|_| CryptoError::Seal)?;
@@ -188,14 +213,17 @@ fn wrap(master: &MasterKey, version: u32, key: &DataKey) -> Result<WrappedKey> {
 }
 
 fn unwrap_key(master: &MasterKey, wrapped: &WrappedKey) -> Result<DataKey> {
-    let aad = dek_aad(wrapped.version);
+    unwrap_with(master, wrapped, &dek_aad(wrapped.version))
+}
+
+fn unwrap_with(master: &MasterKey, wrapped: &WrappedKey, aad: &[u8]) -> Result<DataKey> {
     let plain = Zeroizing::new(
         cipher(master.bytes())
             .decrypt(
                 Nonce::from_slice(&wrapped.nonce),
                 Payload {
                     msg: &wrapped.ciphertext,
-                    aad: &aad,
+                    aad,
                 },
             )
             .map_err(|_| CryptoError::WrongMasterKey)?,
@@ -213,10 +241,18 @@ fn unwrap_key(master: &MasterKey, wrapped: &WrappedKey) -> Result<DataKey> {
 /// The newest version is current: [`Keyring::seal`] uses it, and
 /// [`Keyring::open`] accepts any version the keyring holds, so records can be
 /// re-sealed online after [`Keyring::add_data_key`].
+///
+/// Besides the global data keys, a tenant may have keys of its own
+/// ([`Keyring::add_tenant_key`]), one per version: a tenant's record is
+/// sealed under the tenant's key of that version when there is one, else the
+/// global key, so removing a tenant's keys ([`Keyring::remove_tenant`])
+/// crypto-shreds whatever ciphertext of it is left anywhere.
+#[derive(Clone)]
 pub struct Keyring {
     master: MasterKey,
     keys: BTreeMap<u32, DataKey>,
     wrapped: Vec<WrappedKey>,
+    tenants: tenant::TenantKeys,
     audit_key: DataKey,
 }
 
@@ -248,6 +284,7 @@ impl Keyring {
             master,
             keys,
             wrapped,
+            tenants: BTreeMap::new(),
             audit_key,
         })
     }
@@ -260,6 +297,11 @@ impl Keyring {
         mac.update(KCV_LABEL);
         let full = mac.finalize().into_bytes();
         to_array(&full[..CHECK_VALUE_LEN])
+    }
+
+    /// The check value of this keyring's master key ([`Keyring::check_value`]).
+    pub fn master_check_value(&self) -> [u8; CHECK_VALUE_LEN] {
+        Self::check_value(&self.master)
     }
 
     /// Checks a master key against a persisted check value (in constant time),
@@ -307,9 +349,18 @@ impl Keyring {
         &self.wrapped
     }
 
-    /// Wraps every data key under a new master key (for master-key rotation:
-    /// persist these and the new check value, then restart with the new key).
-    /// No record needs re-sealing.
+    /// The key a tenant's value of `version` is sealed under: the tenant's
+    /// own, else the global one.
+    fn data_key(&self, tenant: &str, version: u32) -> Option<&DataKey> {
+        match self.tenants.get(tenant).and_then(|keys| keys.get(&version)) {
+            Some((key, _)) => Some(key),
+            None => self.keys.get(&version),
+        }
+    }
+
+    /// Wraps every global data key under a new master key (for master-key
+    /// rotation; [`Keyring::rewrapped`] does the tenant keys too). No record
+    /// needs re-sealing.
     pub fn rewrap(&self, new_master: &MasterKey) -> Result<Vec<WrappedKey>> {
         self.keys
             .iter()
@@ -317,9 +368,13 @@ impl Keyring {
             .collect()
     }
 
-    /// Seals a secret map with the current data key and a fresh random nonce.
+    /// Seals a secret map with the current data key (the tenant's own of
+    /// that version if it has one) and a fresh random nonce.
     pub fn seal(&self, aad: &Aad<'_>, secrets: &SecretMap) -> Result<Sealed> {
-        let (&key_version, key) = self.keys.iter().next_back().ok_or(CryptoError::NoDataKey)?;
+        let key_version = self.current_version().ok_or(CryptoError::NoDataKey)?;
+        let key = self
+            .data_key(aad.tenant, key_version)
+            .ok_or(CryptoError::NoDataKey)?;
         let plain = secrets.to_bytes()?;
         if plain.len() + TAG_LEN > crate::sealed::MAX_CIPHERTEXT_LEN {
             return Err(CryptoError::Seal);
@@ -348,8 +403,7 @@ impl Keyring {
     /// the same [`CryptoError::Open`].
     pub fn open(&self, aad: &Aad<'_>, sealed: &Sealed) -> Result<SecretMap> {
         let key = self
-            .keys
-            .get(&sealed.key_version)
+            .data_key(aad.tenant, sealed.key_version)
             .ok_or(CryptoError::Open)?;
         if sealed.ciphertext.len() < TAG_LEN
             || sealed.ciphertext.len() > crate::sealed::MAX_CIPHERTEXT_LEN
@@ -384,6 +438,7 @@ impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Keyring")
             .field("versions", &self.keys.keys().collect::<Vec<_>>())
+            .field("tenants", &self.tenants.len())
             .finish_non_exhaustive()
     }
 }

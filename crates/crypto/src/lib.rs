@@ -45,7 +45,7 @@ mod master;
 mod sealed;
 mod secret_map;
 
-pub use keyring::{CHECK_VALUE_LEN, Keyring, WrappedKey};
+pub use keyring::{CHECK_VALUE_LEN, Keyring, TenantKey, WrappedKey};
 pub use master::MasterKey;
 pub use sealed::{Aad, MAX_CIPHERTEXT_LEN, Sealed};
 pub use secrecy::{ExposeSecret, SecretString};

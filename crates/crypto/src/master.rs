@@ -23,6 +23,7 @@ const MAX_KEY_FILE_LEN: u64 = 1024;
 /// The master key never seals records itself: it wraps the data keys held by a
 /// [`Keyring`](crate::Keyring), so changing it re-wraps a few keys and touches
 /// no record.
+#[derive(Clone)]
 pub struct MasterKey(Zeroizing<[u8; KEY_LEN]>);
 
 impl MasterKey {
@@ -137,6 +138,12 @@ impl MasterKey {
     /// The key, base64-encoded (standard alphabet, padded).
     pub fn to_base64(&self) -> SecretString {
         SecretString::from(STANDARD.encode(self.0.as_ref()))
+    }
+
+    /// The raw key, for a caller that must hand it on (the key CLI sending
+    /// it to a server on loopback). Keep the copy short-lived and zeroized.
+    pub fn expose_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
     }
 
     pub(crate) fn bytes(&self) -> &[u8; KEY_LEN] {

@@ -82,11 +82,13 @@ impl App {
             };
             return Ok((connection, None));
         }
+        let gate = self.keys.seal_guard().await;
         let sealed = self.seal(&tenant, &id, &secrets)?;
         let record = to_record(&tenant, &id, &stored_connection, &sealed);
         let sequence = self
             .insert(&record, audit, parent, &stored_connection.display_name)
             .await?;
+        drop(gate);
         tracing::info!(tenant = %tenant, connection = %id, data_source = %checked.source.id, plugin = checked.plugin.name(), "connection created");
         // The answer is what was stored, as a read would decode it.
         Ok((stamped(stored_connection, &record.value), sequence))

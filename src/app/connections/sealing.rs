@@ -25,7 +25,7 @@ impl App {
         id: &str,
         secrets: &SecretMap,
     ) -> Result<Vec<u8>, ServiceError> {
-        self.keyring
+        self.keyring()
             .seal(&aad(tenant, id), secrets)
             .map(|sealed| sealed.to_bytes())
             .map_err(|_| ServiceError::Internal("sealing failed".into()))
@@ -45,7 +45,7 @@ impl App {
             return Ok(SecretMap::new());
         }
         let sealed = Sealed::from_bytes(&loaded.stored.sealed_secrets).map_err(|_| unreadable())?;
-        self.keyring
+        self.keyring()
             .open(&aad(&loaded.tenant, &loaded.id), &sealed)
             .map_err(|_| unreadable())
     }

@@ -130,10 +130,12 @@ impl App {
         if config_changed {
             next.last_test = None;
         }
+        let gate = self.keys.seal_guard().await;
         let sealed = self.seal(&loaded.tenant, &loaded.id, &secrets)?;
         let updated = self
             .write_back(&loaded, &next, &sealed, &patch.name, audit)
             .await?;
+        drop(gate);
         if config_changed {
             // The catalog was read through the old settings: drop it.
             self.forget_metadata(&loaded.tenant, &loaded.id).await;
