@@ -10,8 +10,8 @@ use secrecy::SecretString;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
 
-use crate::api::{AuditApi, ConnectionApi, DataSourceApi, Guard, TenantApi};
-use crate::app::{App, EgressSettings, Limits};
+use crate::api::{AuditApi, ConnectionApi, DataSourceApi, Guard, PluginApi, TenantApi};
+use crate::app::{App, EgressSettings, Limits, PluginSource};
 use crate::audit::AuditLog;
 use crate::auth::{self, AuthError, Verifier};
 use crate::config::Config;
@@ -163,6 +163,11 @@ pub async fn run(
         ..config.host_options()
     };
     let dir = plugin_dir.clone();
+    let plugin_source = PluginSource {
+        dir: plugin_dir.clone(),
+        options: host_options.clone(),
+        config_file: config.config_file.clone(),
+    };
     let plugins = tokio::task::spawn_blocking(move || PluginHost::load_dir(&dir, &host_options))
         .await
         .map_err(|error| StartError::Task(error.to_string()))?;
@@ -221,8 +226,10 @@ pub async fn run(
             Arc::new(plugins),
             Limits::from_config(&config),
         )
-        .with_egress(egress),
+        .with_egress(egress)
+        .with_plugin_source(plugin_source),
     );
+    tokio::spawn(reload_plugins_on_hangup(Arc::clone(&app)));
 
     let audit = Arc::new(
         AuditLog::open(
@@ -281,6 +288,9 @@ pub async fn run(
         .await;
     health_reporter
         .set_serving::<v1::audit_service_server::AuditServiceServer<AuditApi>>()
+        .await;
+    health_reporter
+        .set_serving::<v1::plugin_service_server::PluginServiceServer<PluginApi>>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -381,6 +391,13 @@ pub async fn run(
                     ))
                     .max_decoding_message_size(max),
                 )
+                .add_service(
+                    v1::plugin_service_server::PluginServiceServer::new(PluginApi::new(
+                        Arc::clone(&app),
+                        Arc::clone(&guard),
+                    ))
+                    .max_decoding_message_size(max),
+                )
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = drained.await;
                 }),
@@ -442,6 +459,24 @@ async fn prune_audit_log(audit: Arc<AuditLog>, retention: std::time::Duration) {
                 "deleted expired audit events"
             ),
             Err(error) => tracing::error!(%error, "deleting expired audit events failed"),
+        }
+    }
+}
+
+/// Reloads the plugin directory on each SIGHUP (as `ReloadPlugins` does).
+async fn reload_plugins_on_hangup(app: Arc<App>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch SIGHUP; plugins reload only through ReloadPlugins");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading plugins");
+        if let Err(error) = app.reload_plugins().await {
+            tracing::error!(%error, "plugin reload failed");
         }
     }
 }

@@ -69,6 +69,7 @@ plain_answers!(
     v1::TestConnectionResponse,
     v1::DiscoverMetadataResponse,
     v1::ClearMetadataCacheResponse,
+    v1::ReloadPluginsResponse,
 );
 
 /// A created or updated connection and the sequence of its success event.

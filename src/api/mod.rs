@@ -6,6 +6,7 @@ mod audited;
 mod connection_api;
 mod data_source_api;
 pub mod guard;
+mod plugin_api;
 mod tenant_api;
 
 pub use audit_api::AuditApi;
@@ -13,4 +14,5 @@ pub use audited::{Answer, Record};
 pub use connection_api::ConnectionApi;
 pub use data_source_api::DataSourceApi;
 pub use guard::Guard;
+pub use plugin_api::PluginApi;
 pub use tenant_api::TenantApi;

@@ -11,6 +11,7 @@
 
 mod fair;
 mod ffi;
+mod inventory;
 mod load;
 mod outcome;
 pub mod process;
@@ -27,7 +28,8 @@ use connvault_plugin_abi::{self as abi, Method, pb};
 use prost::Message;
 use tokio::sync::Semaphore;
 
-pub use stats::{LaneStats, PluginStats};
+pub use inventory::{PluginInfo, PluginState};
+pub use stats::{LaneStats, LastError, PluginStats};
 
 pub(crate) use ffi::forward_logs;
 pub(crate) use load::open_memfd;
