@@ -33,6 +33,17 @@ enum Command {
     /// Offline tools for a data directory's store.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Tools for plugin authors.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Checks a plugin file before deploying it: every load-time check, the
+    /// schema lint and smoke calls, in a runner process; exits non-zero on
+    /// any problem.
+    Check(connvault::plugin_check::CheckArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,6 +196,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::PluginRunner => {}
         Command::Store(StoreCommand::Verify(args)) => verify(args).await?,
+        Command::Plugin(PluginCommand::Check(args)) => {
+            let report = connvault::plugin_check::run(&args).await;
+            print!("{report}");
+            if report.problems() > 0 {
+                anyhow::bail!("{} is not ready to ship", args.file.display());
+            }
+        }
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ mod isolation;
 mod leaks;
 mod listener;
 mod plugin_answers;
+mod plugin_check;
 mod plugins;
 mod providers;
 mod python;

@@ -272,3 +272,56 @@ async fn plugins_reload_without_a_restart_and_calls_in_flight_finish_on_the_old_
     );
     assert!(server.log_text().contains("SIGHUP: reloading plugins"));
 }
+
+/// Asks the fixture to panic in `test`: the call fails as INTERNAL.
+async fn panic_in_test(server: &Server) {
+    server.create_tenant("acme").await;
+    let mut client = server.connections().await;
+    let mut panicking = crate::support::connection("Panics", "pw");
+    panicking.config = Some(config(&[("host", "127.0.0.1"), ("mode", "panic")]));
+    let status = client
+        .test_connection(v1::TestConnectionRequest {
+            target: Some(v1::test_connection_request::Target::Connection(panicking)),
+            parent: "tenants/acme".into(),
+            timeout_ms: 3000,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    // Internal errors say no more to the caller; the log has the detail.
+    assert!(!status.message().contains("asked to panic"), "{status:?}");
+}
+
+#[tokio::test]
+async fn in_dev_a_plugin_panic_message_is_logged_and_outside_dev_it_is_not() {
+    let dev = Server::start();
+    panic_in_test(&dev).await;
+    wait_for_log(&dev, "the fixture was asked to panic");
+
+    let production = Server::start_with(Options {
+        master_key: Some(crate::damage::KEY.into()),
+        args: vec!["--egress-allow".into(), "127.0.0.1:5432".into()],
+        ..Options::default()
+    });
+    panic_in_test(&production).await;
+    wait_for_log(&production, "plugin panicked");
+    assert!(
+        !production.log_text().contains("asked to panic"),
+        "{}",
+        production.log_text()
+    );
+}
+
+/// Waits (at most a minute) for `text` in the server's log: a line logged on
+/// a worker thread may land a moment after the answer.
+fn wait_for_log(server: &Server, text: &str) {
+    let started = Instant::now();
+    while !server.log_text().contains(text) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no {text:?} in the log:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -29,6 +29,7 @@
 //! # }
 //! ```
 
+pub mod check;
 mod describe;
 mod error;
 #[doc(hidden)]

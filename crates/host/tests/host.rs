@@ -318,7 +318,7 @@ fn bad_plugins_are_refused_with_a_reason_and_the_rest_load() {
     let mut expected: Vec<(PathBuf, &str)> = Vec::new();
     for (define, reason) in [
         ("BAD_MAGIC", "bad magic"),
-        ("WRONG_MAJOR", "built for plugin ABI 2.0"),
+        ("WRONG_MAJOR", "built for plugin ABI 2.1"),
         ("SHORT_DESCRIPTOR", "descriptor is 16 bytes"),
         ("NULL_CALL", "null function pointer"),
         ("NO_ENTRY", "does not export connvault_plugin_entry_v1"),

@@ -77,7 +77,10 @@ impl Plugin {
         let verified = verify::verify(path, pin, options.require_pins)?;
         let file_name = load::file_name(path);
         let isolation = options.isolation_for(&file_name);
-        let stats = Arc::new(PluginStats::default());
+        let stats = Arc::new(PluginStats {
+            log_panic_messages: options.log_panic_messages,
+            ..PluginStats::default()
+        });
         let (name, version, thread_safe, transport) = match isolation {
             Isolation::InProcess => {
                 let loaded = load::open(&verified, &file_name, options.load_timeout)?;

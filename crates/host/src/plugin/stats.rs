@@ -22,7 +22,10 @@ pub struct PluginStats {
     /// but an application error (which is the plugin's answer).
     pub failures: AtomicU64,
     /// The last of those failures.
-    last_error: Mutex<Option<LastError>>,
+    pub(super) last_error: Mutex<Option<LastError>>,
+    /// Whether a panic's message (which may quote data the plugin held) is
+    /// logged: [`HostOptions::log_panic_messages`](crate::HostOptions::log_panic_messages).
+    pub(crate) log_panic_messages: bool,
     /// Times a runner of the plugin was started again after it ended
     /// (process isolation only).
     pub runner_restarts: AtomicU64,
