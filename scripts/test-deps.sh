@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the provider tests need to start throwaway servers:
 # PostgreSQL (initdb, postgres, pg_ctl, psql), MariaDB (mariadb-install-db,
-# mariadbd, mariadb), Redis (redis-server, redis-cli) and a C compiler.
+# mariadbd, mariadb), Redis (redis-server, redis-cli), a C compiler, and
+# protobuf-c (protoc-c and its runtime) for the C example plugin.
 # Idempotent: on a machine that has them all it changes nothing.
 set -euo pipefail
 
@@ -18,9 +19,11 @@ have mariadb-install-db && have mariadbd && have mariadb || missing+=(mariadb-se
 have redis-server && have redis-cli || missing+=(redis-server redis-tools)
 have cc || missing+=(gcc libc6-dev)
 have setpriv || missing+=(util-linux)
+# The C example plugin is built on protobuf-c's generated code (protoc-c).
+have protoc-c && [ -e /usr/include/protobuf-c/protobuf-c.h ] || missing+=(protobuf-c-compiler libprotobuf-c-dev)
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "test-deps: PostgreSQL, MariaDB, Redis and cc are installed; nothing to do"
+  echo "test-deps: PostgreSQL, MariaDB, Redis, cc and protobuf-c are installed; nothing to do"
   exit 0
 fi
 

@@ -161,10 +161,8 @@ fn rpc() -> &'static (tokio::runtime::Runtime, RpcFixture) {
     RPC.get_or_init(|| {
         let root = Box::leak(Box::new(tempfile::tempdir().unwrap()));
         let plugins = Box::leak(Box::new(connvault_testkit::PluginDir::new()));
-        let source =
-            connvault_testkit::workspace_root().join("plugins/examples/c-minimal/plugin.c");
         plugins.add(
-            &connvault_testkit::compile_c_plugin(&source, root.path(), "c_minimal", &[]),
+            &connvault_testkit::compile_c_example(root.path()),
             "c_minimal",
         );
         let runtime = tokio::runtime::Builder::new_current_thread()
