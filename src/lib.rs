@@ -20,6 +20,7 @@ pub mod dev;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod http;
 pub mod keys_file;
 pub mod listener;
 pub mod master_key;

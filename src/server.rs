@@ -129,6 +129,16 @@ pub async fn run(
         });
     }
     let tls = Tls::load(&config.tls)?;
+    let http_addr = config.http_listen.addr();
+    if let Some(addr) = http_addr
+        && listener::plaintext_refused(addr, &config.tls, config.dev, config.insecure_plaintext)
+    {
+        return Err(StartError::Plaintext { addr });
+    }
+    let http_tls = match http_addr {
+        Some(_) => Tls::load_http(&config.tls)?,
+        None => None,
+    };
     let open_files = listener::raise_open_file_limit();
     create_data_dir(&config.data_dir)?;
     let (master, source) = master_key::load_master_key(
@@ -311,8 +321,24 @@ pub async fn run(
         addr: config.listen,
         source,
     })?;
+    let http_listener = match http_addr {
+        Some(http_addr) => {
+            let bound = listener::bind(http_addr).map_err(|source| StartError::Bind {
+                addr: http_addr,
+                source,
+            })?;
+            let local = bound.local_addr().map_err(|source| StartError::Bind {
+                addr: http_addr,
+                source,
+            })?;
+            Some((bound, local))
+        }
+        None => None,
+    };
     // Tests must not reach the server itself (only a server allow rule opens it).
-    app.set_listeners(&[addr]);
+    let mut own = vec![addr];
+    own.extend(http_listener.as_ref().map(|(_, local)| *local));
+    app.set_listeners(&own);
     match &tls {
         Some(tls) => tracing::info!(%addr, mutual = tls.mutual(), "listening with TLS"),
         None if addr.ip().to_canonical().is_loopback() => {
@@ -324,6 +350,19 @@ pub async fn run(
         ),
     }
     let incoming = listener::start(listener, &config.listener, tls, open_files);
+    let http = http_listener.map(|(bound, local)| {
+        let scheme = if http_tls.is_some() { "https" } else { "http" };
+        tracing::info!(addr = %local, scheme, "HTTP listener");
+        let context = crate::http::HttpContext {
+            app: Arc::clone(&app),
+            audit: Arc::clone(&audit),
+            guard: Arc::clone(&guard),
+        };
+        let router = crate::http::router(&context, &config.http);
+        // Printed before the gRPC line, which scripts and tests wait for.
+        println!("connvault http listening on {scheme}://{local}");
+        crate::http::start(bound, &config.http, http_tls, router, open_files)
+    });
     // A plain line on stdout for scripts and tests that start on port 0.
     println!("connvault listening on {addr}");
 
@@ -410,6 +449,9 @@ pub async fn run(
     // hyper's graceful shutdown can wait forever on an idle HTTP/2 client
     // (hyperium/hyper#4170): in-flight requests get a bounded grace period.
     let grace = std::time::Duration::from_millis(config.shutdown_grace_ms);
+    if let Some(http) = http {
+        http.stop(grace).await;
+    }
     match tokio::time::timeout(grace, &mut serving).await {
         Ok(result) => finished(result)?,
         Err(_) => {

@@ -12,6 +12,7 @@ mod discover;
 mod durability;
 mod egress;
 mod fairness;
+mod http_listener;
 mod isolation;
 mod leaks;
 mod listener;
