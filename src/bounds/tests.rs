@@ -346,6 +346,8 @@ fn check_encoded(name: &str, bytes: &[u8]) -> Option<Result<(), ServiceError>> {
         ListDataSourcesRequest,
         GetDataSourceRequest,
         ListAuditEventsRequest,
+        ListPluginsRequest,
+        ReloadPluginsRequest,
     )
 }
 

@@ -185,8 +185,8 @@ fn every_seed_request_is_served() {
             .block_on(fixture.call(&input))
             .expect("a seed decodes");
         match (method, answer) {
-            // The C example plugin implements describe and validate only,
-            // and says nothing of where it connects, which egress refuses.
+            // The C example plugin implements describe and validate only
+            // (and says it connects nowhere).
             ("TestConnection" | "DiscoverMetadata", Err(status)) => assert!(
                 matches!(
                     status.code(),

@@ -283,6 +283,8 @@ async fn the_c_plugin_on_generated_protobuf_code_loads_and_loses_no_data() {
             kind: Some(Kind::IntValue(5432)),
         });
         assert_eq!(answer.normalized_config, expected, "no data is lost");
+        // It connects nowhere, and says so.
+        assert_eq!(answer.targets, Some(pb::NetworkTargets::default()));
         assert!(
             connvault_plugin_host::check_normalized_config(source, sent, &answer.normalized_config)
                 .is_empty()

@@ -159,6 +159,10 @@ static int32_t validate(const uint8_t *request_bytes, size_t request_len,
     NormalizedEntry *entries = calloc(n_config + 1, sizeof *entries);
     NormalizedEntry **pointers = calloc(n_config + 1, sizeof *pointers);
     Value default_port = CONNVAULT__PLUGIN__V1__VALUE__INIT;
+    /* It implements neither test nor discover, so it connects nowhere:
+     * present and empty targets say so (absent, the host would read the
+     * host and port fields as where it connects). */
+    Connvault__Plugin__V1__NetworkTargets targets = CONNVAULT__PLUGIN__V1__NETWORK_TARGETS__INIT;
     int32_t code = CONNVAULT_INTERNAL;
     if (entries && pointers) {
         if (found.count > 0) {
@@ -185,6 +189,7 @@ static int32_t validate(const uint8_t *request_bytes, size_t request_len,
             }
             response.n_normalized_config = n;
             response.normalized_config = pointers;
+            response.targets = &targets;
         }
         code = send(&response.base, sink, CONNVAULT_OK);
     }
