@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/connvault/v1/audit_service.proto",
         "proto/connvault/v1/admin_service.proto",
         "proto/connvault/v1/key_service.proto",
+        "proto/connvault/v1/plugin_service.proto",
         "proto/connvault/storage/v1/storage.proto",
     ]
     .iter()

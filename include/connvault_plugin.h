@@ -20,7 +20,7 @@ extern "C" {
 
 #define CONNVAULT_PLUGIN_MAGIC 0x3147554C50564E43ULL /* "CNVPLUG1" little-endian */
 #define CONNVAULT_ABI_MAJOR 1u
-#define CONNVAULT_ABI_MINOR 0u
+#define CONNVAULT_ABI_MINOR 1u
 #define CONNVAULT_ENTRY_SYMBOL "connvault_plugin_entry_v1"
 
 #define CONNVAULT_FLAG_THREAD_SAFE 1u

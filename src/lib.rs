@@ -32,6 +32,7 @@ pub mod master_key;
 pub mod metrics;
 pub mod middleware;
 pub mod names;
+pub mod plugin_check;
 pub mod plugin_messages;
 pub mod rate_limit;
 pub mod record_format;

@@ -53,6 +53,9 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Tools for plugin authors.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Data keys and the master key: rotate, status, rewrap.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -99,6 +102,14 @@ struct RewrapArgs {
     /// The master key to use from now on (base64 of 32 bytes, mode 0600).
     #[arg(long)]
     new_key_file: std::path::PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Checks a plugin file before deploying it: every load-time check, the
+    /// schema lint and smoke calls, in a runner process; exits non-zero on
+    /// any problem.
+    Check(connvault::plugin_check::CheckArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -267,6 +278,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::ExportTenant(args) => cli_transfer::export(args).await?,
         Command::ImportTenant(args) => cli_transfer::import(args).await?,
         Command::Keys(command) => keys(command).await?,
+        Command::Plugin(PluginCommand::Check(args)) => {
+            let report = connvault::plugin_check::run(&args).await;
+            print!("{report}");
+            if report.problems() > 0 {
+                anyhow::bail!("{} is not ready to ship", args.file.display());
+            }
+        }
     }
     Ok(())
 }

@@ -148,6 +148,7 @@ pub fn data_source(
                 min: field.min,
                 max: field.max,
                 pattern: field.pattern.clone(),
+                pattern_message: field.pattern_message.clone(),
                 group: field.group.clone(),
                 order: field.order,
                 description: field.description.clone(),

@@ -11,8 +11,10 @@ use secrecy::SecretString;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
 
-use crate::api::{AdminApi, AuditApi, ConnectionApi, DataSourceApi, Guard, KeyApi, TenantApi};
-use crate::app::{App, EgressSettings, Limits};
+use crate::api::{
+    AdminApi, AuditApi, ConnectionApi, DataSourceApi, Guard, KeyApi, PluginApi, TenantApi,
+};
+use crate::app::{App, EgressSettings, Limits, PluginSource};
 use crate::audit::AuditLog;
 use crate::auth::{self, AuthError, Verifier};
 use crate::config::Config;
@@ -187,6 +189,11 @@ pub async fn run(
         ..config.host_options()
     };
     let dir = plugin_dir.clone();
+    let plugin_source = PluginSource {
+        dir: plugin_dir.clone(),
+        options: host_options.clone(),
+        config_file: config.config_file.clone(),
+    };
     let plugins = tokio::task::spawn_blocking(move || PluginHost::load_dir(&dir, &host_options))
         .await
         .map_err(|error| StartError::Task(error.to_string()))?;
@@ -255,8 +262,10 @@ pub async fn run(
             Limits::from_config(&config),
         )
         .with_egress(egress)
-        .with_metrics(metrics.clone()),
+        .with_metrics(metrics.clone())
+        .with_plugin_source(plugin_source),
     );
+    tokio::spawn(reload_plugins_on_hangup(Arc::clone(&app)));
     app.keys()
         .destroy_orphan_keys()
         .await
@@ -452,6 +461,13 @@ pub async fn run(
                     ))
                     .max_decoding_message_size(max),
                 )
+                .add_service(
+                    v1::plugin_service_server::PluginServiceServer::new(PluginApi::new(
+                        Arc::clone(&app),
+                        Arc::clone(&guard),
+                    ))
+                    .max_decoding_message_size(max),
+                )
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = drained.await;
                 }),
@@ -492,6 +508,24 @@ fn finished(
     match result {
         Ok(outcome) => Ok(outcome?),
         Err(error) => Err(StartError::Task(error.to_string())),
+    }
+}
+
+/// Reloads the plugin directory on each SIGHUP (as `ReloadPlugins` does).
+async fn reload_plugins_on_hangup(app: Arc<App>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch SIGHUP; plugins reload only through ReloadPlugins");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading plugins");
+        if let Err(error) = app.reload_plugins().await {
+            tracing::error!(%error, "plugin reload failed");
+        }
     }
 }
 

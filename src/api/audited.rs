@@ -71,6 +71,7 @@ plain_answers!(
     v1::ClearMetadataCacheResponse,
     v1::KeyStatus,
     v1::RewrapMasterKeyResponse,
+    v1::ReloadPluginsResponse,
 );
 
 /// A created or updated connection and the sequence of its success event.

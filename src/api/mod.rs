@@ -8,6 +8,7 @@ mod connection_api;
 mod data_source_api;
 pub mod guard;
 mod key_api;
+mod plugin_api;
 mod tenant_api;
 
 pub use admin_api::AdminApi;
@@ -17,4 +18,5 @@ pub use connection_api::ConnectionApi;
 pub use data_source_api::DataSourceApi;
 pub use guard::Guard;
 pub use key_api::KeyApi;
+pub use plugin_api::PluginApi;
 pub use tenant_api::TenantApi;

@@ -21,7 +21,7 @@ impl App {
             None => 0,
         };
         let all: Vec<v1::DataSource> = self
-            .plugins
+            .plugins()
             .data_sources()
             .map(|(plugin, source)| {
                 plugin_messages::data_source(plugin.name(), plugin.version(), source)
@@ -45,8 +45,8 @@ impl App {
             .strip_prefix("dataSources/")
             .filter(|id| !id.is_empty())
             .ok_or_else(|| ServiceError::invalid("name", "must be dataSources/{id}"))?;
-        let (plugin, source) = self
-            .plugins
+        let plugins = self.plugins();
+        let (plugin, source) = plugins
             .find(id)
             .ok_or_else(|| ServiceError::NotFound(name.to_owned()))?;
         Ok(plugin_messages::data_source(

@@ -24,7 +24,7 @@ impl App {
         let data_source = match request.data_source.as_str() {
             "" => None,
             name => Some(
-                self.plugins
+                self.plugins()
                     .find(name)
                     .map(|(_, source)| source.id.clone())
                     .unwrap_or_else(|| name.to_ascii_lowercase()),

@@ -22,6 +22,7 @@ pub(crate) mod fuzzing;
 mod keys;
 mod list;
 mod pagination;
+mod plugins;
 mod resolve;
 mod tenant_update;
 mod tenants;
@@ -42,12 +43,17 @@ use crate::pb::v1;
 pub use audit_events::{AuditFilter, list_audit_events};
 pub(crate) use connections::secrets_aad;
 pub use egress::{EgressSettings, MAX_TENANT_RULES};
+pub use plugins::PluginSource;
 
 /// Shared state of a running server.
 pub struct App {
     store: Arc<dyn Store>,
     keys: Arc<LiveKeys>,
-    plugins: Arc<PluginHost>,
+    /// The plugins served now: swapped whole by a reload, so a request
+    /// works with the set it started with.
+    plugins: std::sync::RwLock<Arc<PluginHost>>,
+    /// Where the plugins come from, for reloads (none: reloads are refused).
+    plugin_source: Option<plugins::Reloader>,
     limits: Limits,
     /// Metadata discovery: in-flight reads and cache invalidation.
     metadata: Arc<discover::MetadataState>,
@@ -98,7 +104,8 @@ impl App {
         Self {
             keys: Arc::new(LiveKeys::new(Arc::clone(&store), keyring, data_dir)),
             store,
-            plugins,
+            plugins: std::sync::RwLock::new(plugins),
+            plugin_source: None,
             limits,
             metadata: Arc::default(),
             egress: egress::EgressState::default(),
@@ -128,9 +135,15 @@ impl App {
         &self.keys
     }
 
-    /// The loaded plugins.
-    pub fn plugins(&self) -> &PluginHost {
-        &self.plugins
+    /// The plugins served now (a reload swaps in a new set; this one stays
+    /// whole for as long as the caller holds it).
+    pub fn plugins(&self) -> Arc<PluginHost> {
+        Arc::clone(
+            &self
+                .plugins
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 }
 

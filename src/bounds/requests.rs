@@ -227,6 +227,15 @@ impl Bounded for v1::DeleteTenantRequest {
     }
 }
 
+// The plugin requests carry no fields.
+impl Bounded for v1::ListPluginsRequest {
+    fn bound(&self, _check: &mut Check) {}
+}
+
+impl Bounded for v1::ReloadPluginsRequest {
+    fn bound(&self, _check: &mut Check) {}
+}
+
 impl Bounded for v1::ListDataSourcesRequest {
     fn bound(&self, check: &mut Check) {
         page_token(check, &self.page_token);

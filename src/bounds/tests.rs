@@ -352,6 +352,8 @@ fn check_encoded(name: &str, bytes: &[u8]) -> Option<Result<(), ServiceError>> {
         RotateDataKeyRequest,
         GetKeyStatusRequest,
         RewrapMasterKeyRequest,
+        ListPluginsRequest,
+        ReloadPluginsRequest,
     )
 }
 

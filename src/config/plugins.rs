@@ -77,6 +77,8 @@ impl PluginConfig {
     ) -> connvault_plugin_host::HostOptions {
         let mut options = connvault_plugin_host::HostOptions {
             require_pins: self.require_pins.unwrap_or(!dev),
+            // A panic's message may quote secrets: logged in development only.
+            log_panic_messages: dev,
             ..connvault_plugin_host::HostOptions::default()
         };
         let plugins = self;

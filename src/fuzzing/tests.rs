@@ -161,10 +161,8 @@ fn rpc() -> &'static (tokio::runtime::Runtime, RpcFixture) {
     RPC.get_or_init(|| {
         let root = Box::leak(Box::new(tempfile::tempdir().unwrap()));
         let plugins = Box::leak(Box::new(connvault_testkit::PluginDir::new()));
-        let source =
-            connvault_testkit::workspace_root().join("plugins/examples/c-minimal/plugin.c");
         plugins.add(
-            &connvault_testkit::compile_c_plugin(&source, root.path(), "c_minimal", &[]),
+            &connvault_testkit::compile_c_example(root.path()),
             "c_minimal",
         );
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -187,8 +185,8 @@ fn every_seed_request_is_served() {
             .block_on(fixture.call(&input))
             .expect("a seed decodes");
         match (method, answer) {
-            // The C example plugin implements describe and validate only,
-            // and says nothing of where it connects, which egress refuses.
+            // The C example plugin implements describe and validate only
+            // (and says it connects nowhere).
             ("TestConnection" | "DiscoverMetadata", Err(status)) => assert!(
                 matches!(
                     status.code(),

@@ -22,6 +22,8 @@ mod listener;
 mod metrics;
 mod node;
 mod plugin_answers;
+mod plugin_check;
+mod plugins;
 mod providers;
 mod python;
 mod readme;

@@ -39,6 +39,7 @@ async fn reflection_lists_services_and_resolves_a_method() {
         "connvault.v1.TenantService",
         "connvault.v1.DataSourceService",
         "connvault.v1.KeyService",
+        "connvault.v1.PluginService",
         "grpc.health.v1.Health",
     ] {
         assert!(

@@ -89,6 +89,8 @@ pub struct Options {
     pub plugins: Vec<(PathBuf, String)>,
     /// More TOML appended to the config file (`[egress]` settings...).
     pub toml: String,
+    /// Top-level config keys, written before any table.
+    pub toml_top: String,
     /// Start the server under this open-file limit (soft and hard).
     pub open_files: Option<u64>,
 }
@@ -226,7 +228,8 @@ impl Server {
             None => String::new(),
         };
         let mut toml = format!(
-            "[auth]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\n{jwks}\n[[auth.keys]]\nkid = \"rs1\"\nalg = \"RS256\"\npem_file = \"{}\"\n\n",
+            "{}[auth]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\n{jwks}\n[[auth.keys]]\nkid = \"rs1\"\nalg = \"RS256\"\npem_file = \"{}\"\n\n",
+            self.options.toml_top,
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("tests/fixtures/rs256-public.pem")
                 .display()
@@ -295,9 +298,9 @@ impl Server {
         }
     }
 
-    /// The server process's id.
+    /// The server's process id.
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).unwrap()
+        self.child.as_ref().map(Child::id).unwrap_or_default()
     }
 
     /// Stops the process with SIGTERM and waits for it.

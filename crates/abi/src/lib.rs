@@ -36,7 +36,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"CNVPLUG1");
 /// Major ABI version: a host loads only plugins of the same major.
 pub const ABI_MAJOR: u32 = 1;
 /// Minor ABI version of this crate: additions only.
-pub const ABI_MINOR: u32 = 0;
+pub const ABI_MINOR: u32 = 1;
 /// Name of the one symbol a plugin exports, NUL-terminated for `dlsym`.
 pub const ENTRY_SYMBOL: &[u8] = b"connvault_plugin_entry_v1\0";
 /// Descriptor flag: `call` may run on several threads at once.

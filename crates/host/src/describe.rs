@@ -103,6 +103,7 @@ pub fn check(describe: &pb::DescribeResponse) -> Result<(), String> {
             if field.description.len() > MAX_TEXT
                 || field.label.len() > 200
                 || field.pattern.len() > 512
+                || field.pattern_message.len() > 200
                 || field.allowed_values.len() > 256
             {
                 return Err(format!("data source {id}: field {name} is oversized"));

@@ -29,12 +29,14 @@
 //! # }
 //! ```
 
+pub mod check;
 mod describe;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod options;
 mod plugin;
+mod reload;
 pub mod runner;
 mod schema;
 pub mod verify;
@@ -49,7 +51,10 @@ use tokio::sync::Semaphore;
 pub use error::{CallError, LoadError};
 pub use options::{HostOptions, Isolation, RunnerOptions};
 pub use plugin::process::self_runner_command;
-pub use plugin::{LaneStats, Plugin, PluginStats, ProviderClient};
+pub use plugin::{
+    LaneStats, LastError, Plugin, PluginInfo, PluginState, PluginStats, ProviderClient,
+};
+pub use reload::Reload;
 pub use schema::answer::{Mismatch, check_normalized_config, check_secret_names};
 
 /// A plugin file that was not loaded, and why.
@@ -62,11 +67,22 @@ pub struct Refusal {
 }
 
 /// The loaded plugins and an index of the data sources they serve.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PluginHost {
     plugins: Vec<Arc<Plugin>>,
     by_name: HashMap<String, (usize, usize)>,
     refused: Vec<Refusal>,
+    /// Concurrent I/O calls across all plugins: kept across reloads, so
+    /// plugins old and new share one limit.
+    global: Arc<Semaphore>,
+}
+
+impl Default for PluginHost {
+    fn default() -> Self {
+        Self::empty(Arc::new(Semaphore::new(
+            HostOptions::default().global_permits,
+        )))
+    }
 }
 
 /// Whether a file name looks like a plugin: `*connvault_plugin_*` with the
@@ -75,60 +91,93 @@ pub fn is_plugin_file_name(name: &str) -> bool {
     name.contains("connvault_plugin_") && name.ends_with(std::env::consts::DLL_SUFFIX)
 }
 
+/// The plugin files in `dir`, sorted; an entry skipped for its name gets a
+/// log line (at INFO for a shared library, which may be a misnamed plugin).
+pub(crate) fn plugin_files(dir: &Path) -> Vec<PathBuf> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) => {
+            tracing::warn!(dir = %dir.display(), %error, "cannot list the plugin directory; no plugins loaded");
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            let name = path.file_name().and_then(|name| name.to_str());
+            if name.is_some_and(is_plugin_file_name) {
+                return true;
+            }
+            if name.is_none_or(|name| name.ends_with(std::env::consts::DLL_SUFFIX)) {
+                tracing::info!(file = %path.display(), "skipped: a plugin file's name contains connvault_plugin_ and ends in .so");
+            } else {
+                tracing::debug!(file = %path.display(), "skipped: not named like a plugin");
+            }
+            false
+        })
+        .collect();
+    files.sort();
+    files
+}
+
 impl PluginHost {
     /// Loads every plugin in `dir`. A missing directory loads nothing (and says so).
     pub fn load_dir(dir: &Path, options: &HostOptions) -> PluginHost {
-        let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-            Ok(entries) => entries
-                .filter_map(Result::ok)
-                .map(|entry| entry.path())
-                .filter(|path| {
-                    path.file_name()
-                        .and_then(|name| name.to_str())
-                        .is_some_and(is_plugin_file_name)
-                })
-                .collect(),
-            Err(error) => {
-                tracing::warn!(dir = %dir.display(), %error, "cannot list the plugin directory; no plugins loaded");
-                Vec::new()
-            }
-        };
-        files.sort();
-        Self::load_files(&files, options)
+        Self::load_files(&plugin_files(dir), options)
     }
 
     /// Loads the given plugin files, in order.
     pub fn load_files(files: &[PathBuf], options: &HostOptions) -> PluginHost {
         let global = Arc::new(Semaphore::new(options.global_permits.max(1)));
-        let mut host = PluginHost::default();
+        let mut host = PluginHost::empty(global);
         for path in files {
-            let pin = path
-                .file_name()
-                .and_then(|name| name.to_str())
-                .and_then(|name| options.pins.get(name))
-                .map(String::as_str);
-            let loaded = Plugin::load(path, pin, options, Arc::clone(&global))
-                .and_then(|plugin| host.register(plugin));
-            match loaded {
-                Ok(plugin) => tracing::info!(
-                    file = %path.display(),
-                    plugin = plugin.name(),
-                    version = plugin.version(),
-                    sha256 = plugin.sha256(),
-                    isolation = ?plugin.isolation(),
-                    data_sources = plugin.description().data_sources.len(),
-                    "loaded plugin"
-                ),
-                Err(error) => {
-                    tracing::warn!(file = %path.display(), reason = %error, "refused plugin");
-                    host.refused.push(Refusal {
-                        path: path.clone(),
-                        error,
-                    });
-                }
-            }
+            let loaded = host.load_one(path, options);
+            host.note(path, loaded);
         }
         host
+    }
+
+    fn empty(global: Arc<Semaphore>) -> PluginHost {
+        PluginHost {
+            plugins: Vec::new(),
+            by_name: HashMap::new(),
+            refused: Vec::new(),
+            global,
+        }
+    }
+
+    /// Verifies, loads and registers the plugin in `path`.
+    fn load_one(&mut self, path: &Path, options: &HostOptions) -> Result<Arc<Plugin>, LoadError> {
+        let pin = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(|name| options.pins.get(name))
+            .map(String::as_str);
+        Plugin::load(path, pin, options, Arc::clone(&self.global))
+            .and_then(|plugin| self.register(plugin))
+    }
+
+    /// Logs how loading `path` went, and keeps a refusal.
+    fn note(&mut self, path: &Path, loaded: Result<Arc<Plugin>, LoadError>) {
+        match loaded {
+            Ok(plugin) => tracing::info!(
+                file = %path.display(),
+                plugin = plugin.name(),
+                version = plugin.version(),
+                sha256 = plugin.sha256(),
+                isolation = ?plugin.isolation(),
+                data_sources = plugin.description().data_sources.len(),
+                "loaded plugin"
+            ),
+            Err(error) => {
+                tracing::warn!(file = %path.display(), reason = %error, "refused plugin");
+                self.refused.push(Refusal {
+                    path: path.to_owned(),
+                    error,
+                });
+            }
+        }
     }
 
     fn register(&mut self, plugin: Arc<Plugin>) -> Result<Arc<Plugin>, LoadError> {
@@ -172,6 +221,12 @@ impl PluginHost {
     /// The loaded plugins, in load order.
     pub fn plugins(&self) -> &[Arc<Plugin>] {
         &self.plugins
+    }
+
+    /// A snapshot of every loaded plugin, in load order: what it is, how it
+    /// is doing, its calls and failures (for `ListPlugins` and metrics).
+    pub fn inventory(&self) -> Vec<PluginInfo> {
+        self.plugins.iter().map(|plugin| plugin.info()).collect()
     }
 
     /// The files refused at load, with reasons.

@@ -90,6 +90,10 @@ pub struct HostOptions {
     pub describe_limit: usize,
     /// How long `init` and `describe` may take at load.
     pub load_timeout: Duration,
+    /// Log the message a plugin sends with a caught panic (ABI 1.1). Off
+    /// by default: the message may quote data the plugin held, secrets
+    /// included; the server turns it on in `--dev`.
+    pub log_panic_messages: bool,
 }
 
 impl HostOptions {
@@ -127,6 +131,7 @@ impl Default for HostOptions {
             output_limit: 4 << 20,
             describe_limit: 1 << 20,
             load_timeout: Duration::from_secs(10),
+            log_panic_messages: false,
         }
     }
 }

@@ -11,7 +11,9 @@ use std::time::Duration;
 use connvault_plugin_host::{
     CallError, HostOptions, LoadError, Method, Plugin, PluginHost, ProviderClient, pb,
 };
-use connvault_testkit::{PluginDir, build_plugins, compile_c_plugin, dylib_name, workspace_root};
+use connvault_testkit::{
+    PluginDir, build_plugins, compile_c_example, compile_c_plugin, dylib_name, workspace_root,
+};
 use prost::Message;
 
 /// The SDK fixture plugin, built by a separate `cargo build` (once per test process).
@@ -232,51 +234,100 @@ async fn an_oversized_response_is_refused() {
     assert!(error.to_string().contains("more than 1048576 bytes"));
 }
 
-fn c_minimal(out: &Path) -> PathBuf {
-    compile_c_plugin(
-        &workspace_root().join("plugins/examples/c-minimal/plugin.c"),
-        out,
-        "c_minimal",
-        &[],
-    )
-}
-
 #[tokio::test]
-async fn the_c_plugin_loads_describes_and_answers() {
+async fn the_c_plugin_on_generated_protobuf_code_loads_and_loses_no_data() {
     let build = tempfile::tempdir().unwrap();
     let dir = PluginDir::new();
-    dir.add(&c_minimal(build.path()), "c_minimal");
+    dir.add(&compile_c_example(build.path()), "c_minimal");
     let host = PluginHost::load_dir(dir.path(), &HostOptions::default());
     assert!(host.refused().is_empty(), "{:?}", host.refused());
     let (plugin, source) = host.find("C_MINIMAL").expect("alias lookup");
     assert_eq!(plugin.name(), "c-minimal");
-    assert_eq!(plugin.version(), "1.0.0");
+    assert_eq!(plugin.version(), "1.1.0");
     assert_eq!(source.id, "c_minimal");
     assert_eq!(source.fields[0].name, "host");
     assert!(source.fields[0].required);
-    // It hands back the config it received, which the server's check accepts,
-    // and reports a missing host.
-    let request = pb::ValidateRequest {
+    assert_eq!(source.fields[1].default_value.as_deref(), Some("5432"));
+    assert_eq!(
+        (source.fields[1].min, source.fields[1].max),
+        (Some(1), Some(65535))
+    );
+    let validate = |config: Vec<(&str, pb::value::Kind)>| pb::ValidateRequest {
         connection: Some(pb::ConnectionSpec {
             data_source: "c_minimal".into(),
-            ..spec(&[("host", "db.example.com")], &[])
+            config: config
+                .into_iter()
+                .map(|(key, kind)| (key.to_owned(), pb::Value { kind: Some(kind) }))
+                .collect(),
+            ..Default::default()
         }),
         ..Default::default()
     };
-    let answer = plugin.validate(&request, SECOND).await.unwrap();
-    assert!(answer.violations.is_empty(), "{:?}", answer.violations);
-    let sent = &request.connection.as_ref().unwrap().config;
-    assert_eq!(&answer.normalized_config, sent, "no data is lost");
-    assert!(
-        connvault_plugin_host::check_normalized_config(source, sent, &answer.normalized_config)
-            .is_empty()
-    );
+    use pb::value::Kind;
+
+    // Every entry comes back as sent, the default port is added, and the
+    // server's check accepts what it would store — also for a config far
+    // over the old example's 512-byte buffer.
+    let long_host = format!("{}.example.com", "a".repeat(4000));
+    for (host_name, port) in [("db.example.com", None), (long_host.as_str(), Some(6543))] {
+        let mut config = vec![("host", Kind::StringValue(host_name.to_owned()))];
+        if let Some(port) = port {
+            config.push(("port", Kind::IntValue(port)));
+        }
+        let request = validate(config);
+        let answer = plugin.validate(&request, SECOND).await.unwrap();
+        assert!(answer.violations.is_empty(), "{:?}", answer.violations);
+        let sent = &request.connection.as_ref().unwrap().config;
+        let mut expected = sent.clone();
+        expected.entry("port".into()).or_insert(pb::Value {
+            kind: Some(Kind::IntValue(5432)),
+        });
+        assert_eq!(answer.normalized_config, expected, "no data is lost");
+        // It connects nowhere, and says so.
+        assert_eq!(answer.targets, Some(pb::NetworkTargets::default()));
+        assert!(
+            connvault_plugin_host::check_normalized_config(source, sent, &answer.normalized_config)
+                .is_empty()
+        );
+    }
+
+    // What the SDK's check() would report, the C plugin reports by hand.
     let answer = plugin
         .validate(&pb::ValidateRequest::default(), SECOND)
         .await
         .unwrap();
     assert_eq!(answer.violations.len(), 1);
     assert_eq!(answer.violations[0].field, "config.host");
+    let answer = plugin
+        .validate(
+            &validate(vec![
+                ("host", Kind::IntValue(1)),
+                ("port", Kind::IntValue(70000)),
+                ("colour", Kind::StringValue("red".into())),
+            ]),
+            SECOND,
+        )
+        .await
+        .unwrap();
+    let fields: Vec<String> = answer
+        .violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "config.colour: is not a field of c_minimal",
+            "config.host: must be a string",
+            "config.port: must be between 1 and 65535",
+        ]
+    );
+    assert!(answer.normalized_config.is_empty());
+    // Undecodable bytes are BAD_REQUEST, not a crash.
+    let error = plugin
+        .call_blocking(Method::Validate, &[0xff, 0xff, 0xff], 1 << 20)
+        .unwrap_err();
+    assert!(matches!(error, CallError::BadRequest { .. }), "{error:?}");
     let error = plugin
         .render(&pb::RenderRequest::default(), SECOND)
         .await
@@ -318,7 +369,7 @@ fn bad_plugins_are_refused_with_a_reason_and_the_rest_load() {
     let mut expected: Vec<(PathBuf, &str)> = Vec::new();
     for (define, reason) in [
         ("BAD_MAGIC", "bad magic"),
-        ("WRONG_MAJOR", "built for plugin ABI 2.0"),
+        ("WRONG_MAJOR", "built for plugin ABI 2.1"),
         ("SHORT_DESCRIPTOR", "descriptor is 16 bytes"),
         ("NULL_CALL", "null function pointer"),
         ("NO_ENTRY", "does not export connvault_plugin_entry_v1"),

@@ -8,6 +8,7 @@ pub fn host() -> FieldBuilder {
         .required()
         .label("Host")
         .pattern("[A-Za-z0-9._:%-]+")
+        .pattern_message("must be a host name or an IP address")
         .max_length(253)
         .description("Host name or IP address of the server.")
 }

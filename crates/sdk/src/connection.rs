@@ -341,7 +341,11 @@ fn check_string(field: &pb::Field, text: &str) -> Result<(), String> {
     if !field.pattern.is_empty() {
         match matches_pattern(&field.pattern, text) {
             Some(true) => {}
-            Some(false) => return Err(format!("must match {}", field.pattern)),
+            // The user sees the schema's words, never the regex.
+            Some(false) if field.pattern_message.is_empty() => {
+                return Err("is not in the expected form".to_owned());
+            }
+            Some(false) => return Err(field.pattern_message.clone()),
             None => return Err("has a pattern the provider got wrong".to_owned()),
         }
     }

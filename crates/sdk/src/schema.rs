@@ -134,9 +134,17 @@ impl FieldBuilder {
         self
     }
 
-    /// A regular expression the whole value must match.
+    /// A regular expression the whole value must match. Give it a
+    /// [`pattern_message`](Self::pattern_message) too: users see that, never the regex.
     pub fn pattern(mut self, pattern: &str) -> Self {
         self.0.pattern = pattern.to_owned();
+        self
+    }
+
+    /// What a value that does not match the pattern is told, in words
+    /// ("must be letters, digits and underscores").
+    pub fn pattern_message(mut self, message: &str) -> Self {
+        self.0.pattern_message = message.to_owned();
         self
     }
 

@@ -29,16 +29,64 @@ fn guarded(run: impl FnOnce() -> ReturnCode) -> i32 {
     }
 }
 
+/// The longest panic message handed to the host.
+const MAX_PANIC_MESSAGE: usize = 1024;
+
+thread_local! {
+    /// The message of the last panic on this thread, for the host (ABI 1.1).
+    static PANIC_MESSAGE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
 fn install_panic_hook() {
     // The default hook prints the panic message, which may quote data the
-    // provider was handling; report the location only.
+    // provider was handling; the log gets the location only. The message
+    // goes to the host with the PANIC return code, and the host logs it
+    // only when told to (in development).
     std::panic::set_hook(Box::new(|info| {
         let location = info
             .location()
             .map(|location| format!("{}:{}", location.file(), location.line()))
             .unwrap_or_default();
         crate::log::error(&format!("plugin panicked at {location}"));
+        let payload = info.payload();
+        let mut message = payload
+            .downcast_ref::<&str>()
+            .map(|text| (*text).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_owned());
+        if message.len() > MAX_PANIC_MESSAGE {
+            let mut end = MAX_PANIC_MESSAGE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+        }
+        let _ = PANIC_MESSAGE.try_with(|slot| {
+            if let Ok(mut slot) = slot.try_borrow_mut() {
+                *slot = Some(format!("{message} (at {location})"));
+            }
+        });
     }));
+}
+
+/// Writes the caught panic's message to `sink` as an `Error` (ABI 1.1:
+/// the output of a PANIC return), if this thread recorded one.
+fn hand_over_panic(sink: *const OutputSink) {
+    let message = PANIC_MESSAGE
+        .try_with(|slot| slot.try_borrow_mut().ok().and_then(|mut slot| slot.take()))
+        .ok()
+        .flatten();
+    // SAFETY: the host passes a valid sink or null.
+    if let (Some(message), Some(sink)) = (message, unsafe { sink.as_ref() }) {
+        let error = pb::Error {
+            code: crate::code::INTERNAL,
+            message,
+            ..pb::Error::default()
+        };
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            write(sink, &error.encode_to_vec(), ReturnCode::Panic)
+        }));
+    }
 }
 
 /// `init`: builds the provider, remembers the host's logger and the description.
@@ -95,7 +143,7 @@ pub unsafe extern "C" fn call<P: Provider>(
     request_len: usize,
     sink: *const OutputSink,
 ) -> i32 {
-    guarded(|| {
+    let code = guarded(|| {
         // SAFETY: the host passes the instance `init` returned, or null.
         let Some(instance) = (unsafe { instance.cast::<Instance<P>>().as_ref() }) else {
             return ReturnCode::BadRequest;
@@ -125,7 +173,11 @@ pub unsafe extern "C" fn call<P: Provider>(
                 write(sink, &error.0.encode_to_vec(), ReturnCode::AppError)
             }
         }
-    })
+    });
+    if code == ReturnCode::Panic as i32 {
+        hand_over_panic(sink);
+    }
+    code
 }
 
 fn write(sink: &OutputSink, bytes: &[u8], code: ReturnCode) -> ReturnCode {

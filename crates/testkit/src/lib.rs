@@ -159,3 +159,62 @@ pub fn compile_c_plugin(source: &Path, out_dir: &Path, stem: &str, defines: &[&s
     );
     out
 }
+
+/// Builds the C example plugin (`plugins/examples/c-minimal`) as its
+/// Makefile does, into `out_dir`: protoc-c generates the protobuf code for
+/// `plugin.proto` (without the proto3 `optional` keyword, which Debian's
+/// protoc-c 1.4 does not read), and the plugin links libprotobuf-c. Returns
+/// the `.so` path (`libc_minimal.so`).
+pub fn compile_c_example(out_dir: &Path) -> PathBuf {
+    let proto =
+        std::fs::read_to_string(workspace_root().join("proto/connvault/plugin/v1/plugin.proto"))
+            .expect("read plugin.proto");
+    let stripped: String = proto
+        .lines()
+        .map(|line| {
+            let indent = line.len() - line.trim_start().len();
+            match line.trim_start().strip_prefix("optional ") {
+                Some(rest) => format!("{}{rest}\n", &line[..indent]),
+                None => format!("{line}\n"),
+            }
+        })
+        .collect();
+    let gen_dir = out_dir.join("gen");
+    let proto_dir = gen_dir.join("proto/connvault/plugin/v1");
+    std::fs::create_dir_all(&proto_dir).expect("create the generated-code directory");
+    std::fs::write(proto_dir.join("plugin.proto"), stripped).expect("write plugin.proto");
+    let output = Command::new("protoc-c")
+        .arg(format!("--c_out={}", gen_dir.display()))
+        .arg("-I")
+        .arg(gen_dir.join("proto"))
+        .arg("connvault/plugin/v1/plugin.proto")
+        .output()
+        .expect("run protoc-c (scripts/test-deps.sh installs protobuf-c-compiler)");
+    assert!(
+        output.status.success(),
+        "protoc-c failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out = out_dir.join(dylib_name("c_minimal"));
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let output = Command::new(cc)
+        .args(["-shared", "-fPIC", "-O1", "-Wall", "-Wextra", "-Werror"])
+        .arg("-fvisibility=hidden")
+        .arg("-I")
+        .arg(workspace_root().join("include"))
+        .arg("-I")
+        .arg(&gen_dir)
+        .arg("-o")
+        .arg(&out)
+        .arg(workspace_root().join("plugins/examples/c-minimal/plugin.c"))
+        .arg(gen_dir.join("connvault/plugin/v1/plugin.pb-c.c"))
+        .arg("-lprotobuf-c")
+        .output()
+        .expect("run the C compiler");
+    assert!(
+        output.status.success(),
+        "the C example failed to compile: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out
+}

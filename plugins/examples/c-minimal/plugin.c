@@ -1,164 +1,208 @@
 /*
- * A minimal connvault plugin in C: one data source, "c_minimal", with a
- * required "host" field. It answers describe and validate; other methods
- * return CONNVAULT_UNIMPLEMENTED. Protobuf is read and written by hand with
- * the two wire types it needs (varint and length-delimited).
+ * A minimal connvault plugin in C, on protobuf-c's generated code for
+ * plugin.proto: one data source, "c_minimal", with a required string "host"
+ * and an integer "port" (1-65535, default 5432). It answers describe and
+ * validate; other methods return CONNVAULT_UNIMPLEMENTED.
  *
- * The server stores the `normalized_config` validate answers, and refuses an
- * answer that breaks the described schema: validate hands back the `host`
- * entry it received, byte for byte, or reports it missing.
+ * The server stores the `normalized_config` validate answers (not the
+ * request's config), and refuses an answer that breaks the described
+ * schema: validate hands back every entry it received, with the default
+ * port added, or reports what is wrong. Answers are packed into a buffer of
+ * their exact size, so nothing is ever cut.
  *
- *   cc -shared -fPIC -Wall -Werror -fvisibility=hidden -I include \
- *      -o libconnvault_plugin_c_minimal.so plugins/examples/c-minimal/plugin.c
+ * Build (see the Makefile beside this file, which generates the code):
+ *
+ *   make -C plugins/examples/c-minimal
+ *
+ * It links libprotobuf-c (Debian: libprotobuf-c-dev to build,
+ * libprotobuf-c1 where the server runs).
  */
-#include <stdint.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "connvault/plugin/v1/plugin.pb-c.h"
 #include "connvault_plugin.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
-typedef struct {
-    uint8_t bytes[512];
-    size_t len;
-} buffer;
+/* Shorter names for the generated types. */
+typedef Connvault__Plugin__V1__DescribeResponse DescribeResponse;
+typedef Connvault__Plugin__V1__DataSource DataSource;
+typedef Connvault__Plugin__V1__Field Field;
+typedef Connvault__Plugin__V1__ValidateRequest ValidateRequest;
+typedef Connvault__Plugin__V1__ValidateResponse ValidateResponse;
+typedef Connvault__Plugin__V1__ValidateResponse__NormalizedConfigEntry NormalizedEntry;
+typedef Connvault__Plugin__V1__ConnectionSpec__ConfigEntry ConfigEntry;
+typedef Connvault__Plugin__V1__FieldViolation FieldViolation;
+typedef Connvault__Plugin__V1__Value Value;
 
-static void put_varint(buffer *b, uint64_t value) {
-    do {
-        uint8_t byte = value & 0x7f;
-        value >>= 7;
-        if (value) byte |= 0x80;
-        if (b->len < sizeof b->bytes) b->bytes[b->len++] = byte;
-    } while (value);
-}
+#define DEFAULT_PORT 5432
+/* More violations than this are not reported one by one. */
+#define MAX_VIOLATIONS 16
 
-/* Field `field` of wire type 2 (length-delimited) holding `len` bytes. */
-static void put_bytes(buffer *b, uint32_t field, const void *data, size_t len) {
-    put_varint(b, (uint64_t)field << 3 | 2);
-    put_varint(b, len);
-    if (b->len + len <= sizeof b->bytes) {
-        memcpy(b->bytes + b->len, data, len);
-        b->len += len;
-    }
-}
-
-static void put_string(buffer *b, uint32_t field, const char *text) {
-    put_bytes(b, field, text, strlen(text));
-}
-
-/* Field `field` of wire type 0 (varint). */
-static void put_uint(buffer *b, uint32_t field, uint64_t value) {
-    put_varint(b, (uint64_t)field << 3);
-    put_varint(b, value);
-}
-
-/* Reads a varint; 0 on malformed input. */
-static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *value) {
-    *value = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t byte = *(*p)++;
-        *value |= (uint64_t)(byte & 0x7f) << shift;
-        if (!(byte & 0x80)) return 1;
-    }
-    return 0;
-}
-
-/*
- * Moves to the next length-delimited field of a message, skipping the others;
- * sets its number and bytes. 0 at the end or on malformed input.
- */
-static int next_field(const uint8_t **p, const uint8_t *end, uint32_t *field,
-                      const uint8_t **data, size_t *len) {
-    uint64_t tag, n;
-    while (*p < end) {
-        if (!get_varint(p, end, &tag)) return 0;
-        switch (tag & 7) {
-        case 0: if (!get_varint(p, end, &n)) return 0; break;
-        case 1: if (end - *p < 8) return 0; *p += 8; break;
-        case 5: if (end - *p < 4) return 0; *p += 4; break;
-        case 2:
-            if (!get_varint(p, end, &n) || n > (uint64_t)(end - *p)) return 0;
-            *field = (uint32_t)(tag >> 3);
-            *data = *p;
-            *len = (size_t)n;
-            *p += n;
-            return 1;
-        default: return 0;
-        }
-    }
-    return 0;
-}
-
-/* Whether a map entry {1: key, 2: Value} has key "host" and a non-empty string. */
-static int is_host_entry(const uint8_t *entry, size_t entry_len) {
-    const uint8_t *p = entry, *data, *value = NULL;
-    size_t len, value_len = 0;
-    uint32_t field;
-    int is_host = 0;
-    while (next_field(&p, entry + entry_len, &field, &data, &len)) {
-        if (field == 1) is_host = len == 4 && memcmp(data, "host", 4) == 0;
-        if (field == 2) { value = data; value_len = len; }
-    }
-    if (!is_host || !value) return 0;
-    p = value;
-    while (next_field(&p, value + value_len, &field, &data, &len))
-        if (field == 1 && len > 0) return 1; /* Value.string_value */
-    return 0;
-}
-
-static int32_t emit(const connvault_output_sink *sink, const buffer *b) {
-    return sink->write(sink->ctx, b->bytes, b->len) == 0 ? CONNVAULT_OK : CONNVAULT_OUTPUT_LIMIT;
+/* Packs `message` into a buffer of its exact size and hands it to the sink. */
+static int32_t send(const ProtobufCMessage *message, const connvault_output_sink *sink,
+                    int32_t code) {
+    size_t size = protobuf_c_message_get_packed_size(message);
+    uint8_t *bytes = malloc(size ? size : 1);
+    if (!bytes) return CONNVAULT_INTERNAL;
+    size_t packed = protobuf_c_message_pack(message, bytes);
+    int32_t written = packed == size ? sink->write(sink->ctx, bytes, size) : -1;
+    free(bytes);
+    if (packed != size) return CONNVAULT_INTERNAL;
+    /* The sink refused the bytes (over the host's cap): say so, never cut. */
+    return written == 0 ? code : CONNVAULT_OUTPUT_LIMIT;
 }
 
 static int32_t describe(const connvault_output_sink *sink) {
-    buffer field = {0}, source = {0}, response = {0};
-    put_string(&field, 1, "host");  /* Field.name */
-    put_uint(&field, 2, 1);         /* Field.type = FIELD_TYPE_STRING */
-    put_uint(&field, 3, 1);         /* Field.required = true */
-    put_string(&field, 13, "Host"); /* Field.label */
+    Field host = CONNVAULT__PLUGIN__V1__FIELD__INIT;
+    host.name = "host";
+    host.type = CONNVAULT__PLUGIN__V1__FIELD_TYPE__FIELD_TYPE_STRING;
+    host.required = 1;
+    host.label = "Host";
+    host.max_length = 4096;
 
-    put_string(&source, 1, "c_minimal");          /* DataSource.id */
-    put_string(&source, 2, "C minimal example");  /* DataSource.display_name */
-    put_string(&source, 3, "C_MINIMAL");          /* DataSource.aliases */
-    put_bytes(&source, 5, field.bytes, field.len); /* DataSource.fields */
+    Field port = CONNVAULT__PLUGIN__V1__FIELD__INIT;
+    port.name = "port";
+    port.type = CONNVAULT__PLUGIN__V1__FIELD_TYPE__FIELD_TYPE_INT;
+    port.label = "Port";
+    port.default_value = "5432";
+    port.min = 1;
+    port.max = 65535;
 
-    put_bytes(&response, 3, source.bytes, source.len); /* DescribeResponse.data_sources */
-    return emit(sink, &response);
+    Field *fields[] = {&host, &port};
+    DataSource source = CONNVAULT__PLUGIN__V1__DATA_SOURCE__INIT;
+    source.id = "c_minimal";
+    source.display_name = "C minimal";
+    char *aliases[] = {"C_MINIMAL"};
+    source.n_aliases = 1;
+    source.aliases = aliases;
+    source.description = "An example plugin written in C on protobuf-c.";
+    source.n_fields = 2;
+    source.fields = fields;
+
+    DataSource *sources[] = {&source};
+    DescribeResponse response = CONNVAULT__PLUGIN__V1__DESCRIBE_RESPONSE__INIT;
+    /* The host replaces name and version with the descriptor's. */
+    response.n_data_sources = 1;
+    response.data_sources = sources;
+    return send(&response.base, sink, CONNVAULT_OK);
+}
+
+/* The violations of one validate call, with their texts. */
+typedef struct {
+    FieldViolation items[MAX_VIOLATIONS];
+    FieldViolation *pointers[MAX_VIOLATIONS];
+    char texts[MAX_VIOLATIONS][2][160];
+    size_t count;
+} violations;
+
+static void violate(violations *found, const char *prefix, const char *key,
+                    const char *description) {
+    if (found->count == MAX_VIOLATIONS) return;
+    size_t i = found->count++;
+    FieldViolation *v = &found->items[i];
+    *v = (FieldViolation)CONNVAULT__PLUGIN__V1__FIELD_VIOLATION__INIT;
+    /* A key that is not one of ours is named, not quoted at length. */
+    snprintf(found->texts[i][0], sizeof found->texts[i][0], "%s.%.64s", prefix, key);
+    snprintf(found->texts[i][1], sizeof found->texts[i][1], "%s", description);
+    v->field = found->texts[i][0];
+    v->description = found->texts[i][1];
+    found->pointers[i] = v;
 }
 
 /*
- * ValidateRequest.connection (1) -> ConnectionSpec.config (2) entries. A map
- * entry is encoded the same way in ConnectionSpec.config and in
- * ValidateResponse.normalized_config (both field 2), so the host entry is
- * written back as it came: no value is lost or retyped. Entries of fields
- * the schema does not declare are left out.
+ * What the SDK's check() does for a Rust plugin, by hand: every key must be
+ * a field of the schema, of the field's type, within its bounds; required
+ * fields must be set; secrets the schema does not declare are refused.
  */
-static int32_t validate(const uint8_t *request, size_t request_len,
+static int32_t validate(const uint8_t *request_bytes, size_t request_len,
                         const connvault_output_sink *sink) {
-    const uint8_t *p = request, *end = request + request_len, *spec = NULL, *data;
-    size_t len, spec_len = 0;
-    uint32_t field;
-    while (request && next_field(&p, end, &field, &data, &len))
-        if (field == 1) { spec = data; spec_len = len; }
-    p = spec;
-    while (spec && next_field(&p, spec + spec_len, &field, &data, &len)) {
-        if (field != 2 || !is_host_entry(data, len)) continue;
-        buffer header = {0};
-        put_varint(&header, 2 << 3 | 2); /* ValidateResponse.normalized_config */
-        put_varint(&header, len);
-        if (emit(sink, &header) != CONNVAULT_OK) return CONNVAULT_OUTPUT_LIMIT;
-        return sink->write(sink->ctx, data, len) == 0 ? CONNVAULT_OK : CONNVAULT_OUTPUT_LIMIT;
+    ValidateRequest *request =
+        connvault__plugin__v1__validate_request__unpack(NULL, request_len, request_bytes);
+    if (!request) return CONNVAULT_BAD_REQUEST;
+    Connvault__Plugin__V1__ConnectionSpec *spec = request->connection;
+    size_t n_config = spec ? spec->n_config : 0;
+
+    violations found = {0};
+    int saw_host = 0, has_port = 0;
+    for (size_t i = 0; i < n_config; i++) {
+        const ConfigEntry *entry = spec->config[i];
+        const Value *value = entry->value;
+        if (strcmp(entry->key, "host") == 0) {
+            saw_host = 1;
+            if (!value || value->kind_case != CONNVAULT__PLUGIN__V1__VALUE__KIND_STRING_VALUE)
+                violate(&found, "config", "host", "must be a string");
+            else if (value->string_value[0] == '\0')
+                violate(&found, "config", "host", "is required");
+            else if (strlen(value->string_value) > 4096)
+                violate(&found, "config", "host", "must be at most 4096 bytes");
+        } else if (strcmp(entry->key, "port") == 0) {
+            has_port = 1;
+            if (!value || value->kind_case != CONNVAULT__PLUGIN__V1__VALUE__KIND_INT_VALUE)
+                violate(&found, "config", "port", "must be an integer");
+            else if (value->int_value < 1 || value->int_value > 65535)
+                violate(&found, "config", "port", "must be between 1 and 65535");
+        } else {
+            violate(&found, "config", entry->key, "is not a field of c_minimal");
+        }
     }
-    buffer violation = {0}, response = {0};
-    put_string(&violation, 1, "config.host"); /* FieldViolation.field */
-    put_string(&violation, 2, "is required"); /* FieldViolation.description */
-    put_bytes(&response, 1, violation.bytes, violation.len); /* ValidateResponse.violations */
-    return emit(sink, &response);
+    if (!saw_host) violate(&found, "config", "host", "is required");
+    for (size_t i = 0; spec && i < spec->n_secrets; i++)
+        violate(&found, "secrets", spec->secrets[i]->key, "c_minimal takes no secrets");
+
+    ValidateResponse response = CONNVAULT__PLUGIN__V1__VALIDATE_RESPONSE__INIT;
+    /* Every entry received goes back as it came (the Values are the
+     * request's, packed again); the default port is added when absent. */
+    NormalizedEntry *entries = calloc(n_config + 1, sizeof *entries);
+    NormalizedEntry **pointers = calloc(n_config + 1, sizeof *pointers);
+    Value default_port = CONNVAULT__PLUGIN__V1__VALUE__INIT;
+    /* It implements neither test nor discover, so it connects nowhere:
+     * present and empty targets say so (absent, the host would read the
+     * host and port fields as where it connects). */
+    Connvault__Plugin__V1__NetworkTargets targets = CONNVAULT__PLUGIN__V1__NETWORK_TARGETS__INIT;
+    int32_t code = CONNVAULT_INTERNAL;
+    if (entries && pointers) {
+        if (found.count > 0) {
+            response.n_violations = found.count;
+            response.violations = found.pointers;
+        } else {
+            size_t n = 0;
+            for (size_t i = 0; i < n_config; i++, n++) {
+                entries[n] = (NormalizedEntry)
+                    CONNVAULT__PLUGIN__V1__VALIDATE_RESPONSE__NORMALIZED_CONFIG_ENTRY__INIT;
+                entries[n].key = spec->config[i]->key;
+                entries[n].value = spec->config[i]->value;
+                pointers[n] = &entries[n];
+            }
+            if (!has_port) {
+                default_port.kind_case = CONNVAULT__PLUGIN__V1__VALUE__KIND_INT_VALUE;
+                default_port.int_value = DEFAULT_PORT;
+                entries[n] = (NormalizedEntry)
+                    CONNVAULT__PLUGIN__V1__VALIDATE_RESPONSE__NORMALIZED_CONFIG_ENTRY__INIT;
+                entries[n].key = "port";
+                entries[n].value = &default_port;
+                pointers[n] = &entries[n];
+                n++;
+            }
+            response.n_normalized_config = n;
+            response.normalized_config = pointers;
+            response.targets = &targets;
+        }
+        code = send(&response.base, sink, CONNVAULT_OK);
+    }
+    free(pointers);
+    free(entries);
+    connvault__plugin__v1__validate_request__free_unpacked(request, NULL);
+    return code;
 }
 
 static int instance_token;
 
 static int32_t plugin_init(const connvault_host_table *host, void **instance_out) {
+    /* Read host-table fields only if the host's table is big enough. */
     if (host && host->size >= sizeof(connvault_host_table) && host->log) {
         static const char message[] = "c-minimal plugin initialised";
         host->log(host->ctx, CONNVAULT_LOG_INFO, (const uint8_t *)message, sizeof message - 1);
@@ -176,6 +220,7 @@ static int32_t plugin_call(void *instance, uint32_t method, const uint8_t *reque
     case CONNVAULT_METHOD_VALIDATE:
         return validate(request, request_len, sink);
     default:
+        /* Including methods added by later ABI minors. */
         return CONNVAULT_UNIMPLEMENTED;
     }
 }
@@ -189,7 +234,7 @@ static const connvault_plugin_descriptor descriptor = {
     .abi_minor = CONNVAULT_ABI_MINOR,
     .flags = CONNVAULT_FLAG_THREAD_SAFE,
     .name = "c-minimal",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .init = plugin_init,
     .call = plugin_call,
     .destroy = plugin_destroy,

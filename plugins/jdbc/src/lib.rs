@@ -84,6 +84,7 @@ impl Provider for Jdbc {
                         .label("Driver class name")
                         .group("Advanced")
                         .pattern(r"[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*")
+                        .pattern_message("must be a Java class name such as org.postgresql.Driver")
                         .max_length(512),
                 )
                 .field(

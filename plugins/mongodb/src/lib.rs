@@ -72,6 +72,7 @@ impl Provider for MongoDb {
                     schema::string("database")
                         .label("Database")
                         .pattern("[^/\\\\. \"$]+")
+                        .pattern_message("must not contain /, \\, ., spaces, \" or $")
                         .max_length(64)
                         .description("Default database of the connection."),
                 )

@@ -56,6 +56,7 @@ impl Provider for Oracle {
                     schema::string("host")
                         .label("Host")
                         .pattern("[A-Za-z0-9._:%-]+")
+                        .pattern_message("must be a host name or an IP address")
                         .max_length(253)
                         .description("Host name or IP address of the listener (or give `connect_descriptor`)."),
                 )
@@ -64,6 +65,7 @@ impl Provider for Oracle {
                     schema::string("service_name")
                         .label("Service name")
                         .pattern("[A-Za-z0-9._$#-]+")
+                        .pattern_message("must be letters, digits, ., _, $, # and -")
                         .max_length(128)
                         .description("Database service the listener hands the connection to (or give `sid`)."),
                 )
@@ -71,6 +73,7 @@ impl Provider for Oracle {
                     schema::string("sid")
                         .label("SID")
                         .pattern("[A-Za-z0-9_$#]+")
+                        .pattern_message("must be letters, digits, _, $ and #")
                         .max_length(64)
                         .description("System identifier of an instance, for databases without a service name."),
                 )
@@ -106,6 +109,7 @@ impl Provider for Oracle {
                         .label("Wallet directory")
                         .group("Advanced")
                         .pattern("[^()\"]+")
+                        .pattern_message("must not contain parentheses or double quotes")
                         .max_length(1024)
                         .description("Directory of the client's Oracle wallet for TCPS, where the client runs (rendered, not read by connvault)."),
                 )
@@ -114,6 +118,7 @@ impl Provider for Oracle {
                         .label("Server certificate DN")
                         .group("Advanced")
                         .pattern("[^()\"]+")
+                        .pattern_message("must not contain parentheses or double quotes")
                         .max_length(1024)
                         .description("Distinguished name the server's certificate must have (SSL_SERVER_CERT_DN), rendered for clients."),
                 )

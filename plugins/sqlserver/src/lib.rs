@@ -58,6 +58,7 @@ impl Provider for SqlServer {
                     schema::string("instance_name")
                         .label("Instance name")
                         .pattern("[A-Za-z0-9_$#-]+")
+                        .pattern_message("must be letters, digits, _, $, # and -")
                         .max_length(16)
                         .description("Named instance the server must be; it is reached at `port` (the SQL Server Browser is not asked)."),
                 )

@@ -52,7 +52,7 @@ pub(in crate::app) struct Opened {
 impl App {
     /// The loaded plugin serving data source `name` (an id or an alias), and the source.
     pub(super) fn find_source(&self, name: &str) -> Option<(Arc<Plugin>, plugin::DataSource)> {
-        self.plugins
+        self.plugins()
             .find(name)
             .map(|(plugin, source)| (Arc::clone(plugin), source.clone()))
     }

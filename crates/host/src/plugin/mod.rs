@@ -11,6 +11,7 @@
 
 mod fair;
 mod ffi;
+mod inventory;
 mod load;
 mod outcome;
 pub mod process;
@@ -27,7 +28,8 @@ use connvault_plugin_abi::{self as abi, Method, pb};
 use prost::Message;
 use tokio::sync::Semaphore;
 
-pub use stats::{LaneStats, PluginStats};
+pub use inventory::{PluginInfo, PluginState};
+pub use stats::{LaneStats, LastError, PluginStats};
 
 pub(crate) use ffi::forward_logs;
 pub(crate) use load::open_memfd;
@@ -75,7 +77,10 @@ impl Plugin {
         let verified = verify::verify(path, pin, options.require_pins)?;
         let file_name = load::file_name(path);
         let isolation = options.isolation_for(&file_name);
-        let stats = Arc::new(PluginStats::default());
+        let stats = Arc::new(PluginStats {
+            log_panic_messages: options.log_panic_messages,
+            ..PluginStats::default()
+        });
         let (name, version, thread_safe, transport) = match isolation {
             Isolation::InProcess => {
                 let loaded = load::open(&verified, &file_name, options.load_timeout)?;

@@ -66,11 +66,23 @@ pub(crate) fn outcome(
         }),
         Some(ReturnCode::Panic) => {
             stats.panics.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(
-                plugin,
-                method,
-                "plugin panicked; the panic was caught at the boundary"
-            );
+            // ABI 1.1: the output may hold an `Error` with the panic's message.
+            let message = application_error(&raw.bytes)
+                .map(|error| error.message)
+                .filter(|message| stats.log_panic_messages && !message.is_empty());
+            match message {
+                Some(message) => tracing::error!(
+                    plugin,
+                    method,
+                    panic = %message,
+                    "plugin panicked; the panic was caught at the boundary"
+                ),
+                None => tracing::error!(
+                    plugin,
+                    method,
+                    "plugin panicked; the panic was caught at the boundary"
+                ),
+            }
             Err(CallError::Panicked {
                 plugin: name(),
                 method,

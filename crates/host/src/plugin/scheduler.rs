@@ -225,7 +225,7 @@ impl<T: Transport> Scheduler<T> {
 
     /// Calls the plugin for `tenant` on a worker of the method's lane, within
     /// `deadline`. Time spent waiting for a worker counts against it.
-    pub(crate) async fn call(
+    async fn admit_and_run(
         &self,
         tenant: &str,
         method: Method,
@@ -271,6 +271,19 @@ impl<T: Transport> Scheduler<T> {
             }
         };
         self.run(lane, method, request, deadline, end, held).await
+    }
+
+    /// Calls the plugin like [`Scheduler::admit_and_run`], counting a failure.
+    pub(crate) async fn call(
+        &self,
+        tenant: &str,
+        method: Method,
+        request: Vec<u8>,
+        deadline: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        let result = self.admit_and_run(tenant, method, request, deadline).await;
+        self.shared.stats.record(&result);
+        result
     }
 
     /// Runs the call on `lane`'s workers, holding `held` until the plugin returns.

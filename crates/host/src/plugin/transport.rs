@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::error::CallError;
 
-use super::process::Runners;
+use super::process::{Health, Runners};
 use super::raw::InProcess;
 
 /// Carries one blocking call to a plugin and brings back its answer.
@@ -42,6 +42,16 @@ pub(crate) enum AnyTransport {
     InProcess(InProcess),
     /// Runner processes, one per lane.
     Process(Runners),
+}
+
+impl AnyTransport {
+    /// How the transport is doing: a library in this process is always up.
+    pub(crate) fn health(&self) -> Health {
+        match self {
+            Self::InProcess(_) => Health::Up,
+            Self::Process(runners) => runners.health(),
+        }
+    }
 }
 
 impl Transport for AnyTransport {

@@ -31,6 +31,9 @@ pub(crate) fn lint_field(field: &pb::Field) -> Result<(), String> {
             return Err(format!("minimum {min} is above its maximum {max}"));
         }
     }
+    if field.pattern.is_empty() && !field.pattern_message.is_empty() {
+        return Err("has a pattern message but no pattern".into());
+    }
     if !field.pattern.is_empty() {
         compile(&field.pattern).map_err(|error| {
             // The regex error's last line says what is wrong; the rest draws the pattern.

@@ -176,6 +176,13 @@ fn the_lint_refuses_each_broken_rule() {
         ),
         (
             pb::Field {
+                pattern_message: "must be a database name".into(),
+                ..field("database", FieldType::String)
+            },
+            "has a pattern message but no pattern",
+        ),
+        (
+            pb::Field {
                 min: Some(10),
                 max: Some(1),
                 ..field("port", FieldType::Int)

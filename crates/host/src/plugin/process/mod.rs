@@ -29,6 +29,7 @@ use crate::runner::SYSTEM_READ_PATHS;
 use crate::runner::wire::{HEADER_ROOM, Setup};
 use connection::Lost;
 use spawn::Spec;
+pub(crate) use supervisor::Health;
 use supervisor::{Identity, Supervised};
 
 /// What the first runner said it loaded.
@@ -137,6 +138,9 @@ impl Runners {
         limit: usize,
         end: Instant,
     ) -> Result<Vec<u8>, CallError> {
+        self.stats
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let runner = match Method::from_raw(method_id).map_or(Lane::Pure, Lane::of) {
             Lane::Pure => &self.pure,
             Lane::Io => &self.io,
@@ -158,6 +162,15 @@ impl Runners {
             Err(Lost::Died(reason)) => Err(unavailable(format!(
                 "its runner ended during the {method_name} call: {reason}"
             ))),
+        }
+    }
+
+    /// How the worse of the two lanes' runners is doing.
+    pub(crate) fn health(&self) -> Health {
+        match (self.pure.health(), self.io.health()) {
+            (Health::Failed, _) | (_, Health::Failed) => Health::Failed,
+            (Health::Restarting, _) | (_, Health::Restarting) => Health::Restarting,
+            _ => Health::Up,
         }
     }
 

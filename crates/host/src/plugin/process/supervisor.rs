@@ -69,6 +69,19 @@ pub(crate) struct Supervised {
     changed: Condvar,
     /// Set when the plugin is dropped (refused at load): no more restarts.
     stopping: AtomicBool,
+    /// Set while the last attempt to start the runner again failed.
+    start_failed: AtomicBool,
+}
+
+/// How a lane's runner is doing, for the plugin's inventory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Health {
+    /// Serving.
+    Up,
+    /// Starting, or waiting out a backoff before starting again.
+    Restarting,
+    /// Down, and the last attempt to start it again failed.
+    Failed,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -99,6 +112,7 @@ impl Supervised {
             state: Mutex::new(State::Starting),
             changed: Condvar::new(),
             stopping: AtomicBool::new(false),
+            start_failed: AtomicBool::new(false),
         });
         let (first, report) = mpsc::channel();
         let supervisor = Arc::clone(&supervised);
@@ -183,10 +197,12 @@ impl Supervised {
                 }
                 match self.start_one(Some(identity)) {
                     Ok((connection, _)) => {
+                        self.start_failed.store(false, Ordering::Release);
                         self.stats.runner_restarts.fetch_add(1, Ordering::Relaxed);
                         break connection;
                     }
                     Err(reason) => {
+                        self.start_failed.store(true, Ordering::Release);
                         failures += 1;
                         wait = backoff(failures);
                         tracing::error!(plugin = %self.label, lane = self.lane, %reason, restart_in = ?wait, "plugin runner did not start");
@@ -212,6 +228,15 @@ impl Supervised {
             connection.kill("the plugin was unloaded");
         }
         self.changed.notify_all();
+    }
+
+    /// How the runner is doing.
+    pub(crate) fn health(&self) -> Health {
+        match &*lock(&self.state) {
+            State::Up(_) => Health::Up,
+            _ if self.start_failed.load(Ordering::Acquire) => Health::Failed,
+            _ => Health::Restarting,
+        }
     }
 
     fn set(&self, state: State) {
