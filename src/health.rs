@@ -12,21 +12,22 @@ use tonic::server::NamedService;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::api::{AuditApi, ConnectionApi, DataSourceApi, TenantApi};
+use crate::api::{AdminApi, AuditApi, ConnectionApi, DataSourceApi, TenantApi};
 use crate::pb::v1;
 
 /// The gRPC names of the API's services.
-pub const SERVICES: [&str; 4] = [
+pub const SERVICES: [&str; 5] = [
     <v1::tenant_service_server::TenantServiceServer<TenantApi> as NamedService>::NAME,
     <v1::audit_service_server::AuditServiceServer<AuditApi> as NamedService>::NAME,
+    <v1::admin_service_server::AdminServiceServer<AdminApi> as NamedService>::NAME,
     <v1::data_source_service_server::DataSourceServiceServer<DataSourceApi> as NamedService>::NAME,
     <v1::connection_service_server::ConnectionServiceServer<ConnectionApi> as NamedService>::NAME,
 ];
 
 /// The services that need only the store.
-const STORE_SERVICES: [&str; 2] = [SERVICES[0], SERVICES[1]];
+const STORE_SERVICES: [&str; 3] = [SERVICES[0], SERVICES[1], SERVICES[2]];
 /// The services that also need the plugins.
-const PLUGIN_SERVICES: [&str; 2] = [SERVICES[2], SERVICES[3]];
+const PLUGIN_SERVICES: [&str; 2] = [SERVICES[3], SERVICES[4]];
 
 /// The server's health as it starts, serves and stops.
 #[derive(Clone, Debug)]

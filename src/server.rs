@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
 
-use crate::api::{AuditApi, ConnectionApi, DataSourceApi, Guard, TenantApi};
+use crate::api::{AdminApi, AuditApi, ConnectionApi, DataSourceApi, Guard, TenantApi};
 use crate::app::{App, EgressSettings, Limits};
 use crate::audit::AuditLog;
 use crate::auth::{self, AuthError, Verifier};
@@ -167,6 +167,7 @@ pub async fn run(
     }
     let crate::store_setup::Serving {
         store,
+        sled,
         keyring,
         recovery,
         keyring_state,
@@ -420,6 +421,15 @@ pub async fn run(
                 .add_service(
                     v1::audit_service_server::AuditServiceServer::new(AuditApi::new(
                         Arc::clone(&audit),
+                        Arc::clone(&guard),
+                    ))
+                    .max_decoding_message_size(max),
+                )
+                .add_service(
+                    v1::admin_service_server::AdminServiceServer::new(AdminApi::new(
+                        Arc::clone(&app),
+                        sled,
+                        config.data_dir.clone(),
                         Arc::clone(&guard),
                     ))
                     .max_decoding_message_size(max),

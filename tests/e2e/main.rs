@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod backup;
 mod bounds;
 mod cli;
 mod connections;
@@ -30,3 +31,4 @@ mod refusals;
 mod secrets;
 mod tenants;
 mod tls;
+mod transfer;

@@ -30,6 +30,7 @@ use super::WriteObserver;
 use super::apply::{apply, sweep_caches};
 use super::durability::{Durability, Ticket};
 use super::write::{Done, Trees, Write};
+use super::{Gate, shared};
 use crate::{Result, StoreError};
 
 /// The most writes applied in one transaction: bounds the transaction's
@@ -91,6 +92,7 @@ impl Writer {
         db: sled::Db,
         trees: Trees,
         durability: Arc<Durability>,
+        gate: Gate,
         observer: Option<Arc<dyn WriteObserver>>,
     ) -> Result<Self> {
         let (queue, jobs) = mpsc::channel::<Job>();
@@ -113,6 +115,7 @@ impl Writer {
                 write_loop(
                     &db,
                     &trees,
+                    &gate,
                     &jobs,
                     &to_flusher,
                     &counter,
@@ -176,6 +179,7 @@ impl Drop for Writer {
 fn write_loop(
     db: &sled::Db,
     trees: &Trees,
+    gate: &Gate,
     jobs: &Receiver<Job>,
     to_flusher: &Sender<Waiting>,
     batches: &AtomicU64,
@@ -199,6 +203,9 @@ fn write_loop(
             .into_iter()
             .map(|job| (job.write, (job.reply, job.durable)))
             .unzip();
+        // A snapshot waits for the batch being applied and holds the next
+        // one back until it has read every tree.
+        let held = shared(gate);
         // sled can panic; a panic fails this batch, not the thread.
         let results = catch_unwind(AssertUnwindSafe(|| apply(db, trees, &writes)))
             .unwrap_or_else(|_| Err(StoreError::Backend("the store panicked in a write".into())));
@@ -216,6 +223,7 @@ fn write_loop(
                     .collect()
             }
         };
+        drop(held);
         let mut to_flush = Vec::new();
         for ((reply, durable), result) in replies.into_iter().zip(results) {
             if durable && result.is_ok() {
