@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
 
-use crate::api::{AuditApi, ConnectionApi, DataSourceApi, Guard, TenantApi};
+use crate::api::{AuditApi, ConnectionApi, DataSourceApi, FormLinkApi, Guard, TenantApi};
 use crate::app::{App, EgressSettings, Limits};
 use crate::audit::AuditLog;
 use crate::auth::{self, AuthError, Verifier};
@@ -292,6 +292,9 @@ pub async fn run(
     health_reporter
         .set_serving::<v1::audit_service_server::AuditServiceServer<AuditApi>>()
         .await;
+    health_reporter
+        .set_serving::<v1::form_link_service_server::FormLinkServiceServer<FormLinkApi>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -342,6 +345,12 @@ pub async fn run(
     let incoming = listener::start(listener, &config.listener, tls, open_files);
     let http = http_listener.map(|(bound, local)| {
         let scheme = if http_tls.is_some() { "https" } else { "http" };
+        app.set_form_base_url(
+            config
+                .http_public_url
+                .as_deref()
+                .unwrap_or(&format!("{scheme}://{local}")),
+        );
         tracing::info!(addr = %local, scheme, "HTTP listener");
         let context = crate::http::HttpContext {
             app: Arc::clone(&app),
@@ -411,6 +420,13 @@ pub async fn run(
                     v1::connection_service_server::ConnectionServiceServer::new(
                         ConnectionApi::new(Arc::clone(&app), Arc::clone(&guard)),
                     )
+                    .max_decoding_message_size(max),
+                )
+                .add_service(
+                    v1::form_link_service_server::FormLinkServiceServer::new(FormLinkApi::new(
+                        Arc::clone(&app),
+                        Arc::clone(&guard),
+                    ))
                     .max_decoding_message_size(max),
                 )
                 .add_service(

@@ -5,6 +5,7 @@ mod audit_api;
 mod audited;
 mod connection_api;
 mod data_source_api;
+mod form_link_api;
 pub mod guard;
 mod tenant_api;
 
@@ -12,5 +13,6 @@ pub use audit_api::AuditApi;
 pub use audited::{Answer, Record};
 pub use connection_api::ConnectionApi;
 pub use data_source_api::DataSourceApi;
+pub use form_link_api::FormLinkApi;
 pub use guard::Guard;
 pub use tenant_api::TenantApi;

@@ -17,6 +17,7 @@ mod connections;
 mod data_sources;
 mod discover;
 mod egress;
+pub mod forms;
 #[doc(hidden)]
 pub(crate) mod fuzzing;
 mod list;
@@ -50,6 +51,8 @@ pub struct App {
     metadata: Arc<discover::MetadataState>,
     /// Where tests and discovery may connect.
     egress: egress::EgressState,
+    /// The hosted forms: the page's base URL and the redirect signing key.
+    forms: forms::FormsState,
 }
 
 /// Time limits for plugin calls.
@@ -95,6 +98,7 @@ impl App {
             limits,
             metadata: Arc::default(),
             egress: egress::EgressState::default(),
+            forms: forms::FormsState::default(),
         }
     }
 

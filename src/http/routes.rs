@@ -42,8 +42,7 @@ struct Bounds {
 /// Every route the listener serves, under the request bounds of `config`.
 pub fn router(context: &HttpContext, config: &HttpConfig) -> Router {
     // Each area merges its own router here, one line each.
-    let _ = context;
-    let routes = Router::new();
+    let routes = Router::new().merge(crate::forms::routes(context));
     let bounds = Bounds {
         max_body_bytes: config.max_body_bytes,
         request_timeout: config.request_timeout(),

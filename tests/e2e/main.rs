@@ -12,6 +12,8 @@ mod discover;
 mod durability;
 mod egress;
 mod fairness;
+mod form_links;
+mod http_client;
 mod http_listener;
 mod isolation;
 mod leaks;
