@@ -22,15 +22,6 @@ impl Answer {
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
     }
-
-    /// Every value of header `name`.
-    pub fn headers(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-            .collect()
-    }
 }
 
 /// Splits `http://host:port/path?query` into (host:port, /path?query).

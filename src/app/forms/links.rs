@@ -355,9 +355,10 @@ impl App {
         let outcome = self
             .change_link(&token.tenant_id, &token.link_id, |record, state| {
                 // The token must match the record it names in every binding.
+                // (A completed create link names the connection it made.)
                 if record.redirect_url != token.redirect_url
                     || record.edit != token.edit
-                    || record.connection != token.connection
+                    || (record.edit && record.connection != token.connection)
                 {
                     return Err(ServiceError::NotFound(String::new()));
                 }

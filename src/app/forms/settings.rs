@@ -132,12 +132,8 @@ pub fn redirect_allowed(settings: &v1::FormSettings, redirect_url: &str) -> bool
     !redirect_url
         .chars()
         .any(|c| c.is_control() || c.is_whitespace())
-        && origin_of(redirect_url).is_some_and(|origin| {
-            settings
-                .allowed_redirect_origins
-                .iter()
-                .any(|allowed| *allowed == origin)
-        })
+        && origin_of(redirect_url)
+            .is_some_and(|origin| settings.allowed_redirect_origins.contains(&origin))
 }
 
 #[cfg(test)]
