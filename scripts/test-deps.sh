@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the provider tests need to start throwaway servers:
 # PostgreSQL (initdb, postgres, pg_ctl, psql), MariaDB (mariadb-install-db,
-# mariadbd, mariadb), Redis (redis-server, redis-cli) and a C compiler.
+# mariadbd, mariadb), Redis (redis-server, redis-cli), a C compiler, and
+# for the hosted forms' browser tests Chromium and Node.js (npm packages are
+# installed by tests/browser/run.sh into the target directory).
 # Idempotent: on a machine that has them all it changes nothing.
 set -euo pipefail
 
@@ -18,9 +20,11 @@ have mariadb-install-db && have mariadbd && have mariadb || missing+=(mariadb-se
 have redis-server && have redis-cli || missing+=(redis-server redis-tools)
 have cc || missing+=(gcc libc6-dev)
 have setpriv || missing+=(util-linux)
+have chromium || missing+=(chromium)
+have node && have npm || missing+=(nodejs npm)
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "test-deps: PostgreSQL, MariaDB, Redis and cc are installed; nothing to do"
+  echo "test-deps: PostgreSQL, MariaDB, Redis, cc, Chromium and Node.js are installed; nothing to do"
   exit 0
 fi
 

@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod bounds;
+mod browser;
 mod connections;
 mod crash_consistency;
 mod damage;
