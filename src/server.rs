@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
 
-use crate::api::{AuditApi, ConnectionApi, DataSourceApi, FormLinkApi, Guard, TenantApi};
+use crate::api::{AdminApi, AuditApi, ConnectionApi, DataSourceApi, FormLinkApi, Guard, TenantApi};
 use crate::app::{App, EgressSettings, Limits};
 use crate::audit::AuditLog;
 use crate::auth::{self, AuthError, Verifier};
@@ -161,6 +161,7 @@ pub async fn run(
     }
     let crate::store_setup::Serving {
         store,
+        sled,
         keyring,
         recovery,
         keyring_state,
@@ -294,6 +295,9 @@ pub async fn run(
         .await;
     health_reporter
         .set_serving::<v1::form_link_service_server::FormLinkServiceServer<FormLinkApi>>()
+        .await;
+    health_reporter
+        .set_serving::<v1::admin_service_server::AdminServiceServer<AdminApi>>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -432,6 +436,15 @@ pub async fn run(
                 .add_service(
                     v1::audit_service_server::AuditServiceServer::new(AuditApi::new(
                         Arc::clone(&audit),
+                        Arc::clone(&guard),
+                    ))
+                    .max_decoding_message_size(max),
+                )
+                .add_service(
+                    v1::admin_service_server::AdminServiceServer::new(AdminApi::new(
+                        Arc::clone(&app),
+                        sled,
+                        config.data_dir.clone(),
                         Arc::clone(&guard),
                     ))
                     .max_decoding_message_size(max),

@@ -349,6 +349,9 @@ fn check_encoded(name: &str, bytes: &[u8]) -> Option<Result<(), ServiceError>> {
         CreateFormLinkRequest,
         GetFormLinkRequest,
         RevokeFormLinkRequest,
+        BackupRequest,
+        ExportTenantRequest,
+        ImportTenantRequest,
     )
 }
 

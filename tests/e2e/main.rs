@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod backup;
 mod bounds;
 mod browser;
 mod connections;
@@ -31,3 +32,4 @@ mod refusals;
 mod secrets;
 mod tenants;
 mod tls;
+mod transfer;
