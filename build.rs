@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/connvault/v1/connection_service.proto",
         "proto/connvault/v1/metadata.proto",
         "proto/connvault/v1/audit_service.proto",
+        "proto/connvault/v1/form_link_service.proto",
         "proto/connvault/v1/admin_service.proto",
         "proto/connvault/v1/key_service.proto",
         "proto/connvault/v1/plugin_service.proto",

@@ -3,7 +3,9 @@
 # PostgreSQL (initdb, postgres, pg_ctl, psql), MariaDB (mariadb-install-db,
 # mariadbd, mariadb), Redis (redis-server, redis-cli), a C compiler and
 # protobuf-c (protoc-c and its runtime) for the C example plugin; and what
-# other tests run: promtool (Debian's prometheus) and Node.js with npm.
+# other tests run: promtool (Debian's prometheus), Node.js with npm, and
+# Chromium for the hosted forms' browser tests (npm packages are installed
+# by tests/browser/run.sh into the target directory).
 # Idempotent: on a machine that has them all it changes nothing.
 set -euo pipefail
 
@@ -24,11 +26,12 @@ have setpriv || missing+=(util-linux)
 # run examples/node (tests/e2e/node.rs).
 have promtool || missing+=(prometheus)
 have node && have npm || missing+=(nodejs npm)
+have chromium || missing+=(chromium)
 # The C example plugin is built on protobuf-c's generated code (protoc-c).
 have protoc-c && [ -e /usr/include/protobuf-c/protobuf-c.h ] || missing+=(protobuf-c-compiler libprotobuf-c-dev)
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "test-deps: PostgreSQL, MariaDB, Redis, cc, promtool, Node.js and protobuf-c are installed; nothing to do"
+  echo "test-deps: PostgreSQL, MariaDB, Redis, cc, promtool, Node.js, Chromium and protobuf-c are installed; nothing to do"
   exit 0
 fi
 

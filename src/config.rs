@@ -90,6 +90,10 @@ pub struct Config {
     pub http_listen: crate::http::HttpListen,
     /// Bounds of the HTTP listener.
     pub http: crate::http::HttpConfig,
+    /// The base URL form links point at, as browsers reach the HTTP
+    /// listener (behind a proxy: `https://forms.example.com`); default: the
+    /// listener's own address.
+    pub http_public_url: Option<String>,
 }
 
 mod plugins;
@@ -138,6 +142,7 @@ impl Default for Config {
             metrics: true,
             http_listen: crate::http::HttpListen::default(),
             http: crate::http::HttpConfig::default(),
+            http_public_url: None,
         }
     }
 }

@@ -12,11 +12,13 @@ use tonic::server::NamedService;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::api::{AdminApi, AuditApi, ConnectionApi, DataSourceApi, KeyApi, PluginApi, TenantApi};
+use crate::api::{
+    AdminApi, AuditApi, ConnectionApi, DataSourceApi, FormLinkApi, KeyApi, PluginApi, TenantApi,
+};
 use crate::pb::v1;
 
 /// The gRPC names of the API's services.
-pub const SERVICES: [&str; 7] = [
+pub const SERVICES: [&str; 8] = [
     <v1::tenant_service_server::TenantServiceServer<TenantApi> as NamedService>::NAME,
     <v1::audit_service_server::AuditServiceServer<AuditApi> as NamedService>::NAME,
     <v1::admin_service_server::AdminServiceServer<AdminApi> as NamedService>::NAME,
@@ -24,12 +26,13 @@ pub const SERVICES: [&str; 7] = [
     <v1::data_source_service_server::DataSourceServiceServer<DataSourceApi> as NamedService>::NAME,
     <v1::connection_service_server::ConnectionServiceServer<ConnectionApi> as NamedService>::NAME,
     <v1::plugin_service_server::PluginServiceServer<PluginApi> as NamedService>::NAME,
+    <v1::form_link_service_server::FormLinkServiceServer<FormLinkApi> as NamedService>::NAME,
 ];
 
 /// The services that need only the store.
 const STORE_SERVICES: [&str; 4] = [SERVICES[0], SERVICES[1], SERVICES[2], SERVICES[3]];
 /// The services that also need the plugins.
-const PLUGIN_SERVICES: [&str; 3] = [SERVICES[4], SERVICES[5], SERVICES[6]];
+const PLUGIN_SERVICES: [&str; 4] = [SERVICES[4], SERVICES[5], SERVICES[6], SERVICES[7]];
 
 /// The server's health as it starts, serves and stops.
 #[derive(Clone, Debug)]

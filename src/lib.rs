@@ -20,6 +20,7 @@ pub mod codec;
 pub mod config;
 pub mod dev;
 pub mod error;
+pub mod forms;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod health;

@@ -12,7 +12,7 @@ use prost::Message;
 
 use crate::error::ServiceError;
 use crate::pb::storage::{
-    ConnectionRecord, EgressRecord, FormatProbe, StageRecord,
+    ConnectionRecord, EgressRecord, FormSettingsRecord, FormatProbe, StageRecord,
     StoredConnection as LegacyConnectionRecord, StoredTenant as LegacyTenantRecord, TenantRecord,
     TestRecord, TlsRecord,
 };
@@ -204,6 +204,13 @@ pub fn decode_tenant(value: &[u8]) -> Result<v1::Tenant, ServiceError> {
                     allow: egress.allow,
                     deny: egress.deny,
                 }),
+                forms: record.forms.map(|forms| v1::FormSettings {
+                    allowed_redirect_origins: forms.allowed_redirect_origins,
+                    allowed_data_sources: forms.allowed_data_sources,
+                    frame_ancestors: forms.frame_ancestors,
+                    branding_display_name: forms.branding_display_name,
+                    accent_color: forms.accent_color,
+                }),
                 ..v1::Tenant::default()
             })
         }
@@ -226,6 +233,17 @@ pub fn encode_tenant(tenant: &v1::Tenant) -> Vec<u8> {
             .map(|egress| EgressRecord {
                 allow: egress.allow.clone(),
                 deny: egress.deny.clone(),
+            }),
+        forms: tenant
+            .forms
+            .as_ref()
+            .filter(|forms| **forms != v1::FormSettings::default())
+            .map(|forms| FormSettingsRecord {
+                allowed_redirect_origins: forms.allowed_redirect_origins.clone(),
+                allowed_data_sources: forms.allowed_data_sources.clone(),
+                frame_ancestors: forms.frame_ancestors.clone(),
+                branding_display_name: forms.branding_display_name.clone(),
+                accent_color: forms.accent_color.clone(),
             }),
     }
     .encode_to_vec()

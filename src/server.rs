@@ -12,7 +12,8 @@ use tonic::transport::Server;
 use tower::ServiceBuilder;
 
 use crate::api::{
-    AdminApi, AuditApi, ConnectionApi, DataSourceApi, Guard, KeyApi, PluginApi, TenantApi,
+    AdminApi, AuditApi, ConnectionApi, DataSourceApi, FormLinkApi, Guard, KeyApi, PluginApi,
+    TenantApi,
 };
 use crate::app::{App, EgressSettings, Limits, PluginSource};
 use crate::audit::AuditLog;
@@ -364,6 +365,12 @@ pub async fn run(
     let incoming = listener::start(listener, &config.listener, tls, open_files);
     let http = http_listener.map(|(bound, local)| {
         let scheme = if http_tls.is_some() { "https" } else { "http" };
+        app.set_form_base_url(
+            config
+                .http_public_url
+                .as_deref()
+                .unwrap_or(&format!("{scheme}://{local}")),
+        );
         tracing::info!(addr = %local, scheme, "HTTP listener");
         let context = crate::http::HttpContext {
             app: Arc::clone(&app),
@@ -436,6 +443,13 @@ pub async fn run(
                     v1::connection_service_server::ConnectionServiceServer::new(
                         ConnectionApi::new(Arc::clone(&app), Arc::clone(&guard)),
                     )
+                    .max_decoding_message_size(max),
+                )
+                .add_service(
+                    v1::form_link_service_server::FormLinkServiceServer::new(FormLinkApi::new(
+                        Arc::clone(&app),
+                        Arc::clone(&guard),
+                    ))
                     .max_decoding_message_size(max),
                 )
                 .add_service(

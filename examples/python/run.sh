@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the Python example client against a connvault server.
 #
-#   examples/python/run.sh localhost:50051
+#   examples/python/run.sh localhost:50051            # client.py
+#   CONNVAULT_HTTP=http://127.0.0.1:8080 examples/python/run.sh localhost:50051 embed.py
 #
 # Creates a virtualenv under target/python-venv when missing (or when
 # requirements.txt changed), generates Python stubs from proto/ into a temp
@@ -9,11 +10,12 @@
 # source tree.
 set -euo pipefail
 
-if [ "$#" -ne 1 ]; then
-  echo "usage: $0 HOST:PORT" >&2
+if [ "$#" -lt 1 ] || [ "$#" -gt 2 ]; then
+  echo "usage: $0 HOST:PORT [SCRIPT.py]" >&2
   exit 2
 fi
 address="$1"
+script="${2:-client.py}"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -45,4 +47,4 @@ wkt="$("$venv/bin/python" -c 'import grpc_tools, os; print(os.path.join(os.path.
   --python_out="$stubs" --grpc_python_out="$stubs" \
   "$root"/proto/connvault/v1/*.proto
 
-PYTHONPATH="$stubs" "$venv/bin/python" "$here/client.py" "$address"
+PYTHONPATH="$stubs" "$venv/bin/python" "$here/$script" "$address"

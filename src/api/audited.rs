@@ -91,6 +91,19 @@ impl Answer for (v1::Connection, Option<u64>) {
     }
 }
 
+/// A form link: the event names the link (its id is made by the call).
+impl Answer for v1::FormLink {
+    type Value = Self;
+
+    fn describe(&self, admitted: &mut Admitted, _audit: &AuditLog) {
+        admitted.set_resource(&self.name);
+    }
+
+    fn into_value(self) -> Self {
+        self
+    }
+}
+
 /// A deletion: only the sequence of its success event.
 impl Answer for Option<u64> {
     type Value = ();

@@ -17,6 +17,7 @@ mod connections;
 mod data_sources;
 mod discover;
 mod egress;
+pub mod forms;
 #[doc(hidden)]
 pub(crate) mod fuzzing;
 mod keys;
@@ -61,6 +62,8 @@ pub struct App {
     egress: egress::EgressState,
     /// Where plugin calls and cache lookups are recorded (`None`: metrics off).
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The hosted forms: the page's base URL and the redirect signing key.
+    forms: forms::FormsState,
 }
 
 /// Time limits for plugin calls.
@@ -110,6 +113,7 @@ impl App {
             metadata: Arc::default(),
             egress: egress::EgressState::default(),
             metrics: None,
+            forms: forms::FormsState::default(),
         }
     }
 

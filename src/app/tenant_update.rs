@@ -1,4 +1,4 @@
-//! Changing a tenant: its display name, labels and egress rules, by field
+//! Changing a tenant: its display name, labels, egress rules and form settings, by field
 //! mask, under an etag or retried against concurrent writes like a
 //! connection update.
 
@@ -17,7 +17,7 @@ use crate::record_format;
 const UPDATE_ATTEMPTS: usize = 8;
 
 /// The fields an update mask may name.
-const UPDATABLE: &[&str] = &["display_name", "labels", "egress"];
+const UPDATABLE: &[&str] = &["display_name", "labels", "egress", "forms"];
 
 /// The mask's paths, or every violation of the request.
 fn check_request(request: &v1::UpdateTenantRequest) -> Result<Vec<String>, ServiceError> {
@@ -46,6 +46,11 @@ fn check_request(request: &v1::UpdateTenantRequest) -> Result<Vec<String>, Servi
             "egress" => {
                 if let Some(egress) = &patch.egress {
                     check_tenant_rules(egress, "tenant.egress", &mut violations);
+                }
+            }
+            "forms" => {
+                if let Some(forms) = &patch.forms {
+                    super::forms::check_settings(forms, "tenant.forms", &mut violations);
                 }
             }
             path if UPDATABLE.contains(&path) => {}
@@ -113,6 +118,7 @@ impl App {
                 "display_name" => next.display_name = patch.display_name.clone(),
                 "labels" => next.labels = patch.labels.clone(),
                 "egress" => next.egress = patch.egress.clone(),
+                "forms" => next.forms = patch.forms.clone(),
                 _ => {}
             }
         }

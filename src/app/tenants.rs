@@ -88,6 +88,9 @@ impl App {
         if let Some(egress) = &tenant.egress {
             check_tenant_rules(egress, "tenant.egress", &mut violations);
         }
+        if let Some(forms) = &tenant.forms {
+            super::forms::check_settings(forms, "tenant.forms", &mut violations);
+        }
         if !violations.is_empty() {
             return Err(ServiceError::InvalidArgument(violations));
         }
@@ -100,6 +103,7 @@ impl App {
             update_time: Some(time),
             etag: String::new(),
             egress: tenant.egress,
+            forms: tenant.forms,
         };
         let record = TenantRecord {
             tenant_id: tenant_id.clone(),

@@ -181,6 +181,29 @@ fn tenant(check: &mut Check, tenant: &v1::Tenant) {
             }
         });
     }
+    if let Some(forms) = &tenant.forms {
+        use crate::app::forms::settings_bounds as form;
+        check.within("forms.", |check| {
+            for (field, origins) in [
+                ("allowed_redirect_origins", &forms.allowed_redirect_origins),
+                ("frame_ancestors", &forms.frame_ancestors),
+            ] {
+                check.strings(field, origins, form::MAX_ORIGINS, form::MAX_ORIGIN_BYTES);
+            }
+            check.strings(
+                "allowed_data_sources",
+                &forms.allowed_data_sources,
+                form::MAX_FORM_DATA_SOURCES,
+                MAX_DATA_SOURCE_BYTES,
+            );
+            check.chars(
+                "branding_display_name",
+                &forms.branding_display_name,
+                form::MAX_BRANDING_CHARS,
+            );
+            check.bytes("accent_color", &forms.accent_color, 7);
+        });
+    }
 }
 
 impl Bounded for v1::CreateTenantRequest {
@@ -309,5 +332,43 @@ impl Bounded for v1::RewrapMasterKeyRequest {
             MAX_MASTER_KEY_BYTES,
         );
         check.data("new_master_key", &self.new_master_key, MAX_MASTER_KEY_BYTES);
+    }
+}
+
+impl Bounded for v1::CreateFormLinkRequest {
+    fn bound(&self, check: &mut Check) {
+        use crate::app::forms::{MAX_REDIRECT_URL_BYTES, MAX_STATE_BYTES};
+        use v1::create_form_link_request::Flow;
+        check.name("parent", &self.parent);
+        check.bytes("redirect_url", &self.redirect_url, MAX_REDIRECT_URL_BYTES);
+        check.bytes("state", &self.state, MAX_STATE_BYTES);
+        match &self.flow {
+            Some(Flow::Create(create)) => check.within("create.", |check| {
+                check.bytes("data_source", &create.data_source, MAX_DATA_SOURCE_BYTES);
+                check.chars(
+                    "display_name",
+                    &create.display_name,
+                    MAX_CONNECTION_DISPLAY_NAME_CHARS,
+                );
+                check.labels("labels", &create.labels);
+                check.bytes("product", &create.product, MAX_PRODUCT_BYTES);
+            }),
+            Some(Flow::Edit(edit)) => check.within("edit.", |check| {
+                check.name("connection", &edit.connection);
+            }),
+            None => {}
+        }
+    }
+}
+
+impl Bounded for v1::GetFormLinkRequest {
+    fn bound(&self, check: &mut Check) {
+        check.name("name", &self.name);
+    }
+}
+
+impl Bounded for v1::RevokeFormLinkRequest {
+    fn bound(&self, check: &mut Check) {
+        check.name("name", &self.name);
     }
 }

@@ -46,10 +46,12 @@ struct Bounds {
 /// Every route the listener serves, under the request bounds of `config`.
 pub fn router(context: &HttpContext, config: &HttpConfig) -> Router {
     // Each area merges its own router here, one line each.
-    let routes = Router::new().merge(super::ops::routes(
-        context.metrics.clone(),
-        context.health.clone(),
-    ));
+    let routes = Router::new()
+        .merge(super::ops::routes(
+            context.metrics.clone(),
+            context.health.clone(),
+        ))
+        .merge(crate::forms::routes(context));
     let bounds = Bounds {
         max_body_bytes: config.max_body_bytes,
         request_timeout: config.request_timeout(),

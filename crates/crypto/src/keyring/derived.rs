@@ -21,6 +21,8 @@ use crate::{CryptoError, Result};
 const SCOPE_LABEL: &[u8] = b"connvault-audit-scope-v1\0";
 /// Label deriving an opaque-token key from the master key.
 const OPAQUE_LABEL: &[u8] = b"connvault-opaque-v1\0";
+/// Label deriving a purpose key (a signing key's seed) from the master key.
+const PURPOSE_LABEL: &[u8] = b"connvault-purpose-key-v1\0";
 /// The largest plaintext an opaque token carries.
 pub const MAX_OPAQUE_LEN: usize = 4096;
 
@@ -32,6 +34,13 @@ fn derive(parent: &[u8; KEY_LEN], label: &[u8], name: &str) -> DataKey {
 }
 
 impl Keyring {
+    /// 32 bytes derived from the master key for `purpose` alone (the seed of
+    /// the form redirects' Ed25519 key): stable for a master key, unrelated
+    /// between purposes, and useless for opening anything sealed.
+    pub fn derive_key(&self, purpose: &str) -> Zeroizing<[u8; KEY_LEN]> {
+        derive(self.master.bytes(), PURPOSE_LABEL, purpose)
+    }
+
     /// Hex HMAC-SHA256 of a secret value under a key of its own for `scope`
     /// (a tenant): equal values in two scopes give unrelated HMACs, so an
     /// HMAC seen in one tenant's events says nothing about another's.
