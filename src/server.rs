@@ -9,8 +9,9 @@ use connvault_plugin_host::{HostOptions, PluginHost};
 use secrecy::SecretString;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
+use tower::util::BoxCloneSyncService;
 
-use crate::api::{AuditApi, ConnectionApi, DataSourceApi, Guard, TenantApi};
+use crate::api::Guard;
 use crate::app::{App, EgressSettings, Limits};
 use crate::audit::AuditLog;
 use crate::auth::{self, AuthError, Verifier};
@@ -18,9 +19,10 @@ use crate::config::Config;
 use crate::listener::{self, Tls, TlsError};
 use crate::master_key::{self, KeyError, KeySource};
 use crate::middleware::{AuthenticateLayer, FramingLayer, RequestIdLayer};
-use crate::pb::{self, v1};
 use crate::rate_limit::{self, RateLimiter};
 use crate::store_setup::OpenError;
+
+mod services;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -66,8 +68,8 @@ pub enum StartError {
     /// A start-up task died.
     #[error("a start-up task failed: {0}")]
     Task(String),
-    /// Service set-up failed (reflection descriptors).
-    #[error("cannot set up reflection: {0}")]
+    /// Service set-up failed (reflection descriptors, REST rules).
+    #[error("cannot set up the services: {0}")]
     Reflection(String),
     /// An egress rule in the configuration does not parse.
     #[error("invalid egress rule: {0}")]
@@ -279,29 +281,22 @@ pub async fn run(
         }
     }
 
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<v1::connection_service_server::ConnectionServiceServer<ConnectionApi>>()
-        .await;
-    health_reporter
-        .set_serving::<v1::tenant_service_server::TenantServiceServer<TenantApi>>()
-        .await;
-    health_reporter
-        .set_serving::<v1::data_source_service_server::DataSourceServiceServer<DataSourceApi>>()
-        .await;
-    health_reporter
-        .set_serving::<v1::audit_service_server::AuditServiceServer<AuditApi>>()
-        .await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|error| StartError::Reflection(error.to_string()))?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .map_err(|error| StartError::Reflection(error.to_string()))?;
+    // Every RPC passes these layers, outermost first; limits (concurrency,
+    // rate) go here too, so one place says what stands before a handler —
+    // except the per-tenant rate limit, which needs the tenant the decoded
+    // request names and the guard's admission into it (`api::guard`).
+    // REST calls pass the very same layers (`http::rest`).
+    let edge = ServiceBuilder::new()
+        .layer(RequestIdLayer)
+        .layer(AuthenticateLayer::new(verifier))
+        .layer(FramingLayer::new(config.max_request_bytes));
+    // The framing layer refuses a larger message before it is read; tonic's
+    // own limit (which would answer OUT_OF_RANGE) stays as a second line.
+    let routes = services::routes(&app, &audit, &guard, config.max_request_bytes).await?;
+    let rest = crate::http::rest::Gateway::new(BoxCloneSyncService::new(
+        edge.clone().service(routes.clone()),
+    ))
+    .map_err(|error| StartError::Reflection(error.to_string()))?;
 
     let listener = listener::bind(config.listen).map_err(|source| StartError::Bind {
         addr: config.listen,
@@ -347,6 +342,7 @@ pub async fn run(
             app: Arc::clone(&app),
             audit: Arc::clone(&audit),
             guard: Arc::clone(&guard),
+            rest,
         };
         let router = crate::http::router(&context, &config.http);
         // Printed before the gRPC line, which scripts and tests wait for.
@@ -355,18 +351,6 @@ pub async fn run(
     });
     // A plain line on stdout for scripts and tests that start on port 0.
     println!("connvault listening on {addr}");
-
-    // Every RPC passes these layers, outermost first; limits (concurrency,
-    // rate) go here too, so one place says what stands before a handler —
-    // except the per-tenant rate limit, which needs the tenant the decoded
-    // request names and the guard's admission into it (`api::guard`).
-    let edge = ServiceBuilder::new()
-        .layer(RequestIdLayer)
-        .layer(AuthenticateLayer::new(verifier))
-        .layer(FramingLayer::new(config.max_request_bytes));
-    // The framing layer refuses a larger message before it is read; tonic's
-    // own limit (which would answer OUT_OF_RANGE) stays as a second line.
-    let max = config.max_request_bytes;
 
     let mut builder = Server::builder()
         // Large enough that an oversized token reaches authentication and gets
@@ -387,43 +371,14 @@ pub async fn run(
     }
 
     let (drain, drained) = tokio::sync::oneshot::channel::<()>();
-    let mut serving =
-        tokio::spawn(
-            builder
-                .layer(edge)
-                .add_service(health_service)
-                .add_service(reflection_v1)
-                .add_service(reflection_v1alpha)
-                .add_service(
-                    v1::tenant_service_server::TenantServiceServer::new(TenantApi::new(
-                        Arc::clone(&app),
-                        Arc::clone(&guard),
-                    ))
-                    .max_decoding_message_size(max),
-                )
-                .add_service(
-                    v1::data_source_service_server::DataSourceServiceServer::new(
-                        DataSourceApi::new(Arc::clone(&app), Arc::clone(&guard)),
-                    )
-                    .max_decoding_message_size(max),
-                )
-                .add_service(
-                    v1::connection_service_server::ConnectionServiceServer::new(
-                        ConnectionApi::new(Arc::clone(&app), Arc::clone(&guard)),
-                    )
-                    .max_decoding_message_size(max),
-                )
-                .add_service(
-                    v1::audit_service_server::AuditServiceServer::new(AuditApi::new(
-                        Arc::clone(&audit),
-                        Arc::clone(&guard),
-                    ))
-                    .max_decoding_message_size(max),
-                )
-                .serve_with_incoming_shutdown(incoming, async {
-                    let _ = drained.await;
-                }),
-        );
+    let mut serving = tokio::spawn(
+        builder
+            .layer(edge)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = drained.await;
+            }),
+    );
     tokio::select! {
         result = &mut serving => return finished(result),
         () = shutdown => {}

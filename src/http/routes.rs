@@ -30,6 +30,8 @@ pub struct HttpContext {
     pub audit: Arc<AuditLog>,
     /// Admission, rate limits and auditing of API callers.
     pub guard: Arc<Guard>,
+    /// The REST gateway onto the gRPC service stack.
+    pub rest: super::rest::Gateway,
 }
 
 /// The bounds applied to every request, whatever its route.
@@ -42,8 +44,7 @@ struct Bounds {
 /// Every route the listener serves, under the request bounds of `config`.
 pub fn router(context: &HttpContext, config: &HttpConfig) -> Router {
     // Each area merges its own router here, one line each.
-    let _ = context;
-    let routes = Router::new();
+    let routes = Router::new().merge(context.rest.router());
     let bounds = Bounds {
         max_body_bytes: config.max_body_bytes,
         request_timeout: config.request_timeout(),
