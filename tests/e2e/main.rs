@@ -23,6 +23,7 @@ mod readme;
 mod redirect;
 mod reflection;
 mod refusals;
+mod rest;
 mod secrets;
 mod tenants;
 mod tls;
