@@ -250,7 +250,7 @@ pub fn parse_template(pattern: &str) -> Result<Template, String> {
             chars = &chars[end..];
         }
         chars = match chars.strip_prefix('/') {
-            Some(next) if next.is_empty() => return Err(format!("{pattern}: trailing /")),
+            Some("") => return Err(format!("{pattern}: trailing /")),
             Some(next) => next,
             None if chars.is_empty() => chars,
             None => return Err(format!("{pattern}: expected / after a variable")),
