@@ -395,3 +395,85 @@ fn the_served_openapi_document_is_the_committed_one() {
         .sum();
     assert_eq!(operations, 20);
 }
+
+/// schemathesis, from PATH or else from PyPI into a venv under target/.
+fn schemathesis() -> std::path::PathBuf {
+    if let Some(found) = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("schemathesis"))
+            .find(|candidate| candidate.is_file())
+    }) {
+        return found;
+    }
+    let venv = connvault_testkit::target_dir().join("schemathesis-venv");
+    let binary = venv.join("bin/schemathesis");
+    if !binary.is_file() {
+        let run = |command: &mut std::process::Command| {
+            let output = command.output().unwrap();
+            assert!(
+                output.status.success(),
+                "{command:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        run(std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv));
+        run(std::process::Command::new(venv.join("bin/python")).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "schemathesis==4.32.5",
+        ]));
+    }
+    binary
+}
+
+/// A bounded schemathesis run over every operation of the served document,
+/// with a token for every tenant: no 5xx, every status, content type and
+/// body as the document says.
+#[tokio::test]
+async fn schemathesis_finds_every_operation_conforming() {
+    let server = Server::start();
+    server.create_tenant("acme").await;
+    let mut grpc = server.connections().await;
+    create(&mut grpc, "acme", connection("Orders DB", "pw"))
+        .await
+        .unwrap();
+    let schemathesis = schemathesis();
+    let report = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(schemathesis)
+        .arg("run")
+        .arg(format!("{}/openapi.json", server.http_addr))
+        .args(["--url", &server.http_addr])
+        .args(["-H", &format!("Authorization: Bearer {}", operator_token())])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            "--phases",
+            "coverage,fuzzing",
+            "--max-examples",
+            "5",
+            "--generation-deterministic",
+            "--request-timeout",
+            "60",
+            "--max-failures",
+            "10",
+            "--no-color",
+        ])
+        .current_dir(report.path())
+        .env("SCHEMATHESIS_TELEMETRY", "false")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "schemathesis failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("Selected: 20/20"), "{stdout}");
+    assert!(stdout.contains("Tested: 20"), "{stdout}");
+    assert!(!stdout.contains(" failed"), "{stdout}");
+}
