@@ -12,7 +12,8 @@ use super::rules::{Binding, BodyRule};
 
 /// One refused part of the request: the field (as the caller named it) and
 /// why. Descriptions never repeat the value (it may be a secret).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {description}")]
 pub struct Violation {
     /// The field, dotted, or `body` / the query key.
     pub field: String,
@@ -212,4 +213,91 @@ fn set_path(root: &mut Map<String, Value>, path: &str, value: Value) {
 fn push_path(root: &mut Map<String, Value>, path: &str, value: Value) {
     let parts: Vec<&str> = path.split('.').collect();
     insert(root, &parts, value, true);
+}
+
+#[cfg(test)]
+mod tests {
+    use prost_reflect::{DescriptorPool, Value as Field};
+
+    use super::*;
+    use crate::http::rest::rules::{self, Binding};
+
+    fn binding(method: &str, verb: &str) -> Result<Binding, Box<dyn std::error::Error>> {
+        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)?;
+        rules::bindings(&pool)?
+            .into_iter()
+            .find(|b| b.rpc.name() == method && b.method.as_str() == verb)
+            .ok_or_else(|| format!("no binding for {method}").into())
+    }
+
+    #[test]
+    fn path_query_and_body_fill_one_message() -> Result<(), Box<dyn std::error::Error>> {
+        let update = binding("UpdateConnection", "PATCH")?;
+        let message = build(
+            &update,
+            vec!["tenants/acme/connections/c1".into()],
+            Some("updateMask=displayName,labels&etag=%22e1%22"),
+            br#"{"displayName": "New", "name": "tenants/other/connections/x"}"#,
+        )?;
+        let connection = message
+            .get_field_by_name("connection")
+            .ok_or("no connection")?;
+        let connection = connection.as_message().ok_or("not a message")?;
+        assert_eq!(
+            connection.get_field_by_name("name").as_deref(),
+            Some(&Field::String("tenants/acme/connections/c1".into())),
+            "the path wins over the body"
+        );
+        assert_eq!(
+            message.get_field_by_name("etag").as_deref(),
+            Some(&Field::String("\"e1\"".into()))
+        );
+        let list = binding("ListConnections", "GET")?;
+        let listed = build(
+            &list,
+            vec!["tenants/acme".into()],
+            Some("page_size=5&orderBy=2"),
+            b"",
+        )?;
+        assert_eq!(
+            listed.get_field_by_name("page_size").as_deref(),
+            Some(&Field::I32(5))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn misplaced_and_malformed_input_is_refused() -> Result<(), Box<dyn std::error::Error>> {
+        let get = binding("GetConnection", "GET")?;
+        let name = || vec!["tenants/acme/connections/c1".to_owned()];
+        assert_eq!(
+            build(&get, name(), None, b"{}").map_err(|v| v.field),
+            Err("body".into())
+        );
+        assert_eq!(
+            build(&get, name(), Some("nope=1"), b"").map_err(|v| v.field),
+            Err("nope".into())
+        );
+        let resolve = binding("ResolveConnection", "POST")?;
+        assert_eq!(
+            build(&resolve, name(), Some("name=x"), b"").map_err(|v| v.field),
+            Err("name".into()),
+            "a body-`*` method takes no query fields"
+        );
+        let create = binding("CreateConnection", "POST")?;
+        let bad = build(
+            &create,
+            vec!["tenants/acme".into()],
+            None,
+            br#"{"secrets": "do-not-echo"}"#,
+        );
+        let violation = bad.err().ok_or("accepted a string as a map")?;
+        assert!(
+            !violation.description.contains("do-not-echo"),
+            "{violation:?}"
+        );
+        let truncated = build(&create, vec!["tenants/acme".into()], None, b"{\"a\"");
+        assert!(truncated.is_err());
+        Ok(())
+    }
 }
