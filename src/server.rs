@@ -163,6 +163,7 @@ pub async fn run(
     }
     let crate::store_setup::Serving {
         store,
+        sled,
         keyring,
         recovery,
         keyring_state,
@@ -292,7 +293,15 @@ pub async fn run(
         .layer(FramingLayer::new(config.max_request_bytes));
     // The framing layer refuses a larger message before it is read; tonic's
     // own limit (which would answer OUT_OF_RANGE) stays as a second line.
-    let routes = services::routes(&app, &audit, &guard, config.max_request_bytes).await?;
+    let routes = services::routes(
+        &app,
+        &audit,
+        &guard,
+        sled,
+        &config.data_dir,
+        config.max_request_bytes,
+    )
+    .await?;
     let rest = crate::http::rest::Gateway::new(BoxCloneSyncService::new(
         edge.clone().service(routes.clone()),
     ))

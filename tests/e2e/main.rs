@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod backup;
 mod bounds;
 mod connections;
 mod crash_consistency;
@@ -27,3 +28,4 @@ mod rest;
 mod secrets;
 mod tenants;
 mod tls;
+mod transfer;
