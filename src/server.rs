@@ -10,11 +10,9 @@ use connvault_store::sled::WriteObserver;
 use secrecy::SecretString;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
+use tower::util::BoxCloneSyncService;
 
-use crate::api::{
-    AdminApi, AuditApi, ConnectionApi, DataSourceApi, FormLinkApi, Guard, KeyApi, PluginApi,
-    TenantApi,
-};
+use crate::api::Guard;
 use crate::app::{App, EgressSettings, Limits, PluginSource};
 use crate::audit::AuditLog;
 use crate::auth::{self, AuthError, Verifier};
@@ -24,9 +22,10 @@ use crate::listener::{self, Tls, TlsError};
 use crate::master_key::{self, KeyError, KeySource};
 use crate::metrics::{Metrics, MetricsLayer, StoreObserver};
 use crate::middleware::{AuthenticateLayer, FramingLayer, RequestIdLayer};
-use crate::pb::v1;
 use crate::rate_limit::{self, RateLimiter};
 use crate::store_setup::OpenError;
+
+mod services;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -72,8 +71,8 @@ pub enum StartError {
     /// A start-up task died.
     #[error("a start-up task failed: {0}")]
     Task(String),
-    /// Service set-up failed (reflection descriptors).
-    #[error("cannot set up reflection: {0}")]
+    /// Service set-up failed (reflection descriptors, REST rules).
+    #[error("cannot set up the services: {0}")]
     Reflection(String),
     /// An egress rule in the configuration does not parse.
     #[error("invalid egress rule: {0}")]
@@ -321,10 +320,31 @@ pub async fn run(
         }
     }
 
-    let reflection_v1 =
-        crate::reflection::v1().map_err(|error| StartError::Reflection(error.to_string()))?;
-    let reflection_v1alpha =
-        crate::reflection::v1alpha().map_err(|error| StartError::Reflection(error.to_string()))?;
+    // Every RPC passes these layers, outermost first; limits (concurrency,
+    // rate) go here too, so one place says what stands before a handler —
+    // except the per-tenant rate limit, which needs the tenant the decoded
+    // request names and the guard's admission into it (`api::guard`).
+    // REST calls pass the very same layers (`http::rest`).
+    let edge = ServiceBuilder::new()
+        .layer(MetricsLayer::new(metrics.clone()))
+        .layer(RequestIdLayer)
+        .layer(AuthenticateLayer::new(verifier))
+        .layer(FramingLayer::new(config.max_request_bytes));
+    // The framing layer refuses a larger message before it is read; tonic's
+    // own limit (which would answer OUT_OF_RANGE) stays as a second line.
+    let routes = services::routes(
+        &app,
+        &audit,
+        &guard,
+        tonic::service::Routes::new(health_service),
+        sled,
+        &config.data_dir,
+        config.max_request_bytes,
+    )?;
+    let rest = crate::http::rest::Gateway::new(BoxCloneSyncService::new(
+        edge.clone().service(routes.clone()),
+    ))
+    .map_err(|error| StartError::Reflection(error.to_string()))?;
 
     let listener = listener::bind(config.listen).map_err(|source| StartError::Bind {
         addr: config.listen,
@@ -378,6 +398,7 @@ pub async fn run(
             guard: Arc::clone(&guard),
             metrics: metrics.clone(),
             health: health.clone(),
+            rest,
         };
         let router = crate::http::router(&context, &config.http);
         // Printed before the gRPC line, which scripts and tests wait for.
@@ -386,19 +407,6 @@ pub async fn run(
     });
     // A plain line on stdout for scripts and tests that start on port 0.
     println!("connvault listening on {addr}");
-
-    // Every RPC passes these layers, outermost first; limits (concurrency,
-    // rate) go here too, so one place says what stands before a handler —
-    // except the per-tenant rate limit, which needs the tenant the decoded
-    // request names and the guard's admission into it (`api::guard`).
-    let edge = ServiceBuilder::new()
-        .layer(MetricsLayer::new(metrics.clone()))
-        .layer(RequestIdLayer)
-        .layer(AuthenticateLayer::new(verifier))
-        .layer(FramingLayer::new(config.max_request_bytes));
-    // The framing layer refuses a larger message before it is read; tonic's
-    // own limit (which would answer OUT_OF_RANGE) stays as a second line.
-    let max = config.max_request_bytes;
 
     let mut builder = Server::builder()
         // Large enough that an oversized token reaches authentication and gets
@@ -419,73 +427,14 @@ pub async fn run(
     }
 
     let (drain, drained) = tokio::sync::oneshot::channel::<()>();
-    let mut serving =
-        tokio::spawn(
-            builder
-                .layer(edge)
-                .add_service(health_service)
-                .add_service(reflection_v1)
-                .add_service(reflection_v1alpha)
-                .add_service(
-                    v1::tenant_service_server::TenantServiceServer::new(TenantApi::new(
-                        Arc::clone(&app),
-                        Arc::clone(&guard),
-                    ))
-                    .max_decoding_message_size(max),
-                )
-                .add_service(
-                    v1::data_source_service_server::DataSourceServiceServer::new(
-                        DataSourceApi::new(Arc::clone(&app), Arc::clone(&guard)),
-                    )
-                    .max_decoding_message_size(max),
-                )
-                .add_service(
-                    v1::connection_service_server::ConnectionServiceServer::new(
-                        ConnectionApi::new(Arc::clone(&app), Arc::clone(&guard)),
-                    )
-                    .max_decoding_message_size(max),
-                )
-                .add_service(
-                    v1::form_link_service_server::FormLinkServiceServer::new(FormLinkApi::new(
-                        Arc::clone(&app),
-                        Arc::clone(&guard),
-                    ))
-                    .max_decoding_message_size(max),
-                )
-                .add_service(
-                    v1::audit_service_server::AuditServiceServer::new(AuditApi::new(
-                        Arc::clone(&audit),
-                        Arc::clone(&guard),
-                    ))
-                    .max_decoding_message_size(max),
-                )
-                .add_service(
-                    v1::admin_service_server::AdminServiceServer::new(AdminApi::new(
-                        Arc::clone(&app),
-                        sled,
-                        config.data_dir.clone(),
-                        Arc::clone(&guard),
-                    ))
-                    .max_decoding_message_size(max),
-                )
-                .add_service(
-                    v1::key_service_server::KeyServiceServer::new(KeyApi::new(
-                        Arc::clone(&app),
-                        Arc::clone(&guard),
-                    ))
-                    .max_decoding_message_size(max),
-                )
-                .add_service(
-                    v1::plugin_service_server::PluginServiceServer::new(PluginApi::new(
-                        Arc::clone(&app),
-                        Arc::clone(&guard),
-                    ))
-                    .max_decoding_message_size(max),
-                )
-                .serve_with_incoming_shutdown(incoming, async {
-                    let _ = drained.await;
-                }),
-        );
+    let mut serving = tokio::spawn(
+        builder
+            .layer(edge)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = drained.await;
+            }),
+    );
     tokio::select! {
         result = &mut serving => return finished(result),
         () = shutdown => {}

@@ -40,11 +40,13 @@ exec 9>&-
 
 stubs="$(mktemp -d)"
 trap 'rm -rf "$stubs"' EXIT
-# grpc_tools ships the well-known types (google/protobuf/*.proto) in _proto.
+# grpc_tools ships the well-known types (google/protobuf/*.proto) in _proto;
+# the google.api.http option the services carry (proto/google/api) is
+# generated with the API.
 wkt="$("$venv/bin/python" -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')"
 "$venv/bin/python" -m grpc_tools.protoc \
   -I "$root/proto" -I "$wkt" \
   --python_out="$stubs" --grpc_python_out="$stubs" \
-  "$root"/proto/connvault/v1/*.proto
+  "$root"/proto/google/api/*.proto "$root"/proto/connvault/v1/*.proto
 
 PYTHONPATH="$stubs" "$venv/bin/python" "$here/$script" "$address"

@@ -7,12 +7,15 @@
 //! - `serve.rs`: the accept loop, the connection limit, TLS, hyper's
 //!   per-connection bounds, the connection age limit and graceful shutdown;
 //! - `routes.rs`: **the one place routes are composed** ([`router`]), and
-//!   the bounds every request meets (body size, time, common headers).
+//!   the bounds every request meets (body size, time, common headers);
+//! - `rest/`: the REST/JSON gateway (`/v1/...`, `/openapi.json`), which
+//!   transcodes onto the gRPC service stack in process.
 //!
 //! Adding routes: write a function returning an `axum::Router` in the
 //! area's own module and merge it in [`router`]; nothing here changes.
 
 mod ops;
+pub mod rest;
 mod routes;
 mod serve;
 

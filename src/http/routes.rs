@@ -34,6 +34,8 @@ pub struct HttpContext {
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// What `/readyz` reports.
     pub health: crate::health::Health,
+    /// The REST gateway onto the gRPC service stack.
+    pub rest: super::rest::Gateway,
 }
 
 /// The bounds applied to every request, whatever its route.
@@ -51,7 +53,8 @@ pub fn router(context: &HttpContext, config: &HttpConfig) -> Router {
             context.metrics.clone(),
             context.health.clone(),
         ))
-        .merge(crate::forms::routes(context));
+        .merge(crate::forms::routes(context))
+        .merge(context.rest.router());
     let bounds = Bounds {
         max_body_bytes: config.max_body_bytes,
         request_timeout: config.request_timeout(),

@@ -36,6 +36,7 @@ mod readme_walkthrough;
 mod redirect;
 mod reflection;
 mod refusals;
+mod rest;
 mod rotation;
 mod secrets;
 mod tenants;
