@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the provider tests need to start throwaway servers:
 # PostgreSQL (initdb, postgres, pg_ctl, psql), MariaDB (mariadb-install-db,
-# mariadbd, mariadb), Redis (redis-server, redis-cli) and a C compiler.
+# mariadbd, mariadb), Redis (redis-server, redis-cli), OpenSSH's server
+# (sshd, for the SSH tunnel tests) and a C compiler.
 # Idempotent: on a machine that has them all it changes nothing.
 set -euo pipefail
 
@@ -17,10 +18,11 @@ have initdb && have postgres && have pg_ctl && have psql || missing+=(postgresql
 have mariadb-install-db && have mariadbd && have mariadb || missing+=(mariadb-server mariadb-client)
 have redis-server && have redis-cli || missing+=(redis-server redis-tools)
 have cc || missing+=(gcc libc6-dev)
+have sshd && have ssh-keygen || missing+=(openssh-server openssh-client)
 have setpriv || missing+=(util-linux)
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "test-deps: PostgreSQL, MariaDB, Redis and cc are installed; nothing to do"
+  echo "test-deps: PostgreSQL, MariaDB, Redis, sshd and cc are installed; nothing to do"
   exit 0
 fi
 
@@ -32,7 +34,7 @@ echo "test-deps: installing ${missing[*]}"
 "${sudo[@]}" apt-get update -qq
 DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
 # The packages start system-wide services; the tests start their own servers.
-for service in postgresql mariadb redis-server; do
+for service in postgresql mariadb redis-server ssh; do
   "${sudo[@]}" service "$service" stop >/dev/null 2>&1 || true
 done
 echo "test-deps: installed ${missing[*]}"
