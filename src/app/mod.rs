@@ -24,6 +24,7 @@ mod pagination;
 mod resolve;
 mod tenant_update;
 mod tenants;
+mod tunnel;
 
 use std::sync::Arc;
 use std::time::Duration;

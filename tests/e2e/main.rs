@@ -25,3 +25,4 @@ mod refusals;
 mod secrets;
 mod tenants;
 mod tls;
+mod tunnel;

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use connvault_plugin_abi::pb as plugin;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::secrets::TLS_KEY_SECRET;
+use super::secrets::{TLS_KEY_SECRET, TUNNEL_SECRETS, is_reserved};
 use crate::error::ServiceError;
 use crate::pb::v1;
 use crate::plugin_messages::config_from_struct;
@@ -30,6 +30,23 @@ pub(super) struct Redirect<'a> {
     pub(super) old_key: Option<&'a SecretString>,
     /// The TLS client key after the update, if any.
     pub(super) next_key: Option<&'a SecretString>,
+    /// The stored tunnel secrets, in the order of `TUNNEL_SECRETS`.
+    pub(super) old_tunnel: TunnelSecrets<'a>,
+    /// The tunnel secrets after the update.
+    pub(super) next_tunnel: TunnelSecrets<'a>,
+}
+
+/// A connection's tunnel secrets, in the order of `TUNNEL_SECRETS`.
+pub(super) type TunnelSecrets<'a> = [Option<&'a SecretString>; 3];
+
+/// The tunnel secrets of a secret map.
+pub(super) fn tunnel_secrets(secrets: &connvault_crypto::SecretMap) -> TunnelSecrets<'_> {
+    TUNNEL_SECRETS.map(|entry| secrets.get(entry))
+}
+
+/// The SSH port a tunnel uses (0 means 22).
+fn ssh_port(tunnel: &v1::SshTunnel) -> u32 {
+    if tunnel.port == 0 { 22 } else { tunnel.port }
 }
 
 impl Redirect<'_> {
@@ -42,7 +59,12 @@ impl Redirect<'_> {
     /// - `tls.<field>` for any change of mode, CA, client certificate, server
     ///   name or client key: each decides who can read a secret on the way
     ///   (and modes are the plugin's to interpret, so no change counts as
-    ///   "only stronger").
+    ///   "only stronger");
+    /// - `tunnel` when a tunnel is added or removed, and `tunnel.<field>` for
+    ///   a change of its bastion host, port, user, pinned host keys (which
+    ///   say which server is the bastion), key, passphrase or password: the
+    ///   bastion carries every byte to the data source. Its `local_port`
+    ///   (only rendered for clients) is not bound.
     pub(super) fn secret_bound_changes(&self) -> Vec<String> {
         let mut changed = Vec::new();
         if self.old.data_source != self.next.data_source {
@@ -90,6 +112,39 @@ impl Redirect<'_> {
                 .filter(|(_, differs)| *differs)
                 .map(|(path, _)| path.to_owned()),
         );
+        changed.extend(self.tunnel_changes());
+        changed
+    }
+
+    /// The secret-bound changes of the tunnel (see [`Self::secret_bound_changes`]).
+    fn tunnel_changes(&self) -> Vec<String> {
+        let (old, next) = match (&self.old.tunnel, &self.next.tunnel) {
+            (None, None) => return Vec::new(),
+            (Some(old), Some(next)) => (old, next),
+            _ => return vec!["tunnel".to_owned()],
+        };
+        let pins = |tunnel: &v1::SshTunnel| -> BTreeSet<String> {
+            tunnel.host_key_fingerprints.iter().cloned().collect()
+        };
+        let mut changed: Vec<String> = [
+            ("tunnel.host", old.host != next.host),
+            ("tunnel.port", ssh_port(old) != ssh_port(next)),
+            ("tunnel.user", old.user != next.user),
+            ("tunnel.host_key_fingerprints", pins(old) != pins(next)),
+        ]
+        .into_iter()
+        .filter(|(_, differs)| *differs)
+        .map(|(path, _)| path.to_owned())
+        .collect();
+        for ((entry, before), after) in TUNNEL_SECRETS
+            .iter()
+            .zip(self.old_tunnel)
+            .zip(self.next_tunnel)
+        {
+            if before.map(ExposeSecret::expose_secret) != after.map(ExposeSecret::expose_secret) {
+                changed.push((*entry).to_owned());
+            }
+        }
         changed
     }
 }
@@ -108,7 +163,7 @@ pub(super) fn check_redirect(
         .iter()
         .filter(|name| !resupplied.contains(name))
         .map(|name| {
-            if name == TLS_KEY_SECRET {
+            if is_reserved(name) {
                 name.clone()
             } else {
                 format!("secrets.{name}")
@@ -208,6 +263,8 @@ mod tests {
             normalized: &normalized,
             old_key: keys.0,
             next_key: keys.1,
+            old_tunnel: [None; 3],
+            next_tunnel: [None; 3],
         };
         let stored = [PASSWORD.to_owned()];
         let changed = update.secret_bound_changes();
@@ -350,6 +407,8 @@ mod tests {
             normalized: &normalized,
             old_key: None,
             next_key: None,
+            old_tunnel: [None; 3],
+            next_tunnel: [None; 3],
         };
         let stored = [PASSWORD.to_owned(), TLS_KEY_SECRET.to_owned()];
         let Err(ServiceError::FailedPrecondition(message)) =
@@ -360,5 +419,110 @@ mod tests {
         assert!(message.contains("config.host"), "{message}");
         assert!(message.contains("(tls.client_key_pem)"), "{message}");
         assert!(check_redirect(&update, &stored, &stored).is_ok());
+    }
+
+    #[test]
+    fn every_tunnel_field_but_the_local_port_needs_the_secrets_again() {
+        let pg = source(&["host"]);
+        let base = connection(&[("host", "db")], None);
+        let tunnel = v1::SshTunnel {
+            host: "bastion.example".into(),
+            user: "tunnel".into(),
+            host_key_fingerprints: vec!["SHA256:a".into(), "SHA256:b".into()],
+            ..Default::default()
+        };
+        let with = |tunnel: v1::SshTunnel| v1::Connection {
+            tunnel: Some(tunnel),
+            ..base.clone()
+        };
+        let none = (None, None);
+        let tunnelled = with(tunnel.clone());
+        assert_eq!(judge(&pg, &base, &tunnelled, none), ["tunnel"]);
+        assert_eq!(judge(&pg, &tunnelled, &base, none), ["tunnel"]);
+        let cases: [(&str, v1::SshTunnel); 4] = [
+            (
+                "tunnel.host",
+                v1::SshTunnel {
+                    host: "evil.example".into(),
+                    ..tunnel.clone()
+                },
+            ),
+            (
+                "tunnel.port",
+                v1::SshTunnel {
+                    port: 2222,
+                    ..tunnel.clone()
+                },
+            ),
+            (
+                "tunnel.user",
+                v1::SshTunnel {
+                    user: "root".into(),
+                    ..tunnel.clone()
+                },
+            ),
+            (
+                "tunnel.host_key_fingerprints",
+                v1::SshTunnel {
+                    host_key_fingerprints: vec!["SHA256:a".into()],
+                    ..tunnel.clone()
+                },
+            ),
+        ];
+        for (path, next) in cases {
+            assert_eq!(judge(&pg, &tunnelled, &with(next), none), [path]);
+        }
+        // The default port spelled out, the pins reordered, the local port: no change.
+        let same = v1::SshTunnel {
+            port: 22,
+            local_port: 15432,
+            host_key_fingerprints: vec!["SHA256:b".into(), "SHA256:a".into()],
+            ..tunnel.clone()
+        };
+        assert!(judge(&pg, &tunnelled, &with(same), none).is_empty());
+
+        // A tunnel secret replaced or removed is a change; the same value is not.
+        let (key, other) = (SecretString::from("K1"), SecretString::from("K2"));
+        let normalized = normalized(&[("host", "db")]);
+        let changes = |old_tunnel: TunnelSecrets<'_>, next_tunnel: TunnelSecrets<'_>| {
+            Redirect {
+                old: &tunnelled,
+                next: &tunnelled,
+                source: &pg,
+                normalized: &normalized,
+                old_key: None,
+                next_key: None,
+                old_tunnel,
+                next_tunnel,
+            }
+            .secret_bound_changes()
+        };
+        assert_eq!(
+            changes([Some(&key), None, None], [Some(&other), None, None]),
+            ["tunnel.private_key"]
+        );
+        assert_eq!(
+            changes([None, None, Some(&key)], [None, None, None]),
+            ["tunnel.password"]
+        );
+        assert!(changes([Some(&key), None, None], [Some(&key), None, None]).is_empty());
+        // A stored tunnel secret not sent again is named by its path.
+        let update = Redirect {
+            old: &tunnelled,
+            next: &base,
+            source: &pg,
+            normalized: &normalized,
+            old_key: None,
+            next_key: None,
+            old_tunnel: [None; 3],
+            next_tunnel: [None; 3],
+        };
+        let stored = [PASSWORD.to_owned(), "tunnel.private_key".to_owned()];
+        let Err(ServiceError::FailedPrecondition(message)) =
+            check_redirect(&update, &stored, &[PASSWORD.to_owned()])
+        else {
+            panic!("the tunnel key was not asked for");
+        };
+        assert!(message.contains("(tunnel.private_key)"), "{message}");
     }
 }
