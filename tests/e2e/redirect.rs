@@ -1,5 +1,6 @@
 //! The redirect guard attacked the way a writer would: every secret-bound
-//! field of every first-party data source and every TLS field, changed
+//! field of every first-party data source, every TLS field and every SSH
+//! tunnel field, changed
 //! without re-sending the stored password, against a fake server that plays
 //! the attacker (it records every byte, declines TLS and asks PostgreSQL
 //! clients for a clear-text password). The password must never arrive.
@@ -20,6 +21,9 @@ use crate::support::{Authed, Server, create, token};
 
 const CANARY: &str = "redirect-canary-Pw-41d7";
 const RESENT: &str = "resent-by-the-writer-Pw-9c2e";
+const TUNNEL_CANARY: &str = "redirect-canary-Ssh-5be1";
+const PIN: &str = "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s";
+const OTHER_PIN: &str = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 /// PostgreSQL's `SSLRequest`.
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
@@ -126,6 +130,9 @@ enum Start {
     NowhereHost,
     /// At a closed port on 127.0.0.1, TLS off.
     NowherePort,
+    /// At the fake, TLS verified, through an SSH tunnel whose bastion (a
+    /// closed port) holds a password of its own.
+    Tunnelled,
 }
 
 /// One attack: an update of `mask` to `patch` without the password.
@@ -177,7 +184,7 @@ fn tls_patch(config: v1::TlsConfig) -> v1::Connection {
 /// The connection a row starts from.
 fn original(index: usize, row: &Row, fake: u16) -> v1::Connection {
     let (host, port, mode) = match row.start {
-        Start::AtFake => ("127.0.0.1", fake, v1::TlsMode::VerifyFull),
+        Start::AtFake | Start::Tunnelled => ("127.0.0.1", fake, v1::TlsMode::VerifyFull),
         Start::NowhereHost => ("db.invalid", fake, v1::TlsMode::Disable),
         Start::NowherePort => ("127.0.0.1", closed_port(), v1::TlsMode::Disable),
     };
@@ -208,14 +215,116 @@ fn original(index: usize, row: &Row, fake: u16) -> v1::Connection {
             None,
         ),
     };
+    let tunnel = (row.start == Start::Tunnelled).then(|| v1::SshTunnel {
+        host: "127.0.0.1".into(),
+        port: u32::from(closed_port()),
+        user: "app".into(),
+        password: TUNNEL_CANARY.into(),
+        host_key_fingerprints: vec![PIN.into()],
+        ..Default::default()
+    });
     v1::Connection {
         display_name: format!("row {index} {}", row.source),
         data_source: row.source.into(),
         config: Some(settings(config)),
         tls,
+        tunnel,
         secrets: [("password".to_owned(), CANARY.to_owned())].into(),
         ..Default::default()
     }
+}
+
+fn tunnel_patch(tunnel: v1::SshTunnel) -> v1::Connection {
+    v1::Connection {
+        tunnel: Some(tunnel),
+        ..Default::default()
+    }
+}
+
+/// The SSH tunnel rows: adding one, removing one, and each of its bound fields.
+fn tunnel_rows() -> Vec<Row> {
+    use Start::*;
+    vec![
+        // A tunnel added whose bastion is the attacker's.
+        row(
+            "postgresql",
+            AtFake,
+            &["tunnel"],
+            &["tunnel"],
+            false,
+            |port| {
+                tunnel_patch(v1::SshTunnel {
+                    host: "127.0.0.1".into(),
+                    port: u32::from(port),
+                    user: "mallory".into(),
+                    password: "the attacker's own".into(),
+                    host_key_fingerprints: vec![OTHER_PIN.into()],
+                    ..Default::default()
+                })
+            },
+        ),
+        // The tunnel removed: the database reached directly again.
+        row(
+            "postgresql",
+            Tunnelled,
+            &["tunnel"],
+            &["tunnel"],
+            false,
+            |_| v1::Connection::default(),
+        ),
+        row(
+            "postgresql",
+            Tunnelled,
+            &["tunnel.host"],
+            &["tunnel.host"],
+            false,
+            |_| {
+                tunnel_patch(v1::SshTunnel {
+                    host: "bastion.attacker.example".into(),
+                    ..Default::default()
+                })
+            },
+        ),
+        row(
+            "postgresql",
+            Tunnelled,
+            &["tunnel.port"],
+            &["tunnel.port"],
+            false,
+            |port| {
+                tunnel_patch(v1::SshTunnel {
+                    port: u32::from(port),
+                    ..Default::default()
+                })
+            },
+        ),
+        row(
+            "postgresql",
+            Tunnelled,
+            &["tunnel.user"],
+            &["tunnel.user"],
+            false,
+            |_| {
+                tunnel_patch(v1::SshTunnel {
+                    user: "mallory".into(),
+                    ..Default::default()
+                })
+            },
+        ),
+        row(
+            "postgresql",
+            Tunnelled,
+            &["tunnel.host_key_fingerprints"],
+            &["tunnel.host_key_fingerprints"],
+            false,
+            |_| {
+                tunnel_patch(v1::SshTunnel {
+                    host_key_fingerprints: vec![OTHER_PIN.into()],
+                    ..Default::default()
+                })
+            },
+        ),
+    ]
 }
 
 fn rows() -> Vec<Row> {
@@ -402,6 +511,7 @@ fn rows() -> Vec<Row> {
             },
         ),
     ]);
+    rows.extend(tunnel_rows());
     rows
 }
 
@@ -424,6 +534,12 @@ fn update(name: &str, row: &Row, port: u16, resend: bool) -> v1::UpdateConnectio
     if resend {
         patch.secrets = [("password".to_owned(), RESENT.to_owned())].into();
         paths.push("secrets.password".into());
+        // A stored tunnel password is a stored secret too (unless the
+        // whole tunnel, secrets and all, is replaced).
+        if row.start == Start::Tunnelled && !row.mask.contains(&"tunnel") {
+            patch.tunnel.get_or_insert_with(Default::default).password = RESENT.into();
+            paths.push("tunnel.password".into());
+        }
     }
     v1::UpdateConnectionRequest {
         connection: Some(patch),
@@ -496,8 +612,8 @@ async fn a_writer_cannot_redirect_a_stored_password() {
             .unwrap_or_else(|error| panic!("{what}: with the secret re-sent: {error:?}"))
             .into_inner();
         assert_ne!(
-            (&moved.config, &moved.tls),
-            (&created.config, &created.tls),
+            (&moved.config, &moved.tls, &moved.tunnel),
+            (&created.config, &created.tls, &created.tunnel),
             "{what}: applied"
         );
         if row.leaks_when_applied {
@@ -508,7 +624,7 @@ async fn a_writer_cannot_redirect_a_stored_password() {
             );
         }
         assert!(
-            !fake.saw(CANARY),
+            !fake.saw(CANARY) && !fake.saw(TUNNEL_CANARY),
             "{what}: the stored password reached the fake"
         );
     }

@@ -137,6 +137,7 @@ async fn a_tunnelled_postgres_connection_passes_every_stage_discovers_and_resolv
             (Tls as i32, passed),
             (Authenticate as i32, passed),
             (Probe as i32, passed),
+            (Authorize as i32, passed),
         ],
         "{result:#?}"
     );

@@ -60,7 +60,6 @@ impl Provider for MongoDb {
                     "A MongoDB server or replica set (mongodb:// or mongodb+srv://), MongoDB Atlas, or Amazon DocumentDB.",
                 )
                 .supports_tls()
-                .supports_tunnel()
                 .field(fields::host())
                 .field(fields::port(DEFAULT_PORT))
                 .field(

@@ -43,7 +43,6 @@ impl Provider for MySql {
                     "A MySQL-protocol server: MySQL, MariaDB, Amazon RDS for MySQL, GaussDB(for MySQL).",
                 )
                 .supports_tls()
-                .supports_tunnel()
                 .field(fields::host())
                 .field(fields::port(DEFAULT_PORT))
                 .field(
