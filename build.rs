@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/connvault/v1/connection_service.proto",
         "proto/connvault/v1/metadata.proto",
         "proto/connvault/v1/audit_service.proto",
+        "proto/connvault/v1/admin_service.proto",
         "proto/connvault/storage/v1/storage.proto",
     ]
     .iter()

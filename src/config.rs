@@ -83,6 +83,10 @@ pub struct Config {
     pub config_file: Option<PathBuf>,
     /// Where connection tests and metadata discovery may connect.
     pub egress: EgressConfig,
+    /// The HTTP listener's address (the hosted forms), or `off`.
+    pub http_listen: crate::http::HttpListen,
+    /// Bounds of the HTTP listener.
+    pub http: crate::http::HttpConfig,
 }
 
 mod plugins;
@@ -128,6 +132,8 @@ impl Default for Config {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             refused_audit: crate::audit::RefusalLimits::default(),
             config_file: None,
+            http_listen: crate::http::HttpListen::default(),
+            http: crate::http::HttpConfig::default(),
         }
     }
 }
@@ -167,6 +173,9 @@ impl Config {
     /// Refuses settings that cannot work.
     fn validate(&self) -> Result<(), ConfigError> {
         if let Some(problem) = self.refused_audit.problem() {
+            return Err(ConfigError::Invalid(problem));
+        }
+        if let Some(problem) = self.http.problem() {
             return Err(ConfigError::Invalid(problem));
         }
         if let Some(problem) = self.plugins.problem() {

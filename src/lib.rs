@@ -12,6 +12,7 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod bounds;
 pub mod clock;
 pub mod codec;
@@ -20,6 +21,7 @@ pub mod dev;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod http;
 pub mod keys_file;
 pub mod listener;
 pub mod master_key;

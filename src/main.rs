@@ -6,6 +6,9 @@ use connvault::config::{Config, LogFormat, ServeArgs};
 use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
 
+mod cli_backup;
+mod cli_transfer;
+
 // sled copies tree nodes on every write and the server allocates per request
 // from many threads; glibc's allocator spent a quarter of a create's CPU time.
 #[global_allocator]
@@ -33,6 +36,14 @@ enum Command {
     /// Offline tools for a data directory's store.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Streams a consistent backup of a running server (AdminService.Backup) into a file.
+    Backup(cli_backup::BackupArgs),
+    /// Builds a new data directory from a backup file.
+    Restore(cli_backup::RestoreArgs),
+    /// Exports a tenant with its connections and secrets, age-encrypted (AdminService.ExportTenant).
+    ExportTenant(cli_transfer::ExportArgs),
+    /// Imports a tenant export, re-sealed under the server's keys (AdminService.ImportTenant).
+    ImportTenant(cli_transfer::ImportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,6 +196,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::PluginRunner => {}
         Command::Store(StoreCommand::Verify(args)) => verify(args).await?,
+        Command::Backup(args) => cli_backup::backup(args).await?,
+        Command::Restore(args) => cli_backup::restore(args).await?,
+        Command::ExportTenant(args) => cli_transfer::export(args).await?,
+        Command::ImportTenant(args) => cli_transfer::import(args).await?,
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
 
-use crate::api::{AuditApi, ConnectionApi, DataSourceApi, Guard, TenantApi};
+use crate::api::{AdminApi, AuditApi, ConnectionApi, DataSourceApi, Guard, TenantApi};
 use crate::app::{App, EgressSettings, Limits};
 use crate::audit::AuditLog;
 use crate::auth::{self, AuthError, Verifier};
@@ -129,6 +129,16 @@ pub async fn run(
         });
     }
     let tls = Tls::load(&config.tls)?;
+    let http_addr = config.http_listen.addr();
+    if let Some(addr) = http_addr
+        && listener::plaintext_refused(addr, &config.tls, config.dev, config.insecure_plaintext)
+    {
+        return Err(StartError::Plaintext { addr });
+    }
+    let http_tls = match http_addr {
+        Some(_) => Tls::load_http(&config.tls)?,
+        None => None,
+    };
     let open_files = listener::raise_open_file_limit();
     create_data_dir(&config.data_dir)?;
     let (master, source) = master_key::load_master_key(
@@ -151,6 +161,7 @@ pub async fn run(
     }
     let crate::store_setup::Serving {
         store,
+        sled,
         keyring,
         recovery,
         keyring_state,
@@ -282,6 +293,9 @@ pub async fn run(
     health_reporter
         .set_serving::<v1::audit_service_server::AuditServiceServer<AuditApi>>()
         .await;
+    health_reporter
+        .set_serving::<v1::admin_service_server::AdminServiceServer<AdminApi>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -301,8 +315,24 @@ pub async fn run(
         addr: config.listen,
         source,
     })?;
+    let http_listener = match http_addr {
+        Some(http_addr) => {
+            let bound = listener::bind(http_addr).map_err(|source| StartError::Bind {
+                addr: http_addr,
+                source,
+            })?;
+            let local = bound.local_addr().map_err(|source| StartError::Bind {
+                addr: http_addr,
+                source,
+            })?;
+            Some((bound, local))
+        }
+        None => None,
+    };
     // Tests must not reach the server itself (only a server allow rule opens it).
-    app.set_listeners(&[addr]);
+    let mut own = vec![addr];
+    own.extend(http_listener.as_ref().map(|(_, local)| *local));
+    app.set_listeners(&own);
     match &tls {
         Some(tls) => tracing::info!(%addr, mutual = tls.mutual(), "listening with TLS"),
         None if addr.ip().to_canonical().is_loopback() => {
@@ -314,6 +344,19 @@ pub async fn run(
         ),
     }
     let incoming = listener::start(listener, &config.listener, tls, open_files);
+    let http = http_listener.map(|(bound, local)| {
+        let scheme = if http_tls.is_some() { "https" } else { "http" };
+        tracing::info!(addr = %local, scheme, "HTTP listener");
+        let context = crate::http::HttpContext {
+            app: Arc::clone(&app),
+            audit: Arc::clone(&audit),
+            guard: Arc::clone(&guard),
+        };
+        let router = crate::http::router(&context, &config.http);
+        // Printed before the gRPC line, which scripts and tests wait for.
+        println!("connvault http listening on {scheme}://{local}");
+        crate::http::start(bound, &config.http, http_tls, router, open_files)
+    });
     // A plain line on stdout for scripts and tests that start on port 0.
     println!("connvault listening on {addr}");
 
@@ -381,6 +424,15 @@ pub async fn run(
                     ))
                     .max_decoding_message_size(max),
                 )
+                .add_service(
+                    v1::admin_service_server::AdminServiceServer::new(AdminApi::new(
+                        Arc::clone(&app),
+                        sled,
+                        config.data_dir.clone(),
+                        Arc::clone(&guard),
+                    ))
+                    .max_decoding_message_size(max),
+                )
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = drained.await;
                 }),
@@ -393,6 +445,9 @@ pub async fn run(
     // hyper's graceful shutdown can wait forever on an idle HTTP/2 client
     // (hyperium/hyper#4170): in-flight requests get a bounded grace period.
     let grace = std::time::Duration::from_millis(config.shutdown_grace_ms);
+    if let Some(http) = http {
+        http.stop(grace).await;
+    }
     match tokio::time::timeout(grace, &mut serving).await {
         Ok(result) => finished(result)?,
         Err(_) => {

@@ -61,6 +61,8 @@ impl From<StoreError> for OpenError {
 pub struct Serving {
     /// The store.
     pub store: Arc<dyn Store>,
+    /// The same store as its backend, for what only sled offers (backups).
+    pub sled: SledStore,
     /// The keyring.
     pub keyring: Keyring,
     /// What the store's open found about its progress.
@@ -87,6 +89,7 @@ pub async fn open_for_serving(config: &Config, master: MasterKey) -> Result<Serv
     if config.accept_data_loss && !matches!(recovery, Recovery::Lost(_)) {
         tracing::info!("--accept-data-loss was given, but the store lost nothing");
     }
+    let sled = store.clone();
     let store: Arc<dyn Store> = Arc::new(store);
     let (keyring, keyring_state) = master_key::open_keyring(
         store.as_ref(),
@@ -105,6 +108,7 @@ pub async fn open_for_serving(config: &Config, master: MasterKey) -> Result<Serv
     }
     Ok(Serving {
         store,
+        sled,
         keyring,
         recovery,
         keyring_state,

@@ -83,6 +83,12 @@ pub const MAX_GLOB_CHARS: usize = 256;
 pub const MAX_MASK_PATHS: usize = 256;
 /// One `update_mask` path.
 pub const MAX_MASK_PATH_BYTES: usize = 256;
+/// The longest age recipient or identity (`age1...`, `AGE-SECRET-KEY-1...`).
+pub const MAX_AGE_KEY_BYTES: usize = 512;
+/// The longest export passphrase.
+pub const MAX_PASSPHRASE_BYTES: usize = 1024;
+/// The most export bytes one ImportTenant message carries.
+pub const MAX_IMPORT_PIECE_BYTES: usize = 256 * 1024;
 /// `BatchDeleteConnectionsRequest.names`.
 pub const MAX_BATCH_NAMES: usize = 1000;
 /// Stages of an input `last_test` (output only, ignored, still bounded).
@@ -148,6 +154,13 @@ impl Check {
 
     /// `value` is at most `max` bytes.
     pub fn bytes(&mut self, field: &str, value: &str, max: usize) {
+        if value.len() > max {
+            self.fail(field, too_long(value.len(), max, "bytes"));
+        }
+    }
+
+    /// Binary `value` is at most `max` bytes.
+    pub fn data(&mut self, field: &str, value: &[u8], max: usize) {
         if value.len() > max {
             self.fail(field, too_long(value.len(), max, "bytes"));
         }

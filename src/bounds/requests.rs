@@ -265,3 +265,37 @@ impl Bounded for v1::ListAuditEventsRequest {
         page_token(check, &self.page_token);
     }
 }
+
+impl Bounded for v1::BackupRequest {
+    fn bound(&self, _check: &mut Check) {}
+}
+
+impl Bounded for v1::ExportTenantRequest {
+    fn bound(&self, check: &mut Check) {
+        use v1::export_tenant_request::Recipient;
+        check.name("name", &self.name);
+        match &self.recipient {
+            Some(Recipient::AgeRecipient(key)) => {
+                check.bytes("age_recipient", key, MAX_AGE_KEY_BYTES)
+            }
+            Some(Recipient::Passphrase(words)) => {
+                check.bytes("passphrase", words, MAX_PASSPHRASE_BYTES)
+            }
+            None => {}
+        }
+    }
+}
+
+impl Bounded for v1::ImportTenantRequest {
+    fn bound(&self, check: &mut Check) {
+        use v1::import_tenant_request::Identity;
+        match &self.identity {
+            Some(Identity::AgeIdentity(key)) => check.bytes("age_identity", key, MAX_AGE_KEY_BYTES),
+            Some(Identity::Passphrase(words)) => {
+                check.bytes("passphrase", words, MAX_PASSPHRASE_BYTES)
+            }
+            None => {}
+        }
+        check.data("data", &self.data, MAX_IMPORT_PIECE_BYTES);
+    }
+}

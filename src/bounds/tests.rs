@@ -346,6 +346,9 @@ fn check_encoded(name: &str, bytes: &[u8]) -> Option<Result<(), ServiceError>> {
         ListDataSourcesRequest,
         GetDataSourceRequest,
         ListAuditEventsRequest,
+        BackupRequest,
+        ExportTenantRequest,
+        ImportTenantRequest,
     )
 }
 

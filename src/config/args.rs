@@ -14,6 +14,9 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:50051].
     #[arg(long, env = "CONNVAULT_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Address of the HTTP listener (hosted forms), or `off` [default: 127.0.0.1:8080].
+    #[arg(long, env = "CONNVAULT_HTTP_LISTEN")]
+    pub http_listen: Option<crate::http::HttpListen>,
     /// Data directory [default: ./connvault-data].
     #[arg(long, env = "CONNVAULT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -164,6 +167,9 @@ impl Config {
         config.config_file = args.config.clone();
         if let Some(listen) = args.listen {
             config.listen = listen;
+        }
+        if let Some(http) = args.http_listen {
+            config.http_listen = http;
         }
         if let Some(dir) = &args.data_dir {
             config.data_dir = dir.clone();

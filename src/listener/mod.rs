@@ -13,7 +13,7 @@
 mod accept;
 mod conn;
 mod handshake;
-mod limits;
+pub(crate) mod limits;
 mod reload;
 mod tls;
 
@@ -106,7 +106,26 @@ pub struct Tls(Arc<reload::TlsState>);
 impl Tls {
     /// Reads the files `config` names.
     pub fn load(config: &TlsConfig) -> Result<Option<Tls>, TlsError> {
-        Ok(reload::TlsState::load(config)?.map(Tls))
+        Ok(reload::TlsState::load(config, tls::Alpn::H2)?.map(Tls))
+    }
+
+    /// Reads the files `config` names for the HTTP listener, which offers
+    /// HTTP/1.1 in ALPN where the gRPC port offers `h2`.
+    pub fn load_http(config: &TlsConfig) -> Result<Option<Tls>, TlsError> {
+        Ok(reload::TlsState::load(config, tls::Alpn::Http11)?.map(Tls))
+    }
+
+    /// The acceptor for a new handshake, with the configuration in force.
+    pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.0.current())
+    }
+
+    /// Starts reloading the files on change, for as long as `self` lives.
+    pub(crate) fn watch(&self) {
+        tokio::spawn(reload::reload_on_change(
+            Arc::downgrade(&self.0),
+            RELOAD_EVERY,
+        ));
     }
 
     /// Whether clients must present a certificate.

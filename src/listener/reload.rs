@@ -8,21 +8,23 @@ use std::time::{Duration, SystemTime};
 
 use rustls::server::ServerConfig;
 
-use super::tls::{TlsConfig, TlsError, server_config};
+use super::tls::{Alpn, TlsConfig, TlsError, server_config};
 
 /// The TLS configuration each new handshake uses; connections already
 /// established keep the one they were made with.
 pub(crate) struct TlsState {
     files: TlsConfig,
+    alpn: Alpn,
     current: RwLock<Arc<ServerConfig>>,
 }
 
 impl TlsState {
     /// Loads the files; `Ok(None)` when TLS is not configured.
-    pub(crate) fn load(files: &TlsConfig) -> Result<Option<Arc<Self>>, TlsError> {
-        Ok(server_config(files)?.map(|config| {
+    pub(crate) fn load(files: &TlsConfig, alpn: Alpn) -> Result<Option<Arc<Self>>, TlsError> {
+        Ok(server_config(files, alpn)?.map(|config| {
             Arc::new(Self {
                 files: files.clone(),
+                alpn,
                 current: RwLock::new(Arc::new(config)),
             })
         }))
@@ -85,7 +87,8 @@ pub(crate) async fn reload_on_change(state: Weak<TlsState>, every: Duration) {
         }
         seen = now;
         let files = state.files.clone();
-        match tokio::task::spawn_blocking(move || server_config(&files)).await {
+        let alpn = state.alpn;
+        match tokio::task::spawn_blocking(move || server_config(&files, alpn)).await {
             Ok(Ok(Some(config))) => {
                 *state
                     .current

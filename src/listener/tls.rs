@@ -124,9 +124,21 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
+/// The application protocols a listener offers in ALPN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Alpn {
+    /// gRPC: HTTP/2 only.
+    H2,
+    /// The HTTP listener (browsers, scrapers): HTTP/1.1 only.
+    Http11,
+}
+
 /// Builds the rustls server configuration from the files `config` names;
 /// `Ok(None)` when TLS is not configured.
-pub(crate) fn server_config(config: &TlsConfig) -> Result<Option<ServerConfig>, TlsError> {
+pub(crate) fn server_config(
+    config: &TlsConfig,
+    alpn: Alpn,
+) -> Result<Option<ServerConfig>, TlsError> {
     if !config.enabled() {
         return Ok(None);
     }
@@ -174,7 +186,9 @@ pub(crate) fn server_config(config: &TlsConfig) -> Result<Option<ServerConfig>, 
             path: key_file.clone(),
             source,
         })?;
-    // gRPC is HTTP/2 only.
-    server.alpn_protocols = vec![b"h2".to_vec()];
+    server.alpn_protocols = match alpn {
+        Alpn::H2 => vec![b"h2".to_vec()],
+        Alpn::Http11 => vec![b"http/1.1".to_vec()],
+    };
     Ok(Some(server))
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod backup;
 mod bounds;
 mod connections;
 mod crash_consistency;
@@ -12,6 +13,7 @@ mod discover;
 mod durability;
 mod egress;
 mod fairness;
+mod http_listener;
 mod isolation;
 mod leaks;
 mod listener;
@@ -25,4 +27,5 @@ mod refusals;
 mod secrets;
 mod tenants;
 mod tls;
+mod transfer;
 mod tunnel;

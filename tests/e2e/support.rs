@@ -97,6 +97,8 @@ pub struct Options {
 pub struct Server {
     child: Option<Child>,
     pub addr: String,
+    /// The HTTP listener's base URL (`http://127.0.0.1:port`), empty when off.
+    pub http_addr: String,
     pub data: tempfile::TempDir,
     pub plugins: PluginDir,
     pub log: PathBuf,
@@ -130,6 +132,7 @@ impl Server {
         Server {
             child: None,
             addr: String::new(),
+            http_addr: String::new(),
             data,
             plugins,
             log,
@@ -168,6 +171,7 @@ impl Server {
         let mut server = Server {
             child: None,
             addr: String::new(),
+            http_addr: String::new(),
             data,
             plugins,
             log,
@@ -247,6 +251,10 @@ impl Server {
                 command.arg("--dev");
             }
         }
+        // Any free port, unless the test chose (port 8080 would collide).
+        if !self.options.args.iter().any(|arg| arg == "--http-listen") {
+            command.args(["--http-listen", "127.0.0.1:0"]);
+        }
         toml.push_str(&self.options.toml);
         let config = self.data.path().join("connvault.toml");
         std::fs::write(&config, toml).unwrap();
@@ -266,6 +274,16 @@ impl Server {
         match receiver.recv_timeout(Duration::from_secs(30)) {
             Ok(addr) => {
                 self.addr = format!("http://{addr}");
+                // Printed before the gRPC line, so already collected.
+                self.http_addr = self
+                    .stdout
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .rev()
+                    .find_map(|line| line.strip_prefix("connvault http listening on "))
+                    .unwrap_or_default()
+                    .to_owned();
                 self.child = Some(child);
                 Ok(())
             }

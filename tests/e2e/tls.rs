@@ -403,3 +403,59 @@ fn grpcurl_with_cacert_and_a_client_certificate_as_the_readme_shows() {
     let refused = run(&["-plaintext", &target, "list"]);
     assert!(!refused.status.success(), "served in plaintext");
 }
+
+/// The HTTP listener uses the same certificate (reloaded the same way),
+/// offers HTTP/1.1 in ALPN, and serves nothing in plaintext.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_listener_speaks_tls_with_the_same_certificate() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = TestCa::new();
+    let files = Files::new();
+    files.server_cert(&ca);
+    let server = start(&files, None);
+    let addr = server
+        .http_addr
+        .strip_prefix("https://")
+        .unwrap_or_else(|| panic!("not https: {:?}", server.http_addr))
+        .to_owned();
+
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(ca.ca_pem.as_bytes()) {
+        roots.add(certificate.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    tls.write_all(b"GET /nothing HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    tls.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+
+    // Plaintext HTTP on the TLS port is never answered with HTTP.
+    let mut plain = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), plain.read_to_end(&mut answer)).await;
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("HTTP/1.1"),
+        "plaintext was served"
+    );
+}

@@ -9,6 +9,8 @@ use serde::Serialize;
 
 use crate::cli::{LoadArgs, ServerArgs, Target, run_load, write_json};
 use crate::load::{self, Mix, Report};
+use crate::peers::{PeerQuery, PgPeer};
+use crate::rounds::{self, Spread, Verdict};
 use crate::{client, echo, flush};
 
 /// The arguments of `connvault-bench baseline`.
@@ -28,21 +30,56 @@ pub struct BaselineArgs {
     /// Durable writes per writer in the flush-cost measurement (0: skip it).
     #[arg(long, default_value_t = 100)]
     flush_writes: usize,
+    /// Alternating rounds per scenario (baseline, connvault, baseline...),
+    /// each of --warmup plus --duration.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Also measure PostgreSQL with `pgbench` in each round of `get` (a
+    /// point select by key) and `create` (a durable single-row insert), on a
+    /// throwaway durable cluster under --work-dir.
+    #[arg(long)]
+    pg_peer: bool,
+    /// Rows of the peer's table for the point select.
+    #[arg(long, default_value_t = 10_000)]
+    peer_rows: usize,
 }
 
-/// One line of the comparison.
+/// One line of the comparison: a scenario's method over every round.
 #[derive(Debug, Serialize)]
-struct Ratio {
+struct Comparison {
     scenario: String,
     method: String,
-    baseline_rps: f64,
-    connvault_rps: f64,
-    throughput_ratio: f64,
-    baseline_p99_us: u64,
-    connvault_p99_us: u64,
-    p99_ratio: f64,
+    rounds: usize,
+    baseline_rps: Spread,
+    connvault_rps: Spread,
+    /// connvault / baseline throughput, round by round.
+    throughput_ratio: Spread,
+    connvault_p99_us: Spread,
+    /// connvault / baseline p99, round by round.
+    p99_ratio: Spread,
+    /// The PostgreSQL peer, when measured.
+    peer: Option<PeerComparison>,
     goal: Option<String>,
-    met: Option<bool>,
+    verdict: Option<Verdict>,
+    /// The throughput ratio's range is over 20 % of its median.
+    wide_spread: bool,
+}
+
+/// connvault against `pgbench` on the same run.
+#[derive(Debug, Serialize)]
+struct PeerComparison {
+    query: &'static str,
+    tps: Spread,
+    /// connvault / PostgreSQL throughput, round by round.
+    ratio: Spread,
+}
+
+/// Every round of one scenario.
+#[derive(Debug, Default, Serialize)]
+struct ScenarioRounds {
+    baseline: Vec<Report>,
+    connvault: Vec<Report>,
+    peer_tps: Vec<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -50,18 +87,8 @@ struct BaselineReport {
     connection_bytes: usize,
     startup_ms: Option<f64>,
     flush: Option<flush::FlushReport>,
-    baseline: BTreeMap<String, Report>,
-    connvault: BTreeMap<String, Report>,
-    ratios: Vec<Ratio>,
-}
-
-fn goal(scenario: &str, method: &str) -> Option<(f64, Option<f64>)> {
-    match (scenario, method) {
-        ("get", "get") => Some((0.7, Some(1.5))),
-        ("list", "list") => Some((0.4, None)),
-        ("create", "create") => Some((0.25, None)),
-        _ => None,
-    }
+    rounds: BTreeMap<String, ScenarioRounds>,
+    comparisons: Vec<Comparison>,
 }
 
 pub async fn run(args: BaselineArgs) -> anyhow::Result<()> {
@@ -89,6 +116,17 @@ pub async fn run(args: BaselineArgs) -> anyhow::Result<()> {
         .await??;
         flush::print(&report);
         Some(report)
+    } else {
+        None
+    };
+
+    let peer = if args.pg_peer {
+        eprintln!("starting a durable throwaway PostgreSQL for pgbench");
+        Some(PgPeer::start(
+            args.server.work_dir.as_deref(),
+            args.peer_rows,
+            args.load.concurrency,
+        )?)
     } else {
         None
     };
@@ -135,98 +173,56 @@ pub async fn run(args: BaselineArgs) -> anyhow::Result<()> {
             test_port: port,
             ..workload.clone()
         };
-        let mut baseline = BTreeMap::new();
-        let mut measured = BTreeMap::new();
+        let mut rounds: BTreeMap<String, ScenarioRounds> = BTreeMap::new();
         for (scenario, mix) in &scenarios {
             let spec = args.load.spec(mix.clone());
-            eprintln!("scenario {scenario}: baseline");
-            let base = run_load(
-                "baseline",
-                &echo_target,
-                &echo_channels,
-                &echo_workload,
-                &spec,
-            )
-            .await?;
-            eprintln!("scenario {scenario}: connvault");
-            let real = run_load("connvault", &target, &channels, &workload, &spec).await?;
-            load::print_table(&base);
-            load::print_table(&real);
-            println!();
-            baseline.insert(scenario.clone(), base);
-            measured.insert(scenario.clone(), real);
+            let peer_query = peer.as_ref().and(PeerQuery::for_scenario(scenario));
+            let entry = rounds.entry(scenario.clone()).or_default();
+            // A, B, (C), A, B, (C)...: each system measured in every stretch of
+            // the run, so the machine's drift lands on all of them alike.
+            for round in 1..=args.rounds {
+                eprintln!(
+                    "scenario {scenario}, round {round}/{}: baseline",
+                    args.rounds
+                );
+                let base = run_load(
+                    "baseline",
+                    &echo_target,
+                    &echo_channels,
+                    &echo_workload,
+                    &spec,
+                )
+                .await?;
+                eprintln!(
+                    "scenario {scenario}, round {round}/{}: connvault",
+                    args.rounds
+                );
+                let real = run_load("connvault", &target, &channels, &workload, &spec).await?;
+                if let (Some(peer), Some(query)) = (peer.as_ref(), peer_query) {
+                    eprintln!(
+                        "scenario {scenario}, round {round}/{}: {}",
+                        args.rounds,
+                        query.label()
+                    );
+                    let tps = tokio::task::block_in_place(|| {
+                        peer.run(query, args.load.concurrency, args.load.duration)
+                    })?;
+                    entry.peer_tps.push(tps);
+                }
+                entry.baseline.push(base);
+                entry.connvault.push(real);
+            }
         }
         drop(echo);
-        anyhow::Ok((connection_bytes, baseline, measured))
+        anyhow::Ok((connection_bytes, rounds))
     }
     .await;
     let cleaned = load::cleanup(&channels[0], &workload).await;
-    let (connection_bytes, baseline, measured) = result?;
+    let (connection_bytes, rounds) = result?;
     cleaned?;
 
-    let mut ratios = Vec::new();
-    for (scenario, real) in &measured {
-        let Some(base) = baseline.get(scenario) else {
-            continue;
-        };
-        for (method, m) in &real.methods {
-            let Some(b) = base.methods.get(method) else {
-                continue;
-            };
-            let throughput_ratio = m.throughput_rps / b.throughput_rps.max(1e-9);
-            let p99_ratio = m.p99_us as f64 / (b.p99_us.max(1)) as f64;
-            let (goal_text, met) = match goal(scenario, method) {
-                Some((min_ratio, max_p99)) => {
-                    let mut text = format!("≥ {min_ratio}× throughput");
-                    let mut met = throughput_ratio >= min_ratio;
-                    if let Some(max) = max_p99 {
-                        text.push_str(&format!(", p99 ≤ {max}×"));
-                        met &= p99_ratio <= max;
-                    }
-                    (Some(text), Some(met))
-                }
-                None => (None, None),
-            };
-            ratios.push(Ratio {
-                scenario: scenario.clone(),
-                method: method.clone(),
-                baseline_rps: b.throughput_rps,
-                connvault_rps: m.throughput_rps,
-                throughput_ratio,
-                baseline_p99_us: b.p99_us,
-                connvault_p99_us: m.p99_us,
-                p99_ratio,
-                goal: goal_text,
-                met,
-            });
-        }
-    }
-    println!(
-        "connvault vs same-run baseline (Connection = {connection_bytes} bytes, concurrency {}, {} channels)",
-        args.load.concurrency, args.load.channels
-    );
-    println!(
-        "{:<9} {:<7} {:>11} {:>11} {:>7} {:>9} {:>9} {:>7}  goal",
-        "scenario", "method", "base req/s", "cv req/s", "ratio", "base p99", "cv p99", "ratio"
-    );
-    for r in &ratios {
-        let verdict = match (&r.goal, r.met) {
-            (Some(goal), Some(true)) => format!("{goal}: met"),
-            (Some(goal), Some(false)) => format!("{goal}: NOT met"),
-            _ => String::new(),
-        };
-        println!(
-            "{:<9} {:<7} {:>11.0} {:>11.0} {:>6.2}× {:>7}µs {:>7}µs {:>6.2}×  {verdict}",
-            r.scenario,
-            r.method,
-            r.baseline_rps,
-            r.connvault_rps,
-            r.throughput_ratio,
-            r.baseline_p99_us,
-            r.connvault_p99_us,
-            r.p99_ratio
-        );
-    }
+    let comparisons = compare(&rounds);
+    print_comparisons(&comparisons, &args);
     if let Some(ms) = startup_ms {
         println!("connvault start-up (empty data dir): {ms:.0} ms");
     }
@@ -236,13 +232,139 @@ pub async fn run(args: BaselineArgs) -> anyhow::Result<()> {
             connection_bytes,
             startup_ms,
             flush,
-            baseline,
-            connvault: measured,
-            ratios,
+            rounds,
+            comparisons,
         },
     )?;
     if let Some(spawned) = target.spawned.as_mut() {
         spawned.stop();
     }
     Ok(())
+}
+
+/// Summarizes every scenario's rounds, method by method.
+fn compare(rounds: &BTreeMap<String, ScenarioRounds>) -> Vec<Comparison> {
+    let mut comparisons = Vec::new();
+    for (scenario, measured) in rounds {
+        let Some(first) = measured.connvault.first() else {
+            continue;
+        };
+        for method in first.methods.keys() {
+            let figure = |reports: &[Report], pick: fn(&load::MethodReport) -> f64| -> Vec<f64> {
+                reports
+                    .iter()
+                    .map(|r| r.methods.get(method).map_or(0.0, pick))
+                    .collect()
+            };
+            let base_rps = figure(&measured.baseline, |m| m.throughput_rps);
+            let cv_rps = figure(&measured.connvault, |m| m.throughput_rps);
+            let base_p99 = figure(&measured.baseline, |m| m.p99_us as f64);
+            let cv_p99 = figure(&measured.connvault, |m| m.p99_us as f64);
+            let (Some(baseline_rps), Some(connvault_rps), Some(throughput_ratio)) = (
+                Spread::of(&base_rps),
+                Spread::of(&cv_rps),
+                Spread::of(&rounds::ratios(&cv_rps, &base_rps)),
+            ) else {
+                continue;
+            };
+            let p99_ratio = Spread::of(&rounds::ratios(&cv_p99, &base_p99)).unwrap_or(Spread {
+                median: 0.0,
+                min: 0.0,
+                max: 0.0,
+            });
+            let connvault_p99_us = Spread::of(&cv_p99).unwrap_or(p99_ratio);
+            let peer = PeerQuery::for_scenario(scenario)
+                .zip(Spread::of(&measured.peer_tps))
+                .zip(Spread::of(&rounds::ratios(&cv_rps, &measured.peer_tps)))
+                .map(|((query, tps), ratio)| PeerComparison {
+                    query: query.label(),
+                    tps,
+                    ratio,
+                });
+            let (goal, verdict) = match rounds::goal(scenario, method) {
+                Some(goal) => {
+                    let mut text = format!("≥ {}× echo", goal.min_ratio);
+                    let mut verdict = Verdict::at_least(&throughput_ratio, goal.min_ratio);
+                    if let Some(max) = goal.max_p99_ratio {
+                        text.push_str(&format!(", p99 ≤ {max}×"));
+                        verdict = verdict.and(Verdict::at_most(&p99_ratio, max));
+                    }
+                    if let (Some(min), Some(peer)) = (goal.min_peer_ratio, &peer) {
+                        text.push_str(&format!(", ≥ {min}× {}", peer.query));
+                        verdict = verdict.and(Verdict::at_least(&peer.ratio, min));
+                    }
+                    (Some(text), Some(verdict))
+                }
+                None => (None, None),
+            };
+            comparisons.push(Comparison {
+                scenario: scenario.clone(),
+                method: method.clone(),
+                rounds: cv_rps.len(),
+                baseline_rps,
+                connvault_rps,
+                wide_spread: throughput_ratio.relative_width() > 0.2,
+                throughput_ratio,
+                connvault_p99_us,
+                p99_ratio,
+                peer,
+                goal,
+                verdict,
+            });
+        }
+    }
+    comparisons
+}
+
+fn range(spread: &Spread) -> String {
+    format!(
+        "{:.2}× ({:.2}–{:.2})",
+        spread.median, spread.min, spread.max
+    )
+}
+
+fn print_comparisons(comparisons: &[Comparison], args: &BaselineArgs) {
+    println!(
+        "connvault vs same-run baseline: {} alternating rounds of {:?} each, concurrency {}, {} channels; medians, (range over rounds)",
+        args.rounds, args.load.duration, args.load.concurrency, args.load.channels
+    );
+    println!(
+        "{:<9} {:<7} {:>10} {:>10} {:>20} {:>9} {:>20} {:>10} {:>20}  goal",
+        "scenario",
+        "method",
+        "base req/s",
+        "cv req/s",
+        "ratio",
+        "cv p99",
+        "p99 ratio",
+        "pg tps",
+        "cv / pg"
+    );
+    for c in comparisons {
+        let (pg_tps, pg_ratio) = match &c.peer {
+            Some(peer) => (format!("{:.0}", peer.tps.median), range(&peer.ratio)),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
+        let verdict = match (&c.goal, c.verdict) {
+            (Some(goal), Some(verdict)) => format!("{goal}: {}", verdict.label()),
+            _ => String::new(),
+        };
+        let wide = if c.wide_spread {
+            " [spread over 20 %: too wide to steer by]"
+        } else {
+            ""
+        };
+        println!(
+            "{:<9} {:<7} {:>10.0} {:>10.0} {:>20} {:>7.0}µs {:>20} {:>10} {:>20}  {verdict}{wide}",
+            c.scenario,
+            c.method,
+            c.baseline_rps.median,
+            c.connvault_rps.median,
+            range(&c.throughput_ratio),
+            c.connvault_p99_us.median,
+            range(&c.p99_ratio),
+            pg_tps,
+            pg_ratio,
+        );
+    }
 }

@@ -22,6 +22,8 @@ mod discover;
 mod echo;
 mod flush;
 mod load;
+mod peers;
+mod rounds;
 mod scale;
 mod spawn;
 

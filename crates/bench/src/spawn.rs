@@ -154,6 +154,8 @@ impl Spawned {
         command
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
+            // Only gRPC is measured; port 8080 could be taken.
+            .args(["--http-listen", "off"])
             .arg("--data-dir")
             .arg(&data_dir)
             .arg("--plugin-dir")

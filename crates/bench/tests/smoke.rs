@@ -130,6 +130,8 @@ fn baseline_reports_ratios() {
         "baseline",
         "--scenarios",
         "get,list,delete",
+        "--rounds",
+        "2",
         "--concurrency",
         "8",
         "--channels",
@@ -146,18 +148,89 @@ fn baseline_reports_ratios() {
         "5",
     ]);
     assert!(report["connection_bytes"].as_u64().unwrap() > 100);
-    let ratios = report["ratios"].as_array().unwrap();
+    let comparisons = report["comparisons"].as_array().unwrap();
     // `delete` alone: every call creates (untimed) then deletes; the
     // baseline answers DeleteConnection too.
-    assert_eq!(ratios.len(), 3, "{report}");
-    for ratio in ratios {
-        assert!(ratio["throughput_ratio"].as_f64().unwrap() > 0.0, "{ratio}");
-        assert!(ratio["baseline_rps"].as_f64().unwrap() > 0.0, "{ratio}");
+    assert_eq!(comparisons.len(), 3, "{report}");
+    for comparison in comparisons {
+        assert_eq!(comparison["rounds"], 2, "{comparison}");
+        let ratio = &comparison["throughput_ratio"];
+        let (min, median, max) = (
+            ratio["min"].as_f64().unwrap(),
+            ratio["median"].as_f64().unwrap(),
+            ratio["max"].as_f64().unwrap(),
+        );
+        assert!(0.0 < min && min <= median && median <= max, "{comparison}");
+        assert!(comparison["baseline_rps"]["median"].as_f64().unwrap() > 0.0);
+        assert!(
+            comparison["peer"].is_null(),
+            "no peer asked for: {comparison}"
+        );
     }
-    let delete = &report["connvault"]["delete"]["methods"]["delete"];
-    assert!(delete["requests"].as_u64().unwrap() > 0, "{report}");
-    assert_eq!(delete["errors"], 0, "{report}");
+    // Both systems measured in every round, alternately.
+    for scenario in ["get", "list", "delete"] {
+        let rounds = &report["rounds"][scenario];
+        assert_eq!(rounds["baseline"].as_array().unwrap().len(), 2, "{report}");
+        assert_eq!(rounds["connvault"].as_array().unwrap().len(), 2, "{report}");
+    }
+    let deletes = &report["rounds"]["delete"]["connvault"];
+    for round in deletes.as_array().unwrap() {
+        let delete = &round["methods"]["delete"];
+        assert!(delete["requests"].as_u64().unwrap() > 0, "{report}");
+        assert_eq!(delete["errors"], 0, "{report}");
+    }
     assert!(report["flush"]["sequential_mean_us"].as_f64().unwrap() > 0.0);
+}
+
+/// `--pg-peer`: a real durable PostgreSQL measured by the real `pgbench`
+/// in each round, beside connvault.
+#[test]
+fn baseline_measures_postgresql_as_a_peer() {
+    let report = bench(&[
+        "baseline",
+        "--scenarios",
+        "get,create",
+        "--rounds",
+        "2",
+        "--pg-peer",
+        "--peer-rows",
+        "500",
+        "--concurrency",
+        "4",
+        "--channels",
+        "1",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+        "--tenants",
+        "1",
+        "--per-tenant",
+        "10",
+        "--flush-writes",
+        "0",
+    ]);
+    for scenario in ["get", "create"] {
+        let tps = report["rounds"][scenario]["peer_tps"].as_array().unwrap();
+        assert_eq!(tps.len(), 2, "{report}");
+        assert!(tps.iter().all(|t| t.as_f64().unwrap() > 0.0), "{report}");
+    }
+    let comparisons = report["comparisons"].as_array().unwrap();
+    let get = comparisons
+        .iter()
+        .find(|c| c["method"] == "get")
+        .expect("get compared");
+    assert_eq!(get["peer"]["query"], "pg select", "{get}");
+    assert!(get["peer"]["ratio"]["median"].as_f64().unwrap() > 0.0);
+    let create = comparisons
+        .iter()
+        .find(|c| c["method"] == "create")
+        .expect("create compared");
+    assert_eq!(create["peer"]["query"], "pg insert", "{create}");
+    assert!(
+        create["goal"].as_str().unwrap().contains("pg insert"),
+        "{create}"
+    );
 }
 
 #[test]

@@ -127,6 +127,7 @@ fn tls_modes_against_a_tls_server() {
     let ca = TestCa::new();
     let pg = servers::Postgres::start(PgOptions {
         tls: Some(ca.server_files()),
+        ..PgOptions::default()
     });
     let with_tls = |mode: TlsMode, host: &str, tls: pb::Tls| {
         let mut spec = PG.login(pg.port(), pg.user(), pg.password());

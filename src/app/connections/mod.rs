@@ -27,6 +27,7 @@ mod sealing;
 mod secrets;
 mod spec;
 mod test_connection;
+mod transfer;
 mod update;
 
 pub(super) use conform::conform;

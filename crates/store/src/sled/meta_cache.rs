@@ -20,7 +20,9 @@ impl SledStore {
     pub fn put_meta_blocking(&self, key: &str, value: &[u8]) -> Result<()> {
         layout::check_len("meta key", key.as_bytes(), MAX_META_KEY_LEN)?;
         layout::check_value(value)?;
+        let held = self.writing();
         self.inner.meta.insert(key.as_bytes(), value)?;
+        drop(held);
         self.durable()
     }
 
@@ -34,10 +36,12 @@ impl SledStore {
         if let Some(new) = new {
             layout::check_value(new)?;
         }
+        let held = self.writing();
         self.inner
             .meta
             .compare_and_swap(key.as_bytes(), expected, new)?
             .map_err(|_| StoreError::Conflict)?;
+        drop(held);
         self.durable()
     }
 
@@ -52,6 +56,7 @@ impl SledStore {
         let mut cache_key = layout::cache_prefix(tenant_id, connection_id)?;
         cache_key.extend_from_slice(key.as_bytes());
         layout::check_value(value)?;
+        let held = self.writing();
         (&self.inner.connections, &self.inner.cache)
             .transaction(|(connections, cache)| {
                 if connections.get(&connection_key)?.is_none() {
@@ -61,6 +66,7 @@ impl SledStore {
                 Ok(())
             })
             .map_err(tx_error)?;
+        drop(held);
         self.durable()
     }
 
@@ -90,6 +96,7 @@ impl SledStore {
     }
 
     pub(crate) fn sweep_cache(&self, prefix: &[u8]) -> Result<usize> {
+        let _held = self.writing();
         sweep_prefix(&self.inner.cache, prefix)
     }
 }

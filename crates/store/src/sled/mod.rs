@@ -23,6 +23,7 @@ mod layout;
 mod list;
 mod meta_cache;
 mod progress;
+mod snapshot;
 mod tenants;
 mod upgrade;
 mod write;
@@ -47,6 +48,7 @@ use crate::{Result, StoreError};
 
 pub use check::{CheckCounts, StoreCheck, Visit};
 pub use progress::{LostWrites, PROGRESS_FILE, Progress, Recovery};
+pub use snapshot::{RESTORE_SKIPPED_META, RestoreEntry, SnapshotSink, SnapshotStart, restore};
 pub use upgrade::LegacyConnection;
 
 /// How to open a [`SledStore`].
@@ -207,6 +209,21 @@ struct Inner {
     durability: Arc<Durability>,
     /// What the open found about the store's progress.
     recovery: Recovery,
+    /// Held shared by every write, exclusively by a snapshot
+    /// (`snapshot.rs`): a snapshot sees all of a write or none of it.
+    gate: Gate,
+}
+
+/// The snapshot gate: every mutation of the trees holds it shared while it
+/// applies (not while it waits for the disk); a snapshot holds it
+/// exclusively while it reads every tree.
+pub(crate) type Gate = Arc<std::sync::RwLock<()>>;
+
+/// Holds `gate` shared. The guarded state is `()`: a panic elsewhere cannot
+/// leave anything half-updated, so poisoning is ignored.
+pub(crate) fn shared(gate: &Gate) -> std::sync::RwLockReadGuard<'_, ()> {
+    gate.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl std::fmt::Debug for SledStore {
@@ -264,7 +281,13 @@ impl SledStore {
             cache: db.open_tree("cache")?,
             changes,
         };
-        let writer = Writer::start(db.clone(), trees.clone(), Arc::clone(&durability))?;
+        let gate = Gate::default();
+        let writer = Writer::start(
+            db.clone(),
+            trees.clone(),
+            Arc::clone(&durability),
+            Arc::clone(&gate),
+        )?;
         Ok(SledStore {
             inner: Arc::new(Inner {
                 writer,
@@ -280,6 +303,7 @@ impl SledStore {
                 durability,
                 recovery,
                 path,
+                gate,
             }),
         })
     }
@@ -311,6 +335,11 @@ impl SledStore {
     /// `writes / write_batches()` is the batch size.
     pub fn write_batches(&self) -> u64 {
         self.inner.writer.batches()
+    }
+
+    /// Holds the snapshot gate shared for one write (see [`Gate`]).
+    pub(crate) fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        shared(&self.inner.gate)
     }
 
     /// Waits until the calling thread's completed writes are durable.

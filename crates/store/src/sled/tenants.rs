@@ -17,10 +17,12 @@ impl SledStore {
         layout::tenant_prefix(&record.tenant_id)?;
         layout::check_value(&record.value)?;
         let stored = layout::encode_tenant(0, &record.value);
+        let held = self.writing();
         self.inner
             .tenants
             .compare_and_swap(record.tenant_id.as_bytes(), None::<&[u8]>, Some(stored))?
             .map_err(|_| StoreError::AlreadyExists)?;
+        drop(held);
         self.durable()
     }
 
@@ -50,6 +52,7 @@ impl SledStore {
         layout::tenant_prefix(&record.tenant_id)?;
         layout::check_value(&record.value)?;
         let key = record.tenant_id.as_bytes();
+        let held = self.writing();
         self.inner
             .tenants
             .transaction(|tenants| {
@@ -64,6 +67,7 @@ impl SledStore {
                 Ok(())
             })
             .map_err(tx_error)?;
+        drop(held);
         self.durable()
     }
 
@@ -100,6 +104,7 @@ impl SledStore {
         let tenant_key = tenant_id.as_bytes();
         let inner = &self.inner;
         if !force {
+            let held = self.writing();
             inner
                 .tenants
                 .transaction(|tenants| {
@@ -114,12 +119,16 @@ impl SledStore {
                     Ok(())
                 })
                 .map_err(tx_error)?;
+            drop(held);
             self.durable()?;
             return Ok(0);
         }
         let mut attempt = 0;
         let deleted = loop {
             attempt += 1;
+            // Keys, sequence numbers and the transaction under one hold, so a
+            // snapshot never sees a sequence number taken but not used yet.
+            let held = self.writing();
             // sled transactions cannot scan, so collect the keys first; the
             // transaction re-reads the tenant's connection counter and each
             // record, and a mismatch (a concurrent create, delete or rename)
@@ -169,6 +178,7 @@ impl SledStore {
                     Ok(count)
                 })
                 .map_err(tx_error);
+            drop(held);
             match result {
                 Err(StoreError::Conflict) if attempt < DELETE_TENANT_ATTEMPTS => continue,
                 other => break other?,

@@ -55,6 +55,7 @@ impl SledStore {
             let new = layout::encode_connection(old.name, 1, &index, &value)?;
             // Nothing else writes during the upgrade; the swap still refuses
             // to overwrite an entry that changed under it.
+            let _held = self.writing();
             self.inner
                 .connections
                 .compare_and_swap(&key, Some(&stored), Some(new))?

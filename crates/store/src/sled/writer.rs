@@ -29,6 +29,7 @@ use std::thread::JoinHandle;
 use super::apply::{apply, sweep_caches};
 use super::durability::{Durability, Ticket};
 use super::write::{Done, Trees, Write};
+use super::{Gate, shared};
 use crate::{Result, StoreError};
 
 /// The most writes applied in one transaction: bounds the transaction's
@@ -83,7 +84,12 @@ pub(crate) fn writer_gone() -> StoreError {
 
 impl Writer {
     /// Starts the writer and flusher threads.
-    pub(crate) fn start(db: sled::Db, trees: Trees, durability: Arc<Durability>) -> Result<Self> {
+    pub(crate) fn start(
+        db: sled::Db,
+        trees: Trees,
+        durability: Arc<Durability>,
+        gate: Gate,
+    ) -> Result<Self> {
         let (queue, jobs) = mpsc::channel::<Job>();
         let (to_flusher, flushes) = mpsc::channel::<Waiting>();
         let (to_marker, marks) = mpsc::channel::<(Ticket, Waiting)>();
@@ -99,7 +105,7 @@ impl Writer {
         let counter = Arc::clone(&batches);
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || write_loop(&db, &trees, &jobs, &to_flusher, &counter))?;
+            .spawn(move || write_loop(&db, &trees, &gate, &jobs, &to_flusher, &counter))?;
         Ok(Self {
             queue: Some(queue),
             batches,
@@ -157,6 +163,7 @@ impl Drop for Writer {
 fn write_loop(
     db: &sled::Db,
     trees: &Trees,
+    gate: &Gate,
     jobs: &Receiver<Job>,
     to_flusher: &Sender<Waiting>,
     batches: &AtomicU64,
@@ -179,6 +186,9 @@ fn write_loop(
             .into_iter()
             .map(|job| (job.write, (job.reply, job.durable)))
             .unzip();
+        // A snapshot waits for the batch being applied and holds the next
+        // one back until it has read every tree.
+        let held = shared(gate);
         // sled can panic; a panic fails this batch, not the thread.
         let results = catch_unwind(AssertUnwindSafe(|| apply(db, trees, &writes)))
             .unwrap_or_else(|_| Err(StoreError::Backend("the store panicked in a write".into())));
@@ -193,6 +203,7 @@ fn write_loop(
                     .collect()
             }
         };
+        drop(held);
         let mut to_flush = Vec::new();
         for ((reply, durable), result) in replies.into_iter().zip(results) {
             if durable && result.is_ok() {

@@ -13,6 +13,16 @@ use super::{
 pub struct PgOptions {
     /// Serve TLS with this certificate (plain connections are still accepted).
     pub tls: Option<TlsFiles>,
+    /// Keep PostgreSQL's durability (`fsync = on`): for measurements against
+    /// a peer that really commits. Tests leave it off: their clusters are thrown away.
+    pub durable: bool,
+    /// `max_connections` [default: 30].
+    pub max_connections: Option<u32>,
+    /// `shared_buffers` in MiB [default: 16].
+    pub shared_buffers_mb: Option<u32>,
+    /// Where the cluster's temp dir goes [default: the system temp dir]; a
+    /// measurement puts it on the disk it measures.
+    pub parent_dir: Option<PathBuf>,
 }
 
 /// A running PostgreSQL server; dropping it stops the server and removes its files.
@@ -33,10 +43,13 @@ impl Postgres {
     pub fn start(options: PgOptions) -> Self {
         // PostgreSQL refuses to run as root.
         let os_user = running_as_root().then_some("postgres");
-        let dir = tempfile::Builder::new()
-            .prefix("cv-pg-")
-            .tempdir()
-            .expect("temp dir");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("cv-pg-");
+        let dir = match &options.parent_dir {
+            Some(parent) => builder.tempdir_in(parent),
+            None => builder.tempdir(),
+        }
+        .expect("temp dir");
         let data = dir.path().join("data");
         let pwfile = dir.path().join("pwfile");
         std::fs::write(&pwfile, format!("{PASSWORD}\n")).expect("write pwfile");
@@ -67,8 +80,11 @@ impl Postgres {
         let _ = std::fs::remove_file(&pwfile);
 
         let mut conf = format!(
-            "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nfsync = off\nmax_connections = 30\nshared_buffers = 16MB\n",
-            dir.path().display()
+            "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nfsync = {}\nmax_connections = {}\nshared_buffers = {}MB\n",
+            dir.path().display(),
+            if options.durable { "on" } else { "off" },
+            options.max_connections.unwrap_or(30),
+            options.shared_buffers_mb.unwrap_or(16),
         );
         if let Some(tls) = &options.tls {
             std::fs::write(data.join("server.crt"), &tls.cert_pem).expect("write server.crt");
