@@ -23,7 +23,8 @@ const CANARY: &str = "redirect-canary-Pw-41d7";
 const RESENT: &str = "resent-by-the-writer-Pw-9c2e";
 const TUNNEL_CANARY: &str = "redirect-canary-Ssh-5be1";
 const PIN: &str = "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s";
-const OTHER_PIN: &str = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+mod tunnel;
 
 /// PostgreSQL's `SSLRequest`.
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
@@ -234,99 +235,6 @@ fn original(index: usize, row: &Row, fake: u16) -> v1::Connection {
     }
 }
 
-fn tunnel_patch(tunnel: v1::SshTunnel) -> v1::Connection {
-    v1::Connection {
-        tunnel: Some(tunnel),
-        ..Default::default()
-    }
-}
-
-/// The SSH tunnel rows: adding one, removing one, and each of its bound fields.
-fn tunnel_rows() -> Vec<Row> {
-    use Start::*;
-    vec![
-        // A tunnel added whose bastion is the attacker's.
-        row(
-            "postgresql",
-            AtFake,
-            &["tunnel"],
-            &["tunnel"],
-            false,
-            |port| {
-                tunnel_patch(v1::SshTunnel {
-                    host: "127.0.0.1".into(),
-                    port: u32::from(port),
-                    user: "mallory".into(),
-                    password: "the attacker's own".into(),
-                    host_key_fingerprints: vec![OTHER_PIN.into()],
-                    ..Default::default()
-                })
-            },
-        ),
-        // The tunnel removed: the database reached directly again.
-        row(
-            "postgresql",
-            Tunnelled,
-            &["tunnel"],
-            &["tunnel"],
-            false,
-            |_| v1::Connection::default(),
-        ),
-        row(
-            "postgresql",
-            Tunnelled,
-            &["tunnel.host"],
-            &["tunnel.host"],
-            false,
-            |_| {
-                tunnel_patch(v1::SshTunnel {
-                    host: "bastion.attacker.example".into(),
-                    ..Default::default()
-                })
-            },
-        ),
-        row(
-            "postgresql",
-            Tunnelled,
-            &["tunnel.port"],
-            &["tunnel.port"],
-            false,
-            |port| {
-                tunnel_patch(v1::SshTunnel {
-                    port: u32::from(port),
-                    ..Default::default()
-                })
-            },
-        ),
-        row(
-            "postgresql",
-            Tunnelled,
-            &["tunnel.user"],
-            &["tunnel.user"],
-            false,
-            |_| {
-                tunnel_patch(v1::SshTunnel {
-                    user: "mallory".into(),
-                    ..Default::default()
-                })
-            },
-        ),
-        row(
-            "postgresql",
-            Tunnelled,
-            &["tunnel.host_key_fingerprints"],
-            &["tunnel.host_key_fingerprints"],
-            false,
-            |_| {
-                tunnel_patch(v1::SshTunnel {
-                    host_key_fingerprints: vec![OTHER_PIN.into()],
-                    ..Default::default()
-                })
-            },
-        ),
-    ]
-}
-
 fn rows() -> Vec<Row> {
     use Start::*;
     use v1::TlsMode::*;
@@ -511,7 +419,7 @@ fn rows() -> Vec<Row> {
             },
         ),
     ]);
-    rows.extend(tunnel_rows());
+    rows.extend(tunnel::rows());
     rows
 }
 

@@ -75,6 +75,7 @@ fn postgres_for_localhost(ca: &TestCa) -> Postgres {
             key_pem: pem.key_pem,
             client_ca_pem: None,
         }),
+        ..Default::default()
     });
     pg.psql("CREATE TABLE public.shipments (id int PRIMARY KEY, sent date)");
     pg
@@ -121,6 +122,7 @@ async fn a_tunnelled_postgres_connection_passes_every_stage_discovers_and_resolv
             target: Some(v1::test_connection_request::Target::Name(
                 created.name.clone(),
             )),
+            timeout_ms: 60_000,
             ..Default::default()
         })
         .await
@@ -161,6 +163,7 @@ async fn a_tunnelled_postgres_connection_passes_every_stage_discovers_and_resolv
             name: created.name.clone(),
             include_columns: true,
             refresh: true,
+            timeout_ms: 60_000,
             ..Default::default()
         })
         .await
@@ -269,7 +272,7 @@ async fn each_tunnel_failure_stops_at_the_tunnel_stage_with_its_category() {
             .test_connection(v1::TestConnectionRequest {
                 target: Some(v1::test_connection_request::Target::Connection(connection)),
                 parent: "tenants/acme".into(),
-                timeout_ms: 20_000,
+                timeout_ms: 60_000,
             })
             .await
             .unwrap_or_else(|error| panic!("{what}: {error:?}"))
@@ -313,6 +316,7 @@ async fn each_tunnel_failure_stops_at_the_tunnel_stage_with_its_category() {
     let error = client
         .discover_metadata(v1::DiscoverMetadataRequest {
             name: refused.name.clone(),
+            timeout_ms: 60_000,
             ..Default::default()
         })
         .await
@@ -342,6 +346,7 @@ async fn each_tunnel_failure_stops_at_the_tunnel_stage_with_its_category() {
             target: Some(v1::test_connection_request::Target::Name(
                 saved.name.clone(),
             )),
+            timeout_ms: 60_000,
             ..Default::default()
         })
         .await
@@ -371,7 +376,7 @@ async fn each_tunnel_failure_stops_at_the_tunnel_stage_with_its_category() {
                 "wrong password",
             ))),
             parent: "tenants/acme".into(),
-            timeout_ms: 20_000,
+            timeout_ms: 60_000,
         })
         .await
         .unwrap()
