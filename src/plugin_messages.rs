@@ -158,6 +158,7 @@ pub fn data_source(
             .collect(),
         supports_tls: source.supports_tls,
         secret_bound_fields: source.secret_bound_fields.clone(),
+        supports_tunnel: source.supports_tunnel,
     }
 }
 

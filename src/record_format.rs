@@ -14,7 +14,7 @@ use crate::error::ServiceError;
 use crate::pb::storage::{
     ConnectionRecord, EgressRecord, FormSettingsRecord, FormatProbe, StageRecord,
     StoredConnection as LegacyConnectionRecord, StoredTenant as LegacyTenantRecord, TenantRecord,
-    TestRecord, TlsRecord,
+    TestRecord, TlsRecord, TunnelRecord,
 };
 use crate::pb::v1;
 
@@ -75,6 +75,16 @@ pub fn encode_connection(connection: &v1::Connection, sealed_secrets: &[u8]) -> 
         server_name: tls.server_name.clone(),
         client_key_set: tls.client_key_set,
     });
+    let tunnel = connection.tunnel.as_ref().map(|tunnel| TunnelRecord {
+        host: tunnel.host.clone(),
+        port: tunnel.port,
+        user: tunnel.user.clone(),
+        host_key_fingerprints: tunnel.host_key_fingerprints.clone(),
+        local_port: tunnel.local_port,
+        private_key_set: tunnel.private_key_set,
+        private_key_passphrase_set: tunnel.private_key_passphrase_set,
+        password_set: tunnel.password_set,
+    });
     let last_test = connection.last_test.as_ref().map(|test| TestRecord {
         success: test.success,
         stages: test
@@ -106,6 +116,7 @@ pub fn encode_connection(connection: &v1::Connection, sealed_secrets: &[u8]) -> 
         update_time: connection.update_time,
         last_test,
         sealed_secrets: sealed_secrets.to_vec(),
+        tunnel,
     }
     .encode_to_vec()
 }
@@ -123,6 +134,17 @@ fn connection_from_record(record: ConnectionRecord) -> v1::Connection {
             client_key_pem: String::new(),
             server_name: tls.server_name,
             client_key_set: tls.client_key_set,
+        }),
+        tunnel: record.tunnel.map(|tunnel| v1::SshTunnel {
+            host: tunnel.host,
+            port: tunnel.port,
+            user: tunnel.user,
+            host_key_fingerprints: tunnel.host_key_fingerprints,
+            local_port: tunnel.local_port,
+            private_key_set: tunnel.private_key_set,
+            private_key_passphrase_set: tunnel.private_key_passphrase_set,
+            password_set: tunnel.password_set,
+            ..Default::default()
         }),
         labels: record.labels,
         product: record.product,
@@ -268,6 +290,19 @@ mod tests {
                 client_key_pem: String::new(),
                 server_name: "db".into(),
                 client_key_set: true,
+            }),
+            tunnel: Some(v1::SshTunnel {
+                host: "bastion.example".into(),
+                port: 2222,
+                user: "tunnel".into(),
+                host_key_fingerprints: vec![
+                    "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s".into(),
+                ],
+                local_port: 15432,
+                private_key_set: true,
+                private_key_passphrase_set: true,
+                password_set: false,
+                ..Default::default()
             }),
             labels,
             product: "reporting".into(),

@@ -27,6 +27,7 @@ mod plugins;
 mod resolve;
 mod tenant_update;
 mod tenants;
+mod tunnel;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -93,6 +93,18 @@ pub const MAX_IMPORT_PIECE_BYTES: usize = 256 * 1024;
 pub const MAX_BATCH_NAMES: usize = 1000;
 /// Stages of an input `last_test` (output only, ignored, still bounded).
 pub const MAX_TEST_STAGES: usize = 16;
+/// Longest SSH tunnel bastion host name.
+pub const MAX_TUNNEL_HOST_BYTES: usize = 253;
+/// Longest SSH tunnel user name.
+pub const MAX_TUNNEL_USER_BYTES: usize = 128;
+/// Longest SSH tunnel private key.
+pub const MAX_TUNNEL_KEY_BYTES: usize = 16 * 1024;
+/// Longest SSH tunnel passphrase or password.
+pub const MAX_TUNNEL_PASSWORD_BYTES: usize = 1024;
+/// Most pinned host key fingerprints of a tunnel.
+pub const MAX_TUNNEL_FINGERPRINTS: usize = 8;
+/// Longest host key fingerprint (`SHA256:` and 43 characters, with room).
+pub const MAX_TUNNEL_FINGERPRINT_BYTES: usize = 64;
 /// A message of an input `last_test` (output only, ignored, still bounded).
 pub const MAX_TEST_MESSAGE_BYTES: usize = 4096;
 

@@ -40,6 +40,25 @@ fn connection(check: &mut Check, connection: &v1::Connection) {
             check.bytes("server_name", &tls.server_name, MAX_SERVER_NAME_BYTES);
         });
     }
+    if let Some(tunnel) = &connection.tunnel {
+        check.within("tunnel.", |check| {
+            check.bytes("host", &tunnel.host, MAX_TUNNEL_HOST_BYTES);
+            check.bytes("user", &tunnel.user, MAX_TUNNEL_USER_BYTES);
+            check.bytes("private_key", &tunnel.private_key, MAX_TUNNEL_KEY_BYTES);
+            check.bytes(
+                "private_key_passphrase",
+                &tunnel.private_key_passphrase,
+                MAX_TUNNEL_PASSWORD_BYTES,
+            );
+            check.bytes("password", &tunnel.password, MAX_TUNNEL_PASSWORD_BYTES);
+            check.strings(
+                "host_key_fingerprints",
+                &tunnel.host_key_fingerprints,
+                MAX_TUNNEL_FINGERPRINTS,
+                MAX_TUNNEL_FINGERPRINT_BYTES,
+            );
+        });
+    }
     check.labels("labels", &connection.labels);
     check.bytes("product", &connection.product, MAX_PRODUCT_BYTES);
     check.bytes("etag", &connection.etag, MAX_ETAG_BYTES);

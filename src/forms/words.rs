@@ -5,6 +5,7 @@ use crate::pb::v1::{self, ErrorCategory, StageStatus, TestStage};
 
 fn stage_name(stage: i32) -> &'static str {
     match TestStage::try_from(stage).unwrap_or(TestStage::Unspecified) {
+        TestStage::Tunnel => "Open the SSH tunnel",
         TestStage::Resolve => "Find the server",
         TestStage::Connect => "Reach the server",
         TestStage::Tls => "Secure the connection",
@@ -38,6 +39,18 @@ pub fn category_words(category: i32) -> &'static str {
             "The server answered in a way we did not expect. Check that the host and port point at the right kind of server."
         }
         ErrorCategory::Config => "Some settings are not valid. Check the form.",
+        ErrorCategory::TunnelUnreachable => {
+            "We could not reach the SSH bastion. Check its host and port."
+        }
+        ErrorCategory::TunnelHostKey => {
+            "The SSH bastion's host key does not match the pinned fingerprint."
+        }
+        ErrorCategory::TunnelAuth => {
+            "The SSH bastion refused the user or key. Check the tunnel's credentials."
+        }
+        ErrorCategory::TunnelForward => {
+            "The SSH bastion could not reach the database. Check the database host and port as the bastion sees them."
+        }
         ErrorCategory::None => "",
         _ => "Something went wrong on our side. Try again in a moment.",
     }

@@ -42,3 +42,4 @@ mod secrets;
 mod tenants;
 mod tls;
 mod transfer;
+mod tunnel;

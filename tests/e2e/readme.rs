@@ -119,6 +119,15 @@ fn render(host: &PluginHost) -> String {
                 "ignored"
             }
         );
+        let _ = writeln!(
+            out,
+            "- SSH tunnel (`tunnel`): {}",
+            if source.supports_tunnel {
+                "supported"
+            } else {
+                "not supported"
+            }
+        );
         if !source.secret_bound_fields.is_empty() {
             let _ = writeln!(
                 out,

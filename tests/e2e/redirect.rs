@@ -1,5 +1,6 @@
 //! The redirect guard attacked the way a writer would: every secret-bound
-//! field of every first-party data source and every TLS field, changed
+//! field of every first-party data source, every TLS field and every SSH
+//! tunnel field, changed
 //! without re-sending the stored password, against a fake server that plays
 //! the attacker (it records every byte, declines TLS and asks PostgreSQL
 //! clients for a clear-text password). The password must never arrive.
@@ -20,6 +21,10 @@ use crate::support::{Authed, Server, create, token};
 
 const CANARY: &str = "redirect-canary-Pw-41d7";
 const RESENT: &str = "resent-by-the-writer-Pw-9c2e";
+const TUNNEL_CANARY: &str = "redirect-canary-Ssh-5be1";
+const PIN: &str = "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s";
+
+mod tunnel;
 
 /// PostgreSQL's `SSLRequest`.
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
@@ -126,6 +131,9 @@ enum Start {
     NowhereHost,
     /// At a closed port on 127.0.0.1, TLS off.
     NowherePort,
+    /// At the fake, TLS verified, through an SSH tunnel whose bastion (a
+    /// closed port) holds a password of its own.
+    Tunnelled,
 }
 
 /// One attack: an update of `mask` to `patch` without the password.
@@ -177,7 +185,7 @@ fn tls_patch(config: v1::TlsConfig) -> v1::Connection {
 /// The connection a row starts from.
 fn original(index: usize, row: &Row, fake: u16) -> v1::Connection {
     let (host, port, mode) = match row.start {
-        Start::AtFake => ("127.0.0.1", fake, v1::TlsMode::VerifyFull),
+        Start::AtFake | Start::Tunnelled => ("127.0.0.1", fake, v1::TlsMode::VerifyFull),
         Start::NowhereHost => ("db.invalid", fake, v1::TlsMode::Disable),
         Start::NowherePort => ("127.0.0.1", closed_port(), v1::TlsMode::Disable),
     };
@@ -208,11 +216,20 @@ fn original(index: usize, row: &Row, fake: u16) -> v1::Connection {
             None,
         ),
     };
+    let tunnel = (row.start == Start::Tunnelled).then(|| v1::SshTunnel {
+        host: "127.0.0.1".into(),
+        port: u32::from(closed_port()),
+        user: "app".into(),
+        password: TUNNEL_CANARY.into(),
+        host_key_fingerprints: vec![PIN.into()],
+        ..Default::default()
+    });
     v1::Connection {
         display_name: format!("row {index} {}", row.source),
         data_source: row.source.into(),
         config: Some(settings(config)),
         tls,
+        tunnel,
         secrets: [("password".to_owned(), CANARY.to_owned())].into(),
         ..Default::default()
     }
@@ -402,6 +419,7 @@ fn rows() -> Vec<Row> {
             },
         ),
     ]);
+    rows.extend(tunnel::rows());
     rows
 }
 
@@ -424,6 +442,12 @@ fn update(name: &str, row: &Row, port: u16, resend: bool) -> v1::UpdateConnectio
     if resend {
         patch.secrets = [("password".to_owned(), RESENT.to_owned())].into();
         paths.push("secrets.password".into());
+        // A stored tunnel password is a stored secret too (unless the
+        // whole tunnel, secrets and all, is replaced).
+        if row.start == Start::Tunnelled && !row.mask.contains(&"tunnel") {
+            patch.tunnel.get_or_insert_with(Default::default).password = RESENT.into();
+            paths.push("tunnel.password".into());
+        }
     }
     v1::UpdateConnectionRequest {
         connection: Some(patch),
@@ -496,8 +520,8 @@ async fn a_writer_cannot_redirect_a_stored_password() {
             .unwrap_or_else(|error| panic!("{what}: with the secret re-sent: {error:?}"))
             .into_inner();
         assert_ne!(
-            (&moved.config, &moved.tls),
-            (&created.config, &created.tls),
+            (&moved.config, &moved.tls, &moved.tunnel),
+            (&created.config, &created.tls, &created.tunnel),
             "{what}: applied"
         );
         if row.leaks_when_applied {
@@ -508,7 +532,7 @@ async fn a_writer_cannot_redirect_a_stored_password() {
             );
         }
         assert!(
-            !fake.saw(CANARY),
+            !fake.saw(CANARY) && !fake.saw(TUNNEL_CANARY),
             "{what}: the stored password reached the fake"
         );
     }

@@ -64,6 +64,7 @@ impl Canned {
                 uri: "testdb://app:bench-secret-password-0123456789@127.0.0.1:5432/orders".into(),
                 ..Default::default()
             }),
+            ..Default::default()
         };
         Self {
             connection: sample,

@@ -35,6 +35,8 @@ impl std::fmt::Display for Refusal {
 struct Approved {
     host: String,
     port: u16,
+    /// The port to dial: `port`, or the local end of the host's SSH tunnel.
+    dial_port: u16,
     addresses: Vec<IpAddr>,
 }
 
@@ -70,14 +72,22 @@ impl Egress {
         let approved = grant
             .approved
             .into_iter()
-            .map(|target| Approved {
-                host: target.host,
-                port: u16::try_from(target.port).unwrap_or(0),
-                addresses: target
-                    .addresses
-                    .iter()
-                    .filter_map(|address| address.parse().ok())
-                    .collect(),
+            .map(|target| {
+                let port = u16::try_from(target.port).unwrap_or(0);
+                let dial_port = match target.dial_port {
+                    0 => port,
+                    other => u16::try_from(other).unwrap_or(0),
+                };
+                Approved {
+                    host: target.host,
+                    port,
+                    dial_port,
+                    addresses: target
+                        .addresses
+                        .iter()
+                        .filter_map(|address| address.parse().ok())
+                        .collect(),
+                }
             })
             .collect();
         let policy = grant.policy.map(|policy| {
@@ -115,6 +125,9 @@ impl Egress {
 
     /// The addresses the host approved for `host` and `port`, to connect to
     /// instead of resolving `host`; `None` when it approved none for them.
+    /// Their port is the one to dial: `port`, or the local end of an SSH
+    /// tunnel the host opened to `host` and `port` (keep presenting `host`
+    /// for TLS).
     pub fn approved(&self, host: &str, port: u16) -> Option<Vec<SocketAddr>> {
         let grant = self.grant.as_ref()?;
         grant
@@ -125,7 +138,7 @@ impl Egress {
                 target
                     .addresses
                     .iter()
-                    .map(|address| SocketAddr::new(*address, port))
+                    .map(|address| SocketAddr::new(*address, target.dial_port))
                     .collect()
             })
     }
@@ -138,7 +151,7 @@ impl Egress {
             return Ok(());
         };
         let approved = |target: &Approved| {
-            target.port == address.port() && target.addresses.contains(&address.ip())
+            target.dial_port == address.port() && target.addresses.contains(&address.ip())
         };
         if grant.approved.iter().any(approved) {
             return Ok(());
@@ -195,6 +208,7 @@ mod tests {
                 host: "DB.example.".into(),
                 port: 5432,
                 addresses: vec!["10.0.0.5".into(), "not an address".into()],
+                dial_port: 0,
             }],
             policy: Some(pb::EgressPolicy {
                 rules: vec![],
@@ -210,6 +224,25 @@ mod tests {
         // Not approved, even though the policy would allow it.
         assert!(egress.permits("db.example", at("10.0.0.6:5432")).is_err());
         assert!(egress.permits("db.example", at("10.0.0.5:5433")).is_err());
+    }
+
+    #[test]
+    fn a_tunnelled_target_is_dialled_on_its_local_port_only() {
+        let egress = Egress::from_grant(Some(pb::EgressGrant {
+            approved: vec![pb::ApprovedTarget {
+                host: "db.internal".into(),
+                port: 5432,
+                addresses: vec!["127.0.0.1".into()],
+                dial_port: 40123,
+            }],
+            policy: None,
+        }));
+        assert_eq!(
+            egress.approved("db.internal", 5432),
+            Some(vec![at("127.0.0.1:40123")])
+        );
+        assert!(egress.permits("db.internal", at("127.0.0.1:40123")).is_ok());
+        assert!(egress.permits("db.internal", at("127.0.0.1:5432")).is_err());
     }
 
     #[test]

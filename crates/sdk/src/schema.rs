@@ -36,6 +36,14 @@ impl DataSourceBuilder {
         self
     }
 
+    /// Declares that the provider dials only the addresses and ports the
+    /// egress grant approves ([`crate::Egress::approved`]), so connections
+    /// may reach it through an SSH tunnel the host opens.
+    pub fn supports_tunnel(mut self) -> Self {
+        self.0.supports_tunnel = true;
+        self
+    }
+
     /// Adds a field; its order in the form is the order of `field` calls.
     pub fn field(mut self, field: FieldBuilder) -> Self {
         let mut field = field.0;

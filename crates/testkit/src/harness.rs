@@ -262,6 +262,7 @@ impl<P: Provider> Harness<P> {
                 host: "pinned.invalid".into(),
                 port: u32::from(pinned.port()),
                 addresses: vec!["127.0.0.1".into()],
+                dial_port: 0,
             }],
             policy: Some(pb::EgressPolicy {
                 rules: Vec::new(),

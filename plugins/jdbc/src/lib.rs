@@ -42,6 +42,7 @@ impl Provider for Jdbc {
     fn data_sources(&self) -> Vec<pb::DataSource> {
         vec![
             schema::data_source("jdbc", "JDBC")
+                .supports_tunnel()
                 .description(
                     "Any database reached through a JDBC driver. connvault checks the URL and that its host is reachable; the driver itself runs elsewhere.",
                 )

@@ -129,6 +129,7 @@ fn the_urls_host_is_reported_and_the_grant_is_honoured() {
             host: "pinned.invalid".into(),
             port: u32::from(pinned.port()),
             addresses: vec!["127.0.0.1".into()],
+            dial_port: 0,
         }],
         policy: None,
     };

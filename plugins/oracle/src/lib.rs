@@ -51,6 +51,7 @@ impl Provider for Oracle {
                     "An Oracle Database listener, by host, port and service name (or SID) or by a full connect descriptor; TCPS when TLS is on. The test checks DNS, TCP and TLS; it cannot log in (see docs/providers.md).",
                 )
                 .supports_tls()
+                .supports_tunnel()
                 .field(
                     // Not required: a connect descriptor may name the host instead.
                     schema::string("host")

@@ -43,6 +43,7 @@ impl Provider for Postgres {
                     "A PostgreSQL server, or a managed one such as Amazon RDS for PostgreSQL.",
                 )
                 .supports_tls()
+                .supports_tunnel()
                 .field(fields::host())
                 .field(fields::port(DEFAULT_PORT))
                 .field(

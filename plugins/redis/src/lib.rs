@@ -36,6 +36,7 @@ impl Provider for Redis {
             schema::data_source("redis", "Redis")
                 .description("A Redis (or Redis-compatible) server.")
                 .supports_tls()
+                .supports_tunnel()
                 .field(fields::host())
                 .field(fields::port(DEFAULT_PORT))
                 .field(

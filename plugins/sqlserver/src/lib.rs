@@ -52,6 +52,7 @@ impl Provider for SqlServer {
                     "Microsoft SQL Server, Azure SQL Database or Azure SQL Managed Instance, with SQL authentication.",
                 )
                 .supports_tls()
+                .supports_tunnel()
                 .field(fields::host())
                 .field(fields::port(DEFAULT_PORT))
                 .field(

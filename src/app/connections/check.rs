@@ -11,6 +11,8 @@ use connvault_plugin_host::{Plugin, ProviderClient};
 use super::conform::conform;
 use super::rules::{check_display_name, check_product};
 use super::spec::spec;
+use crate::app::egress::targets;
+use crate::app::tunnel::{check_tunnel, one_target};
 use crate::app::{App, check_labels};
 use crate::error::{ServiceError, Violation};
 use crate::pb::v1;
@@ -81,6 +83,9 @@ impl App {
         let Some((plugin, source)) = source else {
             return Err(ServiceError::InvalidArgument(violations));
         };
+        if let Some(tunnel) = &connection.tunnel {
+            check_tunnel(tunnel, secrets, &source, self.egress_dev(), &mut violations);
+        }
         if !violations.is_empty() {
             return Err(ServiceError::InvalidArgument(violations));
         }
@@ -113,6 +118,18 @@ impl App {
             &answer.normalized_config,
             secrets,
         )?;
+        if connection.tunnel.is_some() {
+            let reached = targets(
+                plugin.name(),
+                &source,
+                &answer.normalized_config,
+                answer.targets.as_ref(),
+            )?
+            .map_or(0, |targets| targets.len());
+            if let Some(violation) = one_target(reached) {
+                return Err(ServiceError::InvalidArgument(vec![violation]));
+            }
+        }
         Ok(Checked {
             plugin,
             source,

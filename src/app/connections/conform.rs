@@ -19,7 +19,9 @@ use connvault_crypto::SecretMap;
 use connvault_plugin_abi::pb as plugin;
 use connvault_plugin_host::{Mismatch, check_normalized_config, check_secret_names};
 
+#[cfg(test)]
 use super::secrets::TLS_KEY_SECRET;
+use super::secrets::is_reserved;
 use crate::error::{ServiceError, Violation};
 
 /// How many problems a message lists: a broken answer may break every field,
@@ -64,7 +66,7 @@ pub(in crate::app) fn conform(
             source.id
         )));
     }
-    let names = secrets.keys().filter(|name| *name != TLS_KEY_SECRET);
+    let names = secrets.keys().filter(|name| !is_reserved(name));
     let unfit = check_secret_names(source, names);
     if !unfit.is_empty() {
         tracing::warn!(

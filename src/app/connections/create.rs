@@ -61,6 +61,7 @@ impl App {
             secrets: HashMap::new(),
             secret_fields: Vec::new(),
             tls: connection.tls,
+            tunnel: connection.tunnel,
             labels: connection.labels,
             product: connection.product.to_ascii_lowercase(),
             create_time: Some(time),

@@ -4,7 +4,9 @@
 use connvault_crypto::SecretMap;
 use secrecy::SecretString;
 
-use super::secrets::{TLS_KEY_SECRET, to_secret_map};
+use super::secrets::{
+    TLS_KEY_SECRET, TUNNEL_SECRETS, is_reserved, take_tunnel_secrets, to_secret_map,
+};
 use crate::error::Violation;
 use crate::pb::v1;
 
@@ -24,7 +26,7 @@ pub(super) struct Patched {
 
 /// Applies `paths` from `patch` to `old` and its `secrets` (stored under
 /// `old_secret_names`); a path that cannot be updated becomes a violation.
-/// Takes the TLS client key out of `patch`.
+/// Takes the TLS client key and the tunnel's secrets out of `patch`.
 pub(super) fn apply(
     paths: &[String],
     patch: &mut v1::Connection,
@@ -41,6 +43,20 @@ pub(super) fn apply(
         .as_mut()
         .map(|tls| std::mem::take(&mut tls.client_key_pem))
         .unwrap_or_default();
+    let patch_tunnel = patch.tunnel.as_mut().map(take_tunnel_secrets);
+    // Replaces one tunnel secret with the patch's (none: removed).
+    let set_tunnel_secret = |secrets: &mut SecretMap, entry: &str| {
+        secrets.remove(entry);
+        let value = patch_tunnel
+            .iter()
+            .flatten()
+            .find(|(name, _)| *name == entry)
+            .map(|(_, value)| value)
+            .filter(|value| !value.is_empty());
+        if let Some(value) = value {
+            secrets.insert(entry, SecretString::from(value.clone()));
+        }
+    };
 
     for path in paths {
         match path.as_str() {
@@ -52,17 +68,30 @@ pub(super) fn apply(
                 config_changed = true;
             }
             "secrets" => {
-                let key = secrets.get(TLS_KEY_SECRET).cloned();
+                // The connection's own entries (TLS key, tunnel) stay.
+                let kept: Vec<(String, SecretString)> = secrets
+                    .iter()
+                    .filter(|(name, _)| is_reserved(name))
+                    .map(|(name, value)| (name.to_owned(), value.clone()))
+                    .collect();
                 secrets = to_secret_map(patch.secrets.clone(), None);
-                if let Some(key) = key {
-                    secrets.insert(TLS_KEY_SECRET, key);
+                for (name, value) in kept {
+                    secrets.insert(name, value);
                 }
-                resupplied.extend(
-                    old_secret_names
-                        .iter()
-                        .filter(|n| *n != TLS_KEY_SECRET)
-                        .cloned(),
-                );
+                resupplied.extend(old_secret_names.iter().filter(|n| !is_reserved(n)).cloned());
+                config_changed = true;
+            }
+            "tunnel" => {
+                next.tunnel = patch.tunnel.clone().map(|mut tunnel| {
+                    tunnel.private_key_set = false;
+                    tunnel.private_key_passphrase_set = false;
+                    tunnel.password_set = false;
+                    tunnel
+                });
+                for entry in TUNNEL_SECRETS {
+                    set_tunnel_secret(&mut secrets, entry);
+                    resupplied.push(entry.to_owned());
+                }
                 config_changed = true;
             }
             "tls" => {
@@ -102,6 +131,27 @@ pub(super) fn apply(
                         secrets.insert(key, SecretString::from(value.clone()));
                     }
                     resupplied.push(key.to_owned());
+                    config_changed = true;
+                } else if let Some(field) = other.strip_prefix("tunnel.") {
+                    let tunnel = next.tunnel.get_or_insert_with(Default::default);
+                    let from = patch.tunnel.clone().unwrap_or_default();
+                    match field {
+                        "host" => tunnel.host = from.host,
+                        "port" => tunnel.port = from.port,
+                        "user" => tunnel.user = from.user,
+                        "host_key_fingerprints" => {
+                            tunnel.host_key_fingerprints = from.host_key_fingerprints;
+                        }
+                        "local_port" => tunnel.local_port = from.local_port,
+                        "private_key" | "private_key_passphrase" | "password" => {
+                            set_tunnel_secret(&mut secrets, other);
+                            resupplied.push(other.to_owned());
+                        }
+                        _ => violations.push(Violation {
+                            field: "update_mask".into(),
+                            description: format!("{other} is not an updatable field"),
+                        }),
+                    }
                     config_changed = true;
                 } else if let Some(field) = other.strip_prefix("tls.") {
                     let tls = next.tls.get_or_insert_with(Default::default);

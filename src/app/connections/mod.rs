@@ -2,7 +2,8 @@
 //!
 //! - [`rules`]: the field rules checked before a plugin sees a connection.
 //! - [`secrets`]: the secret map, and the convention that keeps the TLS client
-//!   key in it under `secrets::TLS_KEY_SECRET`.
+//!   key and the SSH tunnel's key, passphrase and password in it under
+//!   names with a dot (`secrets::TLS_KEY_SECRET`, `secrets::TUNNEL_SECRETS`).
 //! - [`sealing`]: sealing the secret map into a record and opening it again.
 //! - [`records`]: every store call on connections, one small function each.
 //! - [`check`]: the rules plus the plugin's validation of a whole connection.
@@ -31,5 +32,7 @@ mod update;
 
 pub(super) use conform::conform;
 pub(crate) use sealing::aad as secrets_aad;
-pub(super) use secrets::exposed;
+pub(super) use secrets::{
+    TUNNEL_KEY_SECRET, TUNNEL_PASSPHRASE_SECRET, TUNNEL_PASSWORD_SECRET, exposed,
+};
 pub(super) use spec::Opened;

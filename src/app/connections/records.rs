@@ -27,7 +27,7 @@ pub(in crate::app) struct Loaded {
 
 impl Loaded {
     /// The stored connection.
-    pub(super) fn connection(&self) -> &v1::Connection {
+    pub(in crate::app) fn connection(&self) -> &v1::Connection {
         &self.stored.connection
     }
 

@@ -11,6 +11,7 @@ use super::secrets::take_secrets;
 use super::spec::{Opened, spec};
 use crate::app::App;
 use crate::app::egress::{Granted, targets, unresolved_test};
+use crate::app::tunnel::{Route, tunnel_failed_test};
 use crate::error::ServiceError;
 use crate::names::{parse_connection, parse_tenant};
 use crate::pb::v1;
@@ -42,21 +43,30 @@ impl App {
                 // Only the plugin, the source and the spec are kept: the rest
                 // (the opened secrets among it) is dropped here.
                 let Opened {
+                    loaded,
+                    secrets,
                     plugin,
                     source,
                     spec,
-                    ..
                 } = self.open_for_plugin(&name).await?;
                 let (spec, targets) = self.targets_of(&plugin, &source, spec).await?;
-                let granted = self
-                    .grant_egress(&tenant, plugin.name(), &source.id, targets, timeout)
+                let route = self
+                    .route(
+                        &tenant,
+                        (plugin.name(), &source.id),
+                        loaded.connection().tunnel.as_ref(),
+                        &secrets,
+                        targets,
+                        timeout,
+                    )
                     .await?;
+                drop(secrets);
                 let result = run_test(
                     self.metrics(),
                     &plugin,
                     &tenant,
                     spec,
-                    granted,
+                    route,
                     timeout,
                     started,
                 )
@@ -75,11 +85,12 @@ impl App {
                     &checked.normalized,
                     checked.targets.as_ref(),
                 )?;
-                let granted = self
-                    .grant_egress(
+                let route = self
+                    .route(
                         &tenant,
-                        checked.plugin.name(),
-                        &checked.source.id,
+                        (checked.plugin.name(), &checked.source.id),
+                        connection.tunnel.as_ref(),
+                        &secrets,
                         targets,
                         timeout,
                     )
@@ -96,7 +107,7 @@ impl App {
                     &checked.plugin,
                     &tenant,
                     spec,
-                    granted,
+                    route,
                     timeout,
                     started,
                 )
@@ -139,24 +150,33 @@ impl App {
     }
 }
 
-/// Calls the plugin's test for `tenant` with the egress grant, in what is left of
-/// `timeout` since `started` (resolving took some of it); a destination
-/// that did not resolve is answered without calling the plugin. The request
-/// (which holds the secrets) is dropped as soon as the call returns.
+/// Calls the plugin's test for `tenant` along `route`, in what is left of
+/// `timeout` since `started` (resolving and the tunnel took some of it); a
+/// destination that did not resolve or a tunnel that did not open is
+/// answered without calling the plugin. The request (which holds the
+/// secrets) is dropped as soon as the call returns, the tunnel right after.
 async fn run_test(
     metrics: Option<&crate::metrics::Metrics>,
     plugin: &Arc<Plugin>,
     tenant: &str,
     spec: plugin::ConnectionSpec,
-    granted: Granted,
+    route: Route,
     timeout: Duration,
     started: Instant,
 ) -> Result<v1::TestConnectionResponse, ServiceError> {
-    let egress = match granted {
-        Granted::Approved(grant) => grant,
-        Granted::Unresolved { category, message } => {
+    let (egress, tunnel) = match route {
+        Route::Direct(Granted::Approved(grant)) => (grant, None),
+        Route::Direct(Granted::Unresolved { category, message }) => {
             return Ok(test_response(unresolved_test(category, message)));
         }
+        Route::TunnelFailed { stage, category } => {
+            return Ok(test_response(tunnel_failed_test(stage, category)));
+        }
+        Route::Tunnelled {
+            tunnel,
+            grant,
+            stage,
+        } => (grant, Some((tunnel, stage))),
     };
     let left = timeout.saturating_sub(started.elapsed());
     if left.is_zero() {
@@ -179,5 +199,11 @@ async fn run_test(
     )
     .await;
     drop(test);
-    Ok(test_response(answer?))
+    let mut answer = answer?;
+    if let Some((tunnel, stage)) = tunnel {
+        tunnel.close().await;
+        answer.duration_us = answer.duration_us.saturating_add(stage.duration_us);
+        answer.stages.insert(0, stage);
+    }
+    Ok(test_response(answer))
 }

@@ -4,7 +4,7 @@
 use connvault_store::AuditAppend;
 
 use super::mask::{self, Patched};
-use super::redirect::{Redirect, check_redirect};
+use super::redirect::{Redirect, check_redirect, tunnel_secrets};
 use super::rules::check_secrets;
 use super::secrets::{TLS_KEY_SECRET, describe_secrets};
 use crate::app::{App, etag_of};
@@ -91,6 +91,7 @@ impl App {
         let secrets = self.open(&loaded)?;
         let old_secret_names: Vec<String> = secrets.keys().map(str::to_owned).collect();
         let old_key = secrets.get(TLS_KEY_SECRET).cloned();
+        let old_secrets = secrets.clone();
         let mut violations = Vec::new();
         check_secrets(&patch.secrets, &mut violations);
         let Patched {
@@ -118,6 +119,8 @@ impl App {
                 normalized: &checked.normalized,
                 old_key: old_key.as_ref(),
                 next_key: secrets.get(TLS_KEY_SECRET),
+                old_tunnel: tunnel_secrets(&old_secrets),
+                next_tunnel: tunnel_secrets(&secrets),
             },
             &old_secret_names,
             &resupplied,

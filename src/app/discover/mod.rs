@@ -31,6 +31,7 @@ use self::params::HOST_MARGIN;
 use super::App;
 use super::connections::Opened;
 use super::egress::Granted;
+use super::tunnel::{Route, tunnel_failed_error};
 use crate::error::ServiceError;
 use crate::names::{parse_connection, parse_tenant};
 use crate::pb::v1;
@@ -144,24 +145,37 @@ impl App {
         }
         let started = std::time::Instant::now();
         let Opened {
+            loaded,
+            secrets,
             plugin,
             source,
             spec,
-            ..
         } = self.open_for_plugin(name).await?;
         let (spec, targets) = self.targets_of(&plugin, &source, spec).await?;
-        let granted = self
-            .grant_egress(&key.tenant, plugin.name(), &source.id, targets, timeout)
+        let route = self
+            .route(
+                &key.tenant,
+                (plugin.name(), &source.id),
+                loaded.connection().tunnel.as_ref(),
+                &secrets,
+                targets,
+                timeout,
+            )
             .await?;
-        let egress = match granted {
-            Granted::Approved(grant) => grant,
-            Granted::Unresolved { category, message } => {
+        drop(secrets);
+        let (egress, tunnel) = match route {
+            Route::Direct(Granted::Approved(grant)) => (grant, None),
+            Route::Direct(Granted::Unresolved { category, message }) => {
                 return Err(if category == plugin::ErrorCategory::Timeout {
                     ServiceError::DeadlineExceeded(message)
                 } else {
                     ServiceError::Unavailable(message)
                 });
             }
+            Route::TunnelFailed { stage, category } => {
+                return Err(tunnel_failed_error(&stage, category));
+            }
+            Route::Tunnelled { tunnel, grant, .. } => (grant, Some(tunnel)),
         };
         let timeout = timeout.saturating_sub(started.elapsed());
         if timeout.is_zero() {
@@ -180,6 +194,9 @@ impl App {
         )
         .await;
         drop(request);
+        if let Some(tunnel) = tunnel {
+            tunnel.close().await;
+        }
         let response = params.catalog(answer?);
         tracing::debug!(tenant = %key.tenant, connection = %key.id, elapsed = ?started.elapsed(), schemas = response.schemas.len(), truncated = response.truncated, "metadata discovered");
         if !self.limits.metadata_ttl.is_zero() {

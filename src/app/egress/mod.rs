@@ -134,6 +134,11 @@ impl App {
         }
     }
 
+    /// Whether the server runs with `--dev` (a tunnel may then pin no host key).
+    pub(in crate::app) fn egress_dev(&self) -> bool {
+        self.egress.settings.dev
+    }
+
     /// The merged policy for a call in `tenant`.
     async fn egress_policy(&self, tenant: &str) -> Result<Policy, ServiceError> {
         let name = crate::names::tenant_name(tenant);

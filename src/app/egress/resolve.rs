@@ -146,6 +146,7 @@ impl App {
                     .iter()
                     .map(|address| address.ip().to_string())
                     .collect(),
+                dial_port: 0,
             });
         }
         Ok(Granted::Approved(plugin::EgressGrant {

@@ -9,11 +9,13 @@
 mod mariadb;
 mod postgres;
 mod redis;
+mod sshd;
 mod tls;
 
 pub use mariadb::{MariaDb, MariaDbOptions};
 pub use postgres::{PgOptions, Postgres};
 pub use redis::{Redis, RedisOptions};
+pub use sshd::{Sshd, SshdOptions};
 pub use tls::{Pem, TestCa};
 
 use std::net::TcpListener;
