@@ -206,6 +206,9 @@ impl App {
     }
 
     async fn import_one(&self, tenant: &str, connection: &Incoming) -> Result<(), ImportError> {
+        // Held from the seal to the write, as every write does: a rotation
+        // waits for values sealed under the version it retires.
+        let _gate = self.keys.seal_guard().await;
         let sealed = if connection.secrets.is_empty() {
             Vec::new()
         } else {
@@ -227,7 +230,14 @@ impl App {
             .filter_map(|name| name.rsplit('/').next().map(str::to_owned))
             .collect();
         let result = if tenant_created {
-            self.store.delete_tenant(tenant, true).await.map(drop)
+            let mut change = self.keys.change().await;
+            let deleted = self.store.delete_tenant(tenant, true).await.map(drop);
+            if deleted.is_ok()
+                && let Err(error) = change.destroy_tenant_keys(tenant).await
+            {
+                tracing::error!(%error, tenant, "could not destroy the failed import's tenant key now; the next start destroys it");
+            }
+            deleted
         } else if ids.is_empty() {
             Ok(())
         } else {
